@@ -1,0 +1,61 @@
+from django.contrib.auth import authenticate, login, logout
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.forms import SignInForm, SignUpForm
+from accounts.services import account_signup
+from domains.selectors import domain_list
+from mailboxes.selectors import group_list, mailbox_list
+from qmailing.errors import AppError
+from qmailing.forms import add_app_error
+from qmailing.web import account_view
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request):
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = account_signup(email=form.cleaned_data["email"], password=form.cleaned_data["password"],
+                                  full_name=form.cleaned_data["full_name"])
+        except AppError as exc:
+            add_app_error(form, exc)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("dashboard")
+    return render(request, "accounts/signup.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def signin(request):
+    form = SignInForm(request.POST or None)
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if request.method == "POST" and form.is_valid():
+        user = authenticate(request, username=form.cleaned_data["email"].lower(), password=form.cleaned_data["password"])
+        if user is None:
+            form.add_error(None, "That email and password do not match an account.")
+        else:
+            login(request, user)
+            if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+                return redirect(next_url)
+            return redirect("dashboard")
+    return render(request, "accounts/signin.html", {"form": form, "next": next_url}, status=400 if form.errors else 200)
+
+
+@require_POST
+def signout(request):
+    logout(request)
+    return redirect("accounts:signin")
+
+
+@account_view
+def dashboard(request, account):
+    context = {
+        "account": account,
+        "plan": account.plan,
+        "domains": domain_list(account=account),
+        "mailboxes": mailbox_list(account=account),
+        "groups": group_list(account=account),
+    }
+    return render(request, "dashboard.html", context)

@@ -1,0 +1,32 @@
+from django.core.exceptions import ValidationError
+
+from domains.models import Domain
+from qmailing.errors import NotFound
+
+
+def domain_list(*, account):
+    """The account's custom domains (the shared domain is not theirs to list)."""
+    return Domain.objects.filter(account=account).prefetch_related("dns_records").order_by("name")
+
+
+def access_domain(*, account, domain_id):
+    """The account's domain with this id, or NotFound — the same answer for missing and foreign."""
+    try:
+        return Domain.objects.get(pk=domain_id, account=account)
+    except (Domain.DoesNotExist, ValidationError, ValueError):
+        raise NotFound("No domain with this id exists in your account.")
+
+
+def domains_for_mailboxes(*, account):
+    """Domains this account may create mailboxes on: its verified domains and the shared domain."""
+    from django.db.models import Q
+
+    return Domain.objects.filter(Q(account=account, status=Domain.Status.VERIFIED) | Q(is_shared=True)).order_by("is_shared", "name")
+
+
+def domain_records(*, domain):
+    return list(domain.dns_records.order_by("position"))
+
+
+def domains_in_slot(*, slot):
+    return Domain.objects.filter(check_slot=slot, is_shared=False).values_list("id", flat=True)

@@ -1,0 +1,36 @@
+from django.core.exceptions import ValidationError
+
+from mailboxes.models import Group, Mailbox
+from qmailing.errors import NotFound
+
+
+def mailbox_list(*, account):
+    return Mailbox.objects.filter(account=account).select_related("domain").prefetch_related("groups").order_by("domain__name", "local_part")
+
+
+def access_mailbox(*, account, mailbox_id):
+    """The account's mailbox with this id, or NotFound — the same answer for missing and foreign."""
+    try:
+        return Mailbox.objects.select_related("domain").get(pk=mailbox_id, account=account)
+    except (Mailbox.DoesNotExist, ValidationError, ValueError):
+        raise NotFound("No mailbox with this id exists in your account.")
+
+
+def mailbox_by_address(*, address):
+    """The hosted mailbox for an address (sub-addresses user+tag@ resolve to user@), or None."""
+    local, sep, domain = (address or "").strip().lower().rpartition("@")
+    if not sep:
+        return None
+    local = local.split("+", 1)[0]
+    return Mailbox.objects.select_related("domain", "account").filter(local_part=local, domain__name=domain).first()
+
+
+def group_list(*, account):
+    return Group.objects.filter(account=account).prefetch_related("members__domain").order_by("name")
+
+
+def access_group(*, account, group_id):
+    try:
+        return Group.objects.get(pk=group_id, account=account)
+    except (Group.DoesNotExist, ValidationError, ValueError):
+        raise NotFound("No group with this id exists in your account.")

@@ -1,0 +1,114 @@
+from django.db import IntegrityError, transaction
+
+from accounts.models import Account
+from mailboxes.addresses import ROLE_NAMES, SYSTEM_NAMES, normalize_address, normalize_local_part
+from mailboxes.models import Group, Mailbox
+from qmailing.errors import Conflict, Invalid, LimitReached, NotFound
+from webhooks.models import EventType
+from webhooks.services import event_publish
+
+MAX_FORWARDING_ADDRESSES = 10
+
+
+def _clean_forwarding(addresses, *, own_address):
+    cleaned = []
+    for raw in addresses or ():
+        address = normalize_address(raw, field="forwarding_addresses")
+        if address.lower() == own_address.lower():
+            raise Invalid("A mailbox cannot forward to itself.", field="forwarding_addresses")
+        if address.lower() not in (a.lower() for a in cleaned):
+            cleaned.append(address)
+    if len(cleaned) > MAX_FORWARDING_ADDRESSES:
+        raise Invalid(f"At most {MAX_FORWARDING_ADDRESSES} forwarding addresses per mailbox.", field="forwarding_addresses")
+    return cleaned
+
+
+def mailbox_create(*, account, domain, local_part, display_name="", forwarding_addresses=(), forward_keep_copy=True):
+    """Create a mailbox on the account's verified domain (or the shared domain), within the plan."""
+    local_part = normalize_local_part(local_part)
+    if not domain.is_shared and domain.account_id != account.pk:
+        raise NotFound("No domain with this id exists in your account.")
+    if not domain.is_verified:
+        raise Invalid(f"{domain.name} is not verified yet. Publish its DNS records and run verification first.", field="domain", code="domain_not_verified")
+    if local_part in SYSTEM_NAMES or (domain.is_shared and local_part in ROLE_NAMES):
+        raise Invalid(f"{local_part}@{domain.name} is reserved. Choose another name.", field="local_part", code="address_reserved")
+    display_name = (display_name or "").strip()
+    if len(display_name) > 120 or any(ch in display_name for ch in "\r\n"):
+        raise Invalid("The display name must be one line of at most 120 characters.", field="display_name")
+    address = f"{local_part}@{domain.name}"
+    forwarding = _clean_forwarding(forwarding_addresses, own_address=address)
+
+    with transaction.atomic():
+        # The lock serialises concurrent creates of one account so the limit cannot be overrun.
+        account = Account.objects.select_for_update().select_related("plan").get(pk=account.pk)
+        if account.mailboxes_available() <= 0:
+            raise LimitReached(
+                f"Your {account.plan.name} plan includes {account.plan.max_mailboxes} mailbox(es) and they are all in use. "
+                "Upgrade your plan or delete a mailbox.",
+                limit="mailboxes",
+            )
+        if Mailbox.objects.filter(domain=domain, local_part=local_part).exists():
+            raise Conflict(f"{address} already exists.", code="mailbox_exists")
+        mailbox = Mailbox(account=account, domain=domain, local_part=local_part, display_name=display_name,
+                          forwarding_addresses=forwarding, forward_keep_copy=forward_keep_copy)
+        try:
+            with transaction.atomic():
+                mailbox.save(force_insert=True)
+        except IntegrityError:
+            raise Conflict(f"{address} already exists.", code="mailbox_exists")
+        event_publish(account=account, mailbox=mailbox, type=EventType.MAILBOX_CREATED,
+                      payload={"mailbox_id": str(mailbox.id), "address": address})
+    return mailbox
+
+
+def mailbox_update(*, mailbox, display_name=None, forwarding_addresses=None, forward_keep_copy=None):
+    """Change a mailbox's display name and forwarding; omitted arguments stay as they are."""
+    fields = []
+    if display_name is not None:
+        display_name = display_name.strip()
+        if len(display_name) > 120 or any(ch in display_name for ch in "\r\n"):
+            raise Invalid("The display name must be one line of at most 120 characters.", field="display_name")
+        mailbox.display_name = display_name
+        fields.append("display_name")
+    if forwarding_addresses is not None:
+        mailbox.forwarding_addresses = _clean_forwarding(forwarding_addresses, own_address=mailbox.address)
+        fields.append("forwarding_addresses")
+    if forward_keep_copy is not None:
+        mailbox.forward_keep_copy = bool(forward_keep_copy)
+        fields.append("forward_keep_copy")
+    if fields:
+        mailbox.save(update_fields=fields)
+    return mailbox
+
+
+def mailbox_set_status(*, mailbox, status):
+    if status not in Mailbox.Status.values:
+        raise Invalid(f"Status must be one of {', '.join(Mailbox.Status.values)}.", field="status")
+    mailbox.status = status
+    mailbox.save(update_fields=["status"])
+    return mailbox
+
+
+def group_create(*, account, name, description="", members=()):
+    name = (name or "").strip()
+    if not name or len(name) > 80:
+        raise Invalid("A group needs a name of at most 80 characters.", field="name")
+    with transaction.atomic():
+        if Group.objects.filter(account=account, name__iexact=name).exists():
+            raise Conflict(f"You already have a group called {name}.", code="group_exists")
+        group = Group.objects.create(account=account, name=name, description=(description or "").strip()[:240])
+        group_set_members(group=group, members=members)
+    return group
+
+
+def group_set_members(*, group, members):
+    """Replace the group's members; every member must belong to the group's account."""
+    members = list(members)
+    if any(m.account_id != group.account_id for m in members):
+        raise NotFound("No mailbox with this id exists in your account.")
+    group.members.set(members)
+    return group
+
+
+def group_delete(*, group):
+    group.delete()

@@ -1,0 +1,69 @@
+"""The one environment reader every setting goes through.
+
+Strict: a boolean is `true`/`false`/`1`/`0`/`yes`/`no` or an error; a secret may come from
+`NAME_FILE` (a path whose contents are the value) instead of `NAME`.
+"""
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class Env:
+    def __init__(self, environ=None):
+        self.environ = os.environ if environ is None else environ
+
+    def _raw(self, name):
+        file_path = self.environ.get(f"{name}_FILE")
+        if file_path:
+            try:
+                return Path(file_path).read_text().strip()
+            except OSError as exc:
+                raise ImproperlyConfigured(f"{name}_FILE={file_path!r} cannot be read: {exc}") from exc
+        return self.environ.get(name)
+
+    def str(self, name, default=""):
+        value = self._raw(name)
+        return default if value is None or value == "" else value
+
+    def bool(self, name, default=False):
+        value = self._raw(name)
+        if value is None or value == "":
+            return default
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+    def int(self, name, default=0):
+        value = self._raw(name)
+        if value is None or value == "":
+            return default
+        try:
+            return int(value)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from exc
+
+    def float(self, name, default=0.0):
+        value = self._raw(name)
+        if value is None or value == "":
+            return default
+        try:
+            return float(value)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from exc
+
+    def list(self, name, default=()):
+        value = self._raw(name)
+        if value is None or value.strip() == "":
+            return list(default)
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+
+env = Env()
