@@ -23,13 +23,13 @@ def normalize_domain(raw, *, field="name"):
         raise Invalid("Enter a bare domain name, without a scheme, path, port or spaces.", field=field)
     if ".." in name or name.startswith("."):
         raise Invalid("A domain name cannot contain an empty label (two dots in a row or a leading dot).", field=field)
-    try:
-        ascii_name = idna.encode(name, uts46=True, transitional=False).decode("ascii")
-    except idna.IDNAError as exc:
-        raise Invalid(f"{name!r} is not a valid internationalised domain name: {exc}.", field=field) from exc
-    except UnicodeError as exc:
-        raise Invalid(f"{name!r} is not a valid domain name (a label is empty or longer than 63 characters).", field=field) from exc
-    ascii_name = ascii_name.lower()
+    if name.isascii():
+        ascii_name = name.lower()
+    else:
+        try:
+            ascii_name = idna.encode(name, uts46=True, transitional=False).decode("ascii").lower()
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise Invalid(f"{name!r} is not a valid internationalised domain name: {str(exc).rstrip('.').lower()}.", field=field) from exc
     if len(ascii_name) > MAX_NAME_LENGTH:
         raise Invalid(f"A domain name can be at most {MAX_NAME_LENGTH} characters long.", field=field)
     labels = ascii_name.split(".")
@@ -42,6 +42,11 @@ def normalize_domain(raw, *, field="name"):
                 "at most 63 characters.",
                 field=field,
             )
+        if label.startswith("xn--"):
+            try:
+                idna.decode(label)
+            except (idna.IDNAError, UnicodeError):
+                raise Invalid(f"The label {label!r} is not allowed: it is not valid IDNA (punycode).", field=field)
     if labels[-1].isdigit():
         raise Invalid("An IP address is not a domain name; enter the domain that receives mail.", field=field)
     return ascii_name

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "channels",
+    "qmailing",
     "accounts",
     "domains",
     "mailboxes",
@@ -84,6 +85,7 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env.str("QMAILING_SQLITE_PATH", str(VAR_DIR / "qmailing.sqlite3")),
             # Several processes (web, worker, SMTP) share the file: wait for locks instead of failing.
+            "TEST": {"NAME": env.str("QMAILING_SQLITE_TEST_PATH", str(VAR_DIR / "test-qmailing.sqlite3"))},
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE",
                         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
         }

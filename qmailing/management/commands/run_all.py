@@ -1,0 +1,84 @@
+"""Start every QMailing process in the foreground and stop them all together (Ctrl-C)."""
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+def process_table(host, port):
+    python = sys.executable
+    table = [
+        ("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "qmailing.asgi:application"]),
+        ("worker", [python, "-m", "celery", "-A", "qmailing", "worker", "--loglevel", "INFO", "--concurrency", "2"]),
+        ("beat", [python, "-m", "celery", "-A", "qmailing", "beat", "--loglevel", "INFO",
+                  "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME]),
+    ]
+    smtp_command = os.path.join(settings.BASE_DIR, "mailboxes", "management", "commands", "run_smtp.py")
+    if os.path.exists(smtp_command):
+        table.append(("smtp", [python, "manage.py", "run_smtp"]))
+    return table
+
+
+class Command(BaseCommand):
+    help = "Run web (daphne), Celery worker, Celery beat and the SMTP server together; Ctrl-C stops them all."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("QMAILING_HTTP_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("QMAILING_HTTP_PORT", "8000")))
+
+    def handle(self, *args, host, port, **options):
+        children = {}
+        selector = selectors.DefaultSelector()
+        for name, command in process_table(host, port):
+            proc = subprocess.Popen(command, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            children[name] = proc
+            selector.register(proc.stdout, selectors.EVENT_READ, name)
+            self.stdout.write(f"[run_all] started {name} (pid {proc.pid}): {' '.join(command[1:])}")
+        self.stdout.write(f"[run_all] QMailing is starting on http://{host}:{port}/ — Ctrl-C stops everything.")
+
+        stopping = {"flag": False}
+
+        def request_stop(signum, frame):
+            stopping["flag"] = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        exit_code = 0
+        try:
+            while not stopping["flag"]:
+                for key, _ in selector.select(timeout=0.5):
+                    line = key.fileobj.readline()
+                    if line:
+                        self.stdout.write(f"{key.data:>6} | {line.decode('utf-8', 'replace').rstrip()}")
+                    else:
+                        selector.unregister(key.fileobj)
+                dead = [(name, proc.returncode) for name, proc in children.items() if proc.poll() is not None]
+                if dead:
+                    name, code = dead[0]
+                    self.stderr.write(f"[run_all] {name} exited with code {code}; stopping the others.")
+                    exit_code = code or 1
+                    break
+        finally:
+            self._stop(children)
+        if exit_code:
+            sys.exit(exit_code)
+
+    def _stop(self, children):
+        for name, proc in children.items():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for name, proc in children.items():
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            self.stdout.write(f"[run_all] {name} stopped.")
