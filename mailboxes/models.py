@@ -58,3 +58,129 @@ class Group(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class Folder(models.TextChoices):
+    INBOX = "INBOX", "Inbox"
+    SENT = "SENT", "Sent"
+    DRAFTS = "DRAFTS", "Drafts"
+    TRASH = "TRASH", "Trash"
+    SPAM = "SPAM", "Spam"
+    ARCHIVE = "ARCHIVE", "Archive"
+
+
+TRASH_RETENTION_DAYS = 30
+
+
+class Thread(models.Model):
+    """A conversation inside one mailbox."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="threads")
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="threads")
+    subject = models.CharField(max_length=998, blank=True, help_text="Subject without Re:/Fwd: prefixes.")
+    message_count = models.PositiveIntegerField(default=0)
+    last_message_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-last_message_at", "-id"]
+        indexes = [models.Index(fields=["mailbox", "-last_message_at", "-id"], name="thread_mailbox_recent")]
+
+    def __str__(self):
+        return self.subject or "(no subject)"
+
+
+def _raw_path(instance, filename):
+    return f"raw/{instance.account_id}/{instance.id}.eml"
+
+
+def _attachment_path(instance, filename):
+    return f"attachments/{instance.email.account_id}/{instance.email_id}/{instance.position}"
+
+
+class Email(models.Model):
+    """One stored message: inbound or outbound, with its raw bytes kept in storage."""
+
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", "Inbound"
+        OUTBOUND = "outbound", "Outbound"
+
+    class Delivery(models.TextChoices):
+        NONE = "", "—"
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        BOUNCED = "bounced", "Bounced"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="emails")
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="emails")
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="emails")
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    folder = models.CharField(max_length=8, choices=Folder.choices, default=Folder.INBOX)
+    # Trash: where it came from, and when it is purged for good.
+    previous_folder = models.CharField(max_length=8, choices=Folder.choices, blank=True)
+    trashed_at = models.DateTimeField(null=True, blank=True)
+    purge_after = models.DateTimeField(null=True, blank=True, db_index=True)
+    is_read = models.BooleanField(default=False)
+    is_starred = models.BooleanField(default=False)
+
+    from_address = models.CharField(max_length=320, blank=True)
+    from_name = models.CharField(max_length=320, blank=True)
+    to = models.JSONField(default=list, blank=True)
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    reply_to = models.JSONField(default=list, blank=True)
+    subject = models.TextField(blank=True)
+    date = models.DateTimeField(null=True, blank=True, help_text="The Date header, when it parsed.")
+    received_at = models.DateTimeField(default=timezone.now, help_text="When QMailing stored it; lists sort by this.")
+    message_id = models.CharField(max_length=998, blank=True, db_index=True, help_text="Without angle brackets.")
+    in_reply_to = models.CharField(max_length=998, blank=True)
+    references = models.JSONField(default=list, blank=True)
+
+    size = models.PositiveIntegerField(default=0, help_text="Bytes of the raw message.")
+    raw = models.FileField(upload_to=_raw_path, max_length=255)
+    text = models.TextField(blank=True)
+    text_clean = models.TextField(blank=True, help_text="Text without quoted history and signature.")
+    html = models.TextField(blank=True, help_text="Sanitised HTML.")
+    snippet = models.CharField(max_length=240, blank=True)
+    has_attachments = models.BooleanField(default=False)
+    defects = models.JSONField(default=list, blank=True, help_text="Parser defects; the raw message is kept as it came.")
+
+    delivery_status = models.CharField(max_length=10, choices=Delivery.choices, blank=True, default="")
+    delivery_detail = models.TextField(blank=True)
+    esp_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["mailbox", "folder", "-received_at", "-id"], name="email_mailbox_folder_recent"),
+            models.Index(fields=["account", "-received_at", "-id"], name="email_account_recent"),
+            models.Index(fields=["thread", "received_at"], name="email_thread_order"),
+        ]
+
+    def __str__(self):
+        return self.subject or "(no subject)"
+
+
+class Attachment(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="attachments")
+    position = models.PositiveSmallIntegerField(help_text="0-based index among the email's attachments.")
+    filename = models.CharField(max_length=255, blank=True)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    content_id = models.CharField(max_length=255, blank=True)
+    is_inline = models.BooleanField(default=False)
+    size = models.PositiveIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    file = models.FileField(upload_to=_attachment_path, max_length=255)
+    extracted_text = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["email", "position"]
+        constraints = [models.UniqueConstraint(fields=["email", "position"], name="attachment_position_unique")]
+
+    def __str__(self):
+        return self.filename or f"attachment {self.position}"

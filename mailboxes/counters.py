@@ -1,0 +1,57 @@
+"""Mailbox counters: message_count, unread_count, storage_used — kept exact by every service.
+
+Definitions (one place): every stored email counts as a message and its raw size as storage;
+an email is unread-counted when it is not read and sits outside TRASH and SPAM.
+Updates are F-expressions in the caller's transaction; `mailbox_counters_recompute` is the reference.
+"""
+
+from django.db.models import F, Q, Sum
+from django.db.models.functions import Greatest
+
+from mailboxes.models import Email, Folder, Mailbox
+
+UNCOUNTED_FOLDERS = (Folder.TRASH, Folder.SPAM)
+
+
+def counts_as_unread(*, is_read, folder):
+    return not is_read and folder not in UNCOUNTED_FOLDERS
+
+
+def counters_apply(*, mailbox_id, messages=0, unread=0, storage=0):
+    """Add deltas to a mailbox's counters atomically (never below zero)."""
+    updates = {}
+    if messages:
+        updates["message_count"] = Greatest(F("message_count") + messages, 0)
+    if unread:
+        updates["unread_count"] = Greatest(F("unread_count") + unread, 0)
+    if storage:
+        updates["storage_used"] = Greatest(F("storage_used") + storage, 0)
+    if updates:
+        Mailbox.objects.filter(pk=mailbox_id).update(**updates)
+
+
+def counters_on_store(email):
+    counters_apply(mailbox_id=email.mailbox_id, messages=1, storage=email.size,
+                   unread=int(counts_as_unread(is_read=email.is_read, folder=email.folder)))
+
+
+def counters_on_remove(email):
+    counters_apply(mailbox_id=email.mailbox_id, messages=-1, storage=-email.size,
+                   unread=-int(counts_as_unread(is_read=email.is_read, folder=email.folder)))
+
+
+def counters_on_change(email, *, was_read, was_folder):
+    before = counts_as_unread(is_read=was_read, folder=was_folder)
+    after = counts_as_unread(is_read=email.is_read, folder=email.folder)
+    counters_apply(mailbox_id=email.mailbox_id, unread=int(after) - int(before))
+
+
+def mailbox_counters_recompute(*, mailbox):
+    """Recount from the stored emails (the reference the deltas must always agree with)."""
+    emails = Email.objects.filter(mailbox=mailbox)
+    totals = emails.aggregate(storage=Sum("size"))
+    mailbox.message_count = emails.count()
+    mailbox.unread_count = emails.filter(Q(is_read=False) & ~Q(folder__in=UNCOUNTED_FOLDERS)).count()
+    mailbox.storage_used = totals["storage"] or 0
+    mailbox.save(update_fields=["message_count", "unread_count", "storage_used"])
+    return mailbox
