@@ -1,0 +1,120 @@
+"""Mail bodies: sanitised HTML, HTML turned into readable text, reply text without quoted history."""
+
+import re
+from html.parser import HTMLParser
+
+import nh3
+
+SNIPPET_LENGTH = 200
+
+# Email layout lives in inline styles; only these properties survive (no url(), no positioning).
+_STYLE_PROPERTIES = {
+    "color", "background-color", "font", "font-family", "font-size", "font-style", "font-weight",
+    "text-align", "text-decoration", "text-transform", "line-height", "letter-spacing", "vertical-align",
+    "white-space", "width", "max-width", "min-width", "height", "margin", "margin-top", "margin-right",
+    "margin-bottom", "margin-left", "padding", "padding-top", "padding-right", "padding-bottom",
+    "padding-left", "border", "border-top", "border-right", "border-bottom", "border-left", "border-color",
+    "border-width", "border-style", "border-collapse", "border-spacing", "border-radius", "display",
+}
+_TAGS = nh3.ALLOWED_TAGS | {"font", "tfoot"}
+_ATTRIBUTES = {**{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
+               "*": {"style", "dir", "lang", "title"}, "font": {"color", "face", "size"},
+               "table": {"align", "width", "cellpadding", "cellspacing", "border", "bgcolor", "summary"},
+               "td": {"align", "valign", "width", "height", "bgcolor", "colspan", "rowspan"}}
+# cid: lets inline images point at the message's own attachments; no data:, no javascript:.
+_URL_SCHEMES = {"http", "https", "mailto", "tel", "cid"}
+_CLEAN_CONTENT = {"script", "style", "title", "head", "noscript", "template", "object", "embed", "applet", "iframe"}
+_MAX_PASSES = 4
+
+
+def html_sanitize(html):
+    """nh3-clean HTML until it no longer changes, so sanitising twice always equals once."""
+    cleaned = html or ""
+    for _ in range(_MAX_PASSES):
+        again = nh3.clean(cleaned, tags=_TAGS, clean_content_tags=_CLEAN_CONTENT, attributes=_ATTRIBUTES,
+                          url_schemes=_URL_SCHEMES, filter_style_properties=_STYLE_PROPERTIES)
+        if again == cleaned:
+            break
+        cleaned = again
+    return cleaned
+
+
+_BLOCK_TAGS = {"p", "div", "tr", "table", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+               "pre", "hr", "section", "article", "header", "footer", "dl", "dt", "dd", "center"}
+_SKIP_TAGS = {"script", "style", "head", "title", "noscript", "template"}
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts, self.skip_depth, self.links = [], 0, []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in _SKIP_TAGS:
+            self.skip_depth += 1
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag in ("td", "th"):
+            self.parts.append(" ")
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n")
+        if tag == "a":
+            self.links.append((dict(attrs).get("href") or "", len(self.parts)))
+
+    def handle_endtag(self, tag):
+        if tag in _SKIP_TAGS:
+            self.skip_depth = max(self.skip_depth - 1, 0)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n")
+        elif tag == "a" and self.links:
+            href, start = self.links.pop()
+            label = "".join(self.parts[start:]).strip()
+            # Keep the link target next to its label, unless the label already is the target.
+            if href and not href.lower().startswith("javascript:") and href.strip() not in (label, f"mailto:{label}"):
+                self.parts.append(f" ({href.strip()})")
+
+    def handle_data(self, data):
+        if not self.skip_depth:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html):
+    """Readable plain text for an HTML body, with links kept as "label (url)"."""
+    extractor = _TextExtractor()
+    try:
+        extractor.feed(html or "")
+        extractor.close()
+    except Exception:  # html.parser is lenient, but the input is hostile; keep what was read
+        pass
+    text = "".join(extractor.parts)
+    lines = [line.strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+_ATTRIBUTION = re.compile(
+    r"^(on\b.{0,400}\b(wrote|writes)|le\b.{0,400}\ba écrit|am\b.{0,400}\bschrieb|el\b.{0,400}\bescribió)\s*:\s*$",
+    re.IGNORECASE,
+)
+_ORIGINAL = re.compile(r"^-{2,}\s*(original message|forwarded message|ursprüngliche nachricht)\s*-{2,}", re.IGNORECASE)
+
+
+def text_without_quotes(text):
+    """The new part of a reply: cut at the attribution line, "-- " signature or original message,
+    and drop ">" quoted lines."""
+    lines = (text or "").splitlines()
+    cut = len(lines)
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        joined = f"{stripped} {lines[index + 1].strip()}" if index + 1 < len(lines) else stripped
+        if line in ("-- ", "--") or _ORIGINAL.match(stripped) or _ATTRIBUTION.match(stripped) \
+                or (stripped.lower().startswith("on ") and _ATTRIBUTION.match(joined)):
+            cut = index
+            break
+    kept = [line for line in lines[:cut] if not line.lstrip().startswith(">")]
+    return "\n".join(kept).strip()
+
+
+def snippet_from(text):
+    return re.sub(r"\s+", " ", text or "").strip()[:SNIPPET_LENGTH]

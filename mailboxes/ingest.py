@@ -1,0 +1,143 @@
+"""The one path every message takes into the mail store: SMTP, ESP webhooks, imports, local delivery, SENT copies."""
+
+import hashlib
+import logging
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Account
+from mailboxes.counters import counters_on_store
+from mailboxes.extraction import attachment_text
+from mailboxes.models import Attachment, Email, Folder
+from mailboxes.parsing import parse_message
+from mailboxes.selectors import mailbox_by_address
+from mailboxes.threads import thread_find_or_create
+from qmailing.errors import Invalid, LimitReached
+from webhooks.models import EventType
+from webhooks.services import event_publish
+
+logger = logging.getLogger(__name__)
+
+
+def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, folder=Folder.INBOX, is_read=False,
+                 delivery_status="", use_header_date=False) -> Email:
+    """Store one raw message in a mailbox and return the Email.
+
+    Malformed mail never raises: the raw bytes are kept and parser defects recorded on the Email.
+    Raises LimitReached when the account's plan storage cannot hold it. Threads, counters, the
+    `email.received` event (inbound only), search indexing and forwarding happen in the same
+    transaction; forwarding and event push run after commit. `use_header_date` (imports) sorts the
+    message by its Date header instead of the time of storing.
+    """
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise Invalid("A raw message must be bytes.", field="raw")
+    raw = bytes(raw)
+    parsed = parse_message(raw)
+    now = timezone.now()
+    received_at = parsed.date if use_header_date and parsed.date and parsed.date <= now else now
+    written = []
+    try:
+        with transaction.atomic():
+            account = _storage_check(mailbox=mailbox, size=len(raw))
+            email = _email_store(mailbox=mailbox, raw=raw, parsed=parsed, direction=direction, folder=folder,
+                                 is_read=is_read, delivery_status=delivery_status, received_at=received_at,
+                                 written=written)
+            counters_on_store(email)
+            if direction == Email.Direction.INBOUND:
+                event_publish(account=account, mailbox=mailbox, type=EventType.EMAIL_RECEIVED,
+                              payload=_event_payload(email))
+                if mailbox.forwarding_addresses:
+                    _forward_schedule(email)
+            _search_index(email)
+    except BaseException:
+        # The rows rolled back; the files written for them must not linger in storage.
+        for storage, name in written:
+            storage.delete(name)
+        raise
+    return email
+
+
+def deliver_inbound(*, raw: bytes, recipients: list[str], envelope_from: str = "") -> list[Email]:
+    """Store one copy per distinct hosted, active mailbox among the recipients.
+
+    All or nothing: if one mailbox's account is out of storage, LimitReached is raised and no copy is kept,
+    so the sender gets one clear refusal instead of a partial delivery.
+    """
+    mailboxes, seen = [], set()
+    for address in recipients:
+        mailbox = mailbox_by_address(address=address)
+        if mailbox is not None and mailbox.is_active and mailbox.pk not in seen:
+            seen.add(mailbox.pk)
+            mailboxes.append(mailbox)
+    with transaction.atomic():
+        emails = [email_ingest(mailbox=mailbox, raw=raw) for mailbox in mailboxes]
+    if emails:
+        logger.info("delivered message from %r to %d mailbox(es)", envelope_from, len(emails))
+    return emails
+
+
+def _storage_check(*, mailbox, size):
+    # The account row lock (also taken by event_publish) serialises concurrent deliveries to one account.
+    account = Account.objects.select_for_update().select_related("plan").get(pk=mailbox.account_id)
+    if size > account.storage_available():
+        raise LimitReached(f"The mail storage of the {account.plan.name} plan is used up; this message "
+                           f"({size} bytes) does not fit. Delete mail or upgrade the plan.", limit="storage")
+    return account
+
+
+def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_status, received_at, written):
+    thread = thread_find_or_create(mailbox=mailbox, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
+                                   references=parsed.references, subject=parsed.subject, at=received_at)
+    sender = parsed.from_[0] if parsed.from_ else {"address": "", "name": ""}
+    email = Email(
+        account_id=mailbox.account_id, mailbox=mailbox, thread=thread, direction=direction, folder=folder,
+        is_read=is_read, from_address=sender["address"], from_name=sender["name"], to=parsed.to, cc=parsed.cc,
+        bcc=parsed.bcc, reply_to=parsed.reply_to, subject=parsed.subject, date=parsed.date,
+        received_at=received_at, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
+        references=parsed.references, size=len(raw), text=parsed.text, text_clean=parsed.text_clean,
+        html=parsed.html, snippet=parsed.snippet, has_attachments=bool(parsed.attachments),
+        defects=parsed.defects, delivery_status=delivery_status,
+    )
+    email.raw.save("message.eml", ContentFile(raw), save=False)
+    written.append((email.raw.storage, email.raw.name))
+    email.save(force_insert=True)
+    rows = []
+    for position, item in enumerate(parsed.attachments):
+        attachment = Attachment(
+            email=email, position=position, filename=item.filename, content_type=item.content_type,
+            content_id=item.content_id, is_inline=item.is_inline, size=len(item.data),
+            sha256=hashlib.sha256(item.data).hexdigest(),
+            extracted_text=attachment_text(content_type=item.content_type, data=item.data, text=item.text),
+        )
+        attachment.file.save(item.filename or "attachment", ContentFile(item.data), save=False)
+        written.append((attachment.file.storage, attachment.file.name))
+        rows.append(attachment)
+    Attachment.objects.bulk_create(rows)
+    return email
+
+
+def _event_payload(email):
+    return {"email_id": str(email.id), "mailbox_id": str(email.mailbox_id), "thread_id": str(email.thread_id),
+            "from": {"address": email.from_address, "name": email.from_name}, "subject": email.subject,
+            "folder": email.folder}
+
+
+def _forward_schedule(email):
+    try:
+        from mailboxes.forwarding import schedule_forward
+    except ImportError:
+        # Forwarding ships with the outbound half of the mail engine; until then mail is only kept here.
+        logger.warning("forwarding not available yet; %s kept without forwarding", email.id)
+        return
+    schedule_forward(email=email)
+
+
+def _search_index(email):
+    try:
+        from mailboxes.search import search_index_email
+    except ImportError:
+        # Search indexing ships with the outbound half of the mail engine; nothing to index into until then.
+        return
+    search_index_email(email=email)

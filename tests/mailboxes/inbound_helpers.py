@@ -1,0 +1,41 @@
+"""Shared fixtures and message builders for the inbound mail tests (import the fixtures by name)."""
+
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+import pytest
+from django.utils import timezone
+
+
+@pytest.fixture
+def mailbox(owner):
+    """The owner's mailbox on the shared domain, created by signup."""
+    return owner.mailboxes.get()
+
+
+@pytest.fixture
+def other_mailbox(outsider):
+    return outsider.mailboxes.get()
+
+
+def make_message(*, subject="Hello", sender="Alice Example <alice@example.com>", to="owner@example.org",
+                 text="Hi there.\n", html=None, message_id=None, in_reply_to=None, references=None,
+                 attachments=(), date=None) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(date or timezone.now())
+    if message_id:
+        message["Message-ID"] = f"<{message_id}>"
+    if in_reply_to:
+        message["In-Reply-To"] = f"<{in_reply_to}>"
+    if references:
+        message["References"] = " ".join(f"<{r}>" for r in references)
+    message.set_content(text)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    for filename, content_type, data in attachments:
+        maintype, subtype = content_type.split("/")
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return message.as_bytes()
