@@ -25,6 +25,14 @@ _ATTRIBUTES = {**{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items
 _URL_SCHEMES = {"http", "https", "mailto", "tel", "cid"}
 _CLEAN_CONTENT = {"script", "style", "title", "head", "noscript", "template", "object", "embed", "applet", "iframe"}
 _MAX_PASSES = 4
+# Old-browser style tricks (IE expression(), behaviours, CSS escapes hiding them) drop the whole style.
+_RISKY_STYLE = re.compile(r"expression|behavior|url\s*\(|javascript|vbscript|@import|\\|-moz-binding", re.IGNORECASE)
+
+
+def _attribute_filter(element, attribute, value):
+    if attribute == "style" and _RISKY_STYLE.search(value):
+        return None
+    return value
 
 
 def html_sanitize(html):
@@ -32,7 +40,7 @@ def html_sanitize(html):
     cleaned = html or ""
     for _ in range(_MAX_PASSES):
         again = nh3.clean(cleaned, tags=_TAGS, clean_content_tags=_CLEAN_CONTENT, attributes=_ATTRIBUTES,
-                          url_schemes=_URL_SCHEMES, filter_style_properties=_STYLE_PROPERTIES)
+                          url_schemes=_URL_SCHEMES, attribute_filter=_attribute_filter, filter_style_properties=_STYLE_PROPERTIES)
         if again == cleaned:
             break
         cleaned = again
