@@ -27,8 +27,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_media(settings, tmp_path):
+def _test_settings(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
+    # Real hashing costs ~0.3 s per sign-up; the tests exercise accounts, not PBKDF2.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -47,10 +47,6 @@ class _ZoneResolver(BaseResolver):
         return reply
 
 
-class _Handler:
-    pass
-
-
 class DnsServer:
     def __init__(self):
         self.zone = {}
@@ -110,13 +106,13 @@ class DnsServer:
             self.port = port
             self._servers = [udp, tcp]
             for server in self._servers:
-                server.start_thread()
+                threading.Thread(target=server.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
             return
         raise RuntimeError("could not bind a loopback DNS server")
 
     def stop(self):
         for server in self._servers:
-            server.stop()
+            server.server.shutdown()
             server.server.server_close()
 
 
