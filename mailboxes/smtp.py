@@ -1,0 +1,105 @@
+"""Inbound SMTP (aiosmtpd): accepts mail for hosted active mailboxes only, up to the size cap.
+
+Replies: 550 for addresses not hosted here (or suspended), 552 above the size cap or when the
+account's storage is used up, 451 on a transient failure, 250 once every copy is stored.
+"""
+
+import logging
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+from mailboxes.ingest import deliver_inbound
+from mailboxes.selectors import mailbox_by_address
+from qmailing.errors import LimitReached
+
+logger = logging.getLogger(__name__)
+
+TOO_BIG = "552 5.3.4 Message size exceeds the maximum accepted here"
+
+
+def _with_fresh_connection(function):
+    """Run a database call the way a request would: drop stale connections before and after."""
+    def run(*args, **kwargs):
+        close_old_connections()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            close_old_connections()
+    return sync_to_async(run, thread_sensitive=True)
+
+
+def _recipient_status(address):
+    mailbox = mailbox_by_address(address=address)
+    if mailbox is None:
+        return "550 5.1.1 No such mailbox here"
+    if not mailbox.is_active:
+        return "550 5.2.1 Mailbox disabled, not accepting messages"
+    if mailbox.account.storage_available() <= 0:
+        return "552 5.2.2 Mailbox storage is full"
+    return None
+
+
+_recipient_status_async = _with_fresh_connection(_recipient_status)
+_deliver_async = _with_fresh_connection(deliver_inbound)
+
+
+class InboundHandler:
+    def __init__(self, *, max_message_bytes):
+        self.max_message_bytes = max_message_bytes
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        try:
+            refusal = await _recipient_status_async(address)
+        except Exception:
+            logger.exception("recipient lookup failed for %r", address)
+            return "451 4.3.0 Temporary failure, please try again later"
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        raw = envelope.original_content or b""
+        if len(raw) > self.max_message_bytes:
+            return TOO_BIG
+        try:
+            emails = await _deliver_async(raw=raw, recipients=list(envelope.rcpt_tos), envelope_from=envelope.mail_from or "")
+        except LimitReached:
+            return "552 5.2.2 Mailbox storage is full"
+        except Exception:
+            logger.exception("delivery failed; asking the sender to retry")
+            return "451 4.3.0 Temporary failure, please try again later"
+        if not emails:  # every recipient went away between RCPT and DATA
+            return "550 5.1.1 No such mailbox here"
+        return f"250 2.0.0 OK: stored as {emails[0].id}"
+
+
+class _CappedSMTP(SMTP):
+    """aiosmtpd's own over-size replies carry no enhanced status code; say 5.3.4 like the rest of the server."""
+
+    async def push(self, status):
+        if status.startswith("552 Error: message size exceeds") or status.startswith("552 Error: Too much mail data"):
+            status = TOO_BIG
+        await super().push(status)
+
+
+class InboundController(Controller):
+    def factory(self):
+        return _CappedSMTP(self.handler, **self.SMTP_kwargs)
+
+
+def smtp_controller(*, host=None, port=None, max_message_bytes=None):
+    """An aiosmtpd controller for inbound mail; call start() / stop() on it."""
+    limit = max_message_bytes or settings.QMAILING_SMTP_MAX_MESSAGE_BYTES
+    return InboundController(
+        InboundHandler(max_message_bytes=limit),
+        hostname=host or settings.QMAILING_SMTP_HOST,
+        port=port or settings.QMAILING_SMTP_PORT,
+        server_hostname=settings.QMAILING_MX_HOST,
+        data_size_limit=limit,
+        enable_SMTPUTF8=True,
+    )

@@ -1,0 +1,104 @@
+"""The real aiosmtpd server on a loopback port, spoken to with smtplib."""
+
+import smtplib
+import socket
+
+import pytest
+
+from domains.services import shared_domain_get
+from mailboxes.models import Email
+from mailboxes.services import mailbox_create, mailbox_set_status
+from mailboxes.smtp import smtp_controller
+from tests.mailboxes.inbound_helpers import make_message, mailbox, other_mailbox  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread must see committed rows; seeded plans restored
+
+SMALL_CAP = 64 * 1024
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server(settings):
+    settings.QMAILING_SMTP_MAX_MESSAGE_BYTES = SMALL_CAP
+    controller = smtp_controller(host="127.0.0.1", port=_free_port())
+    controller.start()
+    yield controller
+    controller.stop()
+
+
+def wire(raw):
+    """smtplib sends bytes as they are; SMTP needs CRLF line ends."""
+    return raw.replace(b"\n", b"\r\n")
+
+
+def _client(server):
+    return smtplib.SMTP(server.hostname, server.port, timeout=10)
+
+
+def test_mail_to_a_hosted_mailbox_is_accepted_and_stored_over_the_wire(smtp_server, mailbox):
+    raw = wire(make_message(subject="Over the wire", to=mailbox.address))
+    with _client(smtp_server) as client:
+        refused = client.sendmail("alice@example.com", [mailbox.address], raw)
+    assert refused == {}
+    email = Email.objects.get(mailbox=mailbox)
+    assert email.subject == "Over the wire"
+    with email.raw.open("rb") as handle:
+        assert handle.read() == raw
+
+
+def test_one_transaction_to_two_accounts_stores_one_copy_each(smtp_server, mailbox, other_mailbox):
+    local, domain = mailbox.address.split("@")
+    with _client(smtp_server) as client:
+        client.sendmail("alice@example.com", [mailbox.address, f"{local}+tag@{domain}", other_mailbox.address],
+                        wire(make_message()))
+    assert Email.objects.filter(mailbox=mailbox).count() == 1
+    assert Email.objects.filter(mailbox=other_mailbox).count() == 1
+
+
+def test_unknown_recipient_gets_550_5_1_1(smtp_server, mailbox):
+    with _client(smtp_server) as client:
+        client.ehlo()
+        client.mail("alice@example.com")
+        code, message = client.rcpt("nobody@nowhere.example")
+    assert code == 550 and message.startswith(b"5.1.1")
+
+
+def test_suspended_mailbox_gets_550(smtp_server, owner):
+    paused = mailbox_create(account=owner, domain=shared_domain_get(), local_part="paused")
+    mailbox_set_status(mailbox=paused, status="suspended")
+    with _client(smtp_server) as client, pytest.raises(smtplib.SMTPRecipientsRefused) as caught:
+        client.sendmail("alice@example.com", [paused.address], wire(make_message()))
+    assert caught.value.recipients[paused.address][0] == 550
+    assert not Email.objects.filter(mailbox=paused).exists()
+
+
+def test_message_above_the_size_cap_gets_552_5_3_4(smtp_server, mailbox):
+    raw = wire(make_message(text=("z" * 76 + "\n") * (SMALL_CAP // 77 + 50)))
+    with _client(smtp_server) as client:
+        # Announced size (ESMTP SIZE) is refused at MAIL FROM...
+        with pytest.raises(smtplib.SMTPSenderRefused) as caught:
+            client.sendmail("alice@example.com", [mailbox.address], raw)
+        assert caught.value.smtp_code == 552 and caught.value.smtp_error.startswith(b"5.3.4")
+    with _client(smtp_server) as client:
+        # ...and an unannounced one at the end of DATA.
+        client.helo()
+        client.mail("alice@example.com")
+        client.rcpt(mailbox.address)
+        code, message = client.data(raw)
+    assert code == 552 and message.startswith(b"5.3.4")
+    assert not Email.objects.filter(mailbox=mailbox).exists()
+
+
+def test_full_storage_gets_552_at_data(smtp_server, mailbox):
+    plan = mailbox.account.plan
+    plan.storage_bytes = 2000  # plans are admin-editable rows; a tiny plan keeps the test fast
+    plan.save(update_fields=["storage_bytes"])
+    with _client(smtp_server) as client, pytest.raises(smtplib.SMTPDataError) as caught:
+        client.sendmail("alice@example.com", [mailbox.address], wire(make_message(text=("y" * 70 + "\n") * 45)))
+    assert caught.value.smtp_code == 552
+    assert not Email.objects.filter(mailbox=mailbox).exists()
