@@ -1,5 +1,6 @@
 import uuid
 
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.utils import timezone
 
@@ -152,6 +153,9 @@ class Email(models.Model):
     delivery_status = models.CharField(max_length=10, choices=Delivery.choices, blank=True, default="")
     delivery_detail = models.TextField(blank=True)
     esp_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # PostgreSQL full-text document (GIN-indexed by a postgres-only migration); always NULL on SQLite,
+    # where mailboxes_email_fts (FTS5) holds the index instead. Kept current by mailboxes.search.
+    search_vector = SearchVectorField(null=True, editable=False)
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -159,6 +163,9 @@ class Email(models.Model):
             models.Index(fields=["mailbox", "folder", "-received_at", "-id"], name="email_mailbox_folder_recent"),
             models.Index(fields=["account", "-received_at", "-id"], name="email_account_recent"),
             models.Index(fields=["thread", "received_at"], name="email_thread_order"),
+            # STARRED is a flag view across folders: a partial index keeps it a short index range.
+            models.Index(fields=["mailbox", "-received_at", "-id"], name="email_mailbox_starred",
+                         condition=models.Q(is_starred=True)),
         ]
 
     def __str__(self):

@@ -1,0 +1,186 @@
+"""Sending mail: the one service the dashboard, the REST API and the MCP tools call."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Account
+from mailboxes.addresses import normalize_address
+from mailboxes.composition import (MAX_REFERENCES, build_message, dkim_sign, header_value, new_message_id,
+                                   reply_subject, safe_message_id)
+from mailboxes.models import Email, Folder, Mailbox
+from mailboxes.selectors import mailbox_by_address
+from qmailing.errors import Forbidden, Invalid, LimitReached, NotFound, TooLarge
+from webhooks.models import EventType
+from webhooks.services import event_publish
+
+MAX_RECIPIENTS = 50
+MAX_SUBJECT_CHARS = 998
+MAX_BODY_CHARS = 2_000_000
+SEND_WINDOW = timedelta(hours=24)
+
+
+def _max_attachment_bytes():
+    return getattr(settings, "QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024)
+
+
+def _recipients(values, *, field):
+    """[(name, address)] from addresses or "Name <address>" strings; Invalid names the field."""
+    if isinstance(values, str):
+        values = [values]
+    result = []
+    for value in values or ():
+        value = str(value or "")
+        if header_value(value) != value.strip():
+            raise Invalid(f"{value!r} contains line breaks or control characters.", field=field)
+        name, address = "", value.strip()
+        if address.endswith(">") and "<" in address:
+            name, address = address[:-1].rsplit("<", 1)
+            name = name.strip().strip('"').strip()
+        result.append((name, normalize_address(address, field=field)))
+    return result
+
+
+def _attachments(items):
+    cleaned, total = [], 0
+    for index, item in enumerate(items or ()):
+        try:
+            filename, content_type, content = item
+        except (TypeError, ValueError):
+            raise Invalid(f"Attachment {index} must be (filename, content type, bytes).", field="attachments")
+        if not isinstance(content, (bytes, bytearray, memoryview)):
+            raise Invalid(f"Attachment {index} content must be bytes.", field="attachments")
+        total += len(content)
+        cleaned.append((str(filename or ""), str(content_type or ""), bytes(content)))
+    cap = _max_attachment_bytes()
+    if total > cap:
+        raise TooLarge(f"Attachments total {total} bytes; the limit is {cap // (1024 * 1024)} MB per message.",
+                       code="attachments_too_large", limit=cap)
+    return cleaned
+
+
+def _check_send_limit(account):
+    """Raise LimitReached when the plan's sends in the last 24 hours (UTC clock) are used up."""
+    allowed = account.plan.sends_per_day
+    since = timezone.now() - SEND_WINDOW
+    sent = Email.objects.filter(account=account, direction=Email.Direction.OUTBOUND, received_at__gte=since).count()
+    if sent >= allowed:
+        raise LimitReached(
+            f"Your {account.plan.name} plan allows {allowed} sent emails per day and {sent} were sent in the last "
+            "24 hours. Wait until earlier sends age out of that window, or upgrade your plan.",
+            limit="sends_per_day",
+        )
+
+
+def _reply_headers(*, mailbox, reply_to_email_id):
+    try:
+        parent = Email.objects.get(pk=reply_to_email_id, mailbox=mailbox)
+    except (Email.DoesNotExist, ValidationError, ValueError):
+        raise NotFound("No email with this id exists in this mailbox.", field="reply_to_email_id")
+    # Only ids that pass the msg-id pattern are used, rebuilt by us: nothing from the inbound header is copied.
+    references = [ref for ref in (safe_message_id(r) for r in (parent.references or [])) if ref]
+    parent_id = safe_message_id(parent.message_id)
+    if parent_id:
+        references = [ref for ref in references if ref != parent_id] + [parent_id]
+    return parent, parent_id, references[-MAX_REFERENCES:]
+
+
+def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html="", attachments=(),
+               reply_to_email_id=None) -> Email:
+    """Send from one of the account's active mailboxes; returns the copy stored in SENT.
+
+    Hosted recipients get their copy now, in this transaction; the others are handed to the mail
+    backend by a task after commit (delivery_status queued → sent / failed, then delivered / bounced
+    from the ESP's tracking). The message is DKIM-signed with the mailbox domain's key.
+    """
+    if not isinstance(mailbox, Mailbox) or mailbox.account_id != account.pk:
+        raise NotFound("No mailbox with this id exists in your account.", field="mailbox")
+    if not mailbox.is_active:
+        raise Forbidden(f"{mailbox.address} is suspended and cannot send mail.", code="mailbox_suspended")
+    errors = {}
+    lists = {}
+    for field, values in (("to", to), ("cc", cc), ("bcc", bcc)):
+        try:
+            lists[field] = _recipients(values, field=field)
+        except Invalid as exc:
+            errors.setdefault(field, []).append(exc.detail)
+    if errors:
+        raise Invalid("Some recipients are not valid email addresses.", errors=errors)
+    everyone = lists["to"] + lists["cc"] + lists["bcc"]
+    if not everyone:
+        raise Invalid("Add at least one recipient in to, cc or bcc.", field="to")
+    if len(everyone) > MAX_RECIPIENTS:
+        raise Invalid(f"At most {MAX_RECIPIENTS} recipients per message (to, cc and bcc together).", field="to")
+    if len(subject or "") > MAX_SUBJECT_CHARS:
+        raise Invalid(f"The subject can be at most {MAX_SUBJECT_CHARS} characters.", field="subject")
+    if len(text or "") > MAX_BODY_CHARS or len(html or "") > MAX_BODY_CHARS:
+        raise Invalid(f"The body can be at most {MAX_BODY_CHARS} characters.", field="text")
+    files = _attachments(attachments)
+
+    in_reply_to, references, parent = "", [], None
+    if reply_to_email_id:
+        parent, in_reply_to, references = _reply_headers(mailbox=mailbox, reply_to_email_id=reply_to_email_id)
+        subject = reply_subject(subject or parent.subject)
+    domain = mailbox.domain
+    raw = build_message(
+        sender=(mailbox.display_name, mailbox.address), to=lists["to"], cc=lists["cc"], subject=subject,
+        text=text, html=html, attachments=files, message_id=new_message_id(domain_name=domain.name),
+        in_reply_to=in_reply_to, references=references,
+    )
+    signed = dkim_sign(raw=raw, domain=domain)
+
+    addresses = list(dict.fromkeys(address for _, address in everyone))
+    local = [a for a in addresses if mailbox_by_address(address=a) is not None]
+    external = [a for a in addresses if a not in local]
+    from mailboxes.ingest import deliver_inbound, email_ingest
+
+    with transaction.atomic():
+        # The account lock makes count-then-store one step, so parallel sends cannot overrun the limit.
+        locked = Account.objects.select_for_update().select_related("plan").get(pk=account.pk)
+        _check_send_limit(locked)
+        copy = email_ingest(mailbox=mailbox, raw=signed, direction=Email.Direction.OUTBOUND, folder=Folder.SENT,
+                            is_read=True, delivery_status=Email.Delivery.QUEUED)
+        copy.bcc = [{"address": address, "name": header_value(name, limit=320)} for name, address in lists["bcc"]]
+        copy.save(update_fields=["bcc"])
+        if parent is not None and copy.thread_id != parent.thread_id:
+            _join_thread(email=copy, thread_id=parent.thread_id)
+        if local:
+            deliver_inbound(raw=signed, recipients=local, envelope_from=mailbox.address)
+        if external:
+            from mailboxes.tasks import email_deliver_task
+
+            copy_id = str(copy.id)
+            transaction.on_commit(lambda: email_deliver_task.delay(copy_id, external))
+        else:
+            _mark_locally_delivered(copy)
+    return copy
+
+
+def _join_thread(*, email, thread_id):
+    """Keep a reply in its parent's thread even when the parent had no usable Message-ID."""
+    from mailboxes.models import Thread
+    from django.db.models import F
+
+    old = email.thread_id
+    Email.objects.filter(pk=email.pk).update(thread_id=thread_id)
+    Thread.objects.filter(pk=thread_id).update(message_count=F("message_count") + 1)
+    Thread.objects.filter(pk=old).update(message_count=F("message_count") - 1)
+    Thread.objects.filter(pk=old, message_count__lte=0).delete()
+    email.thread_id = thread_id
+
+
+def _mark_locally_delivered(copy):
+    copy.delivery_status = Email.Delivery.DELIVERED
+    copy.delivery_detail = "Delivered to hosted mailboxes."
+    copy.save(update_fields=["delivery_status", "delivery_detail"])
+    payload = delivery_payload(copy)
+    event_publish(account=copy.account, mailbox=copy.mailbox, type=EventType.EMAIL_SENT, payload=payload)
+    event_publish(account=copy.account, mailbox=copy.mailbox, type=EventType.EMAIL_DELIVERED, payload=payload)
+
+
+def delivery_payload(email):
+    return {"email_id": str(email.id), "mailbox_id": str(email.mailbox_id), "thread_id": str(email.thread_id),
+            "message_id": email.message_id, "subject": email.subject, "delivery_status": email.delivery_status}

@@ -1,0 +1,159 @@
+"""Full-text search over the mail store: subject, sender, body text and attachment text.
+
+PostgreSQL: a stored tsvector (Email.search_vector, GIN-indexed) queried with websearch_to_tsquery.
+SQLite: an FTS5 table (mailboxes_email_fts) queried with a safe translation of the same syntax.
+Results are newest first and paginate by the shared keyset cursor.
+"""
+
+from datetime import date, datetime, time, timezone
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchQuery
+from django.db import connection
+from django.db.models import Q, TextField
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast
+
+from mailboxes.counters import UNCOUNTED_FOLDERS
+from mailboxes.fts_query import fts5_expression
+from mailboxes.models import Email, Folder
+from mailboxes.selectors import access_mailbox
+from qmailing.errors import Invalid
+from qmailing.pagination import keyset_page
+
+MAX_QUERY_LENGTH = 500
+# Per field, so one huge newsletter or PDF cannot make a document past PostgreSQL's 1 MB tsvector cap.
+MAX_INDEXED_CHARS = 100_000
+LIST_DEFERRED = ("text", "text_clean", "html", "search_vector", "defects")
+
+
+def _config():
+    return getattr(settings, "QMAILING_SEARCH_CONFIG", "english")
+
+
+def _document(email):
+    attachment_text = " ".join(a.extracted_text or "" for a in email.attachments.all())
+    address = email.from_address or ""
+    # Split the address too, so "alice" or "example" find alice@example.com.
+    sender = " ".join([email.from_name or "", address, address.replace("@", " ").replace(".", " ")])
+    return {
+        "subject": (email.subject or "")[:MAX_INDEXED_CHARS],
+        "sender": sender[:MAX_INDEXED_CHARS],
+        "body": (email.text or "")[:MAX_INDEXED_CHARS],
+        "attachments": attachment_text[:MAX_INDEXED_CHARS],
+    }
+
+
+def search_index_email(*, email):
+    """Write (or rewrite) the email's search entry; call after its text or attachments change."""
+    doc = _document(email)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            config = _config()
+            cursor.execute(
+                "UPDATE mailboxes_email SET search_vector ="
+                " setweight(to_tsvector(%s::regconfig, %s), 'A') || setweight(to_tsvector(%s::regconfig, %s), 'B')"
+                " || setweight(to_tsvector(%s::regconfig, %s), 'C') || setweight(to_tsvector(%s::regconfig, %s), 'D')"
+                " WHERE id = %s",
+                [config, doc["subject"], config, doc["sender"], config, doc["body"], config, doc["attachments"], email.pk],
+            )
+        elif connection.vendor == "sqlite":
+            key = email.pk.hex
+            cursor.execute("INSERT OR IGNORE INTO mailboxes_email_fts_map (email_id) VALUES (%s)", [key])
+            cursor.execute("SELECT rowid FROM mailboxes_email_fts_map WHERE email_id = %s", [key])
+            rowid = cursor.fetchone()[0]
+            cursor.execute("DELETE FROM mailboxes_email_fts WHERE rowid = %s", [rowid])
+            cursor.execute(
+                "INSERT INTO mailboxes_email_fts (rowid, subject, sender, body, attachments) VALUES (%s, %s, %s, %s, %s)",
+                [rowid, doc["subject"], doc["sender"], doc["body"], doc["attachments"]],
+            )
+
+
+def search_unindex_email(*, email_id):
+    """Drop an email's search entry (PostgreSQL's lives in the row and goes with it)."""
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM mailboxes_email_fts WHERE rowid IN (SELECT rowid FROM mailboxes_email_fts_map WHERE email_id = %s)",
+                [email_id.hex],
+            )
+            cursor.execute("DELETE FROM mailboxes_email_fts_map WHERE email_id = %s", [email_id.hex])
+
+
+def _fts_ids(expression):
+    return RawSQL(
+        "SELECT m.email_id FROM mailboxes_email_fts f JOIN mailboxes_email_fts_map m ON m.rowid = f.rowid"
+        " WHERE mailboxes_email_fts MATCH %s",
+        (expression,),
+    )
+
+
+def _text_filter(queryset, query):
+    if connection.vendor == "postgresql":
+        return queryset.filter(search_vector=SearchQuery(query, search_type="websearch", config=_config()))
+    include, exclude = fts5_expression(query)
+    if include is None and exclude is None:
+        return queryset.none()  # nothing searchable in it (only punctuation, say)
+    if include is not None:
+        queryset = queryset.filter(id__in=_fts_ids(include))
+    if exclude is not None:
+        queryset = queryset.exclude(id__in=_fts_ids(exclude))
+    return queryset
+
+
+def _bound(value, *, field, end):
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+        except ValueError:
+            raise Invalid(f"{field} must be a date (YYYY-MM-DD) or an ISO 8601 date-time.", field=field)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, date):
+        # A bare date covers that whole UTC day, on either end of the range.
+        return datetime.combine(value, time.max if end else time.min, tzinfo=timezone.utc)
+    raise Invalid(f"{field} must be a date or a date-time.", field=field)
+
+
+def email_search(*, account, query, mailbox=None, folder=None, from_=None, to=None, unread=None,
+                 has_attachment=None, date_from=None, date_to=None, cursor=None, limit=50):
+    """The account's emails matching `query` (web-search syntax) and the filters, newest first.
+
+    Without a mailbox it spans every mailbox of the account; without a folder it leaves out TRASH
+    and SPAM, as mail clients do. An empty query with filters lists what the filters match.
+    """
+    query = (query or "").replace("\x00", " ").strip()
+    if len(query) > MAX_QUERY_LENGTH:
+        raise Invalid(f"The search query can be at most {MAX_QUERY_LENGTH} characters.", field="query")
+    emails = Email.objects.filter(account=account).defer(*LIST_DEFERRED)
+    if mailbox is not None:
+        mailbox_id = getattr(mailbox, "pk", mailbox)
+        emails = emails.filter(mailbox=access_mailbox(account=account, mailbox_id=mailbox_id))
+    if folder:
+        if folder == "STARRED":
+            emails = emails.filter(is_starred=True).exclude(folder__in=UNCOUNTED_FOLDERS)
+        elif folder in Folder.values:
+            emails = emails.filter(folder=folder)
+        else:
+            raise Invalid(f"folder must be one of {', '.join(Folder.values)} or STARRED.", field="folder")
+    else:
+        emails = emails.exclude(folder__in=UNCOUNTED_FOLDERS)
+    if from_:
+        emails = emails.filter(Q(from_address__icontains=from_.strip()) | Q(from_name__icontains=from_.strip()))
+    if to:
+        emails = emails.alias(to_text=Cast("to", TextField()), cc_text=Cast("cc", TextField())).filter(
+            Q(to_text__icontains=to.strip()) | Q(cc_text__icontains=to.strip()))
+    if unread is not None:
+        emails = emails.filter(is_read=not unread)
+    if has_attachment is not None:
+        emails = emails.filter(has_attachments=bool(has_attachment))
+    start, end = _bound(date_from, field="date_from", end=False), _bound(date_to, field="date_to", end=True)
+    if start:
+        emails = emails.filter(received_at__gte=start)
+    if end:
+        emails = emails.filter(received_at__lte=end)
+    if query:
+        emails = _text_filter(emails, query)
+    return keyset_page(emails.select_related("mailbox__domain"), cursor=cursor, limit=limit)

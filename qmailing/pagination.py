@@ -1,0 +1,81 @@
+"""Keyset pagination shared by every list: an opaque cursor over (timestamp, id), never OFFSET.
+
+A cursor is url-safe base64 (no padding) of compact JSON `{"v": 1, "t": "<ISO-8601 UTC>", "i": "<uuid>"}`
+naming the last row of the previous page. The next page holds rows strictly older than that
+position in the (timestamp DESC, id DESC) order, so rows that arrive meanwhile (newer) never shift it.
+"""
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from django.db.models import Q
+
+from qmailing.errors import Invalid
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+CURSOR_VERSION = 1
+
+
+@dataclass
+class Page:
+    items: list = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def cursor_encode(*, position: datetime, id) -> str:
+    data = {"v": CURSOR_VERSION, "t": position.astimezone(timezone.utc).isoformat(), "i": str(id)}
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def cursor_decode(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """(timestamp, id) of a cursor, or Invalid on anything that is not a cursor this module made."""
+    bad = Invalid("The cursor is not valid. Pass next_cursor from the previous page unchanged.", field="cursor")
+    if not isinstance(cursor, str) or len(cursor) > 200:
+        raise bad
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        if data.get("v") != CURSOR_VERSION:
+            raise ValueError("version")
+        position = datetime.fromisoformat(data["t"])
+        if position.tzinfo is None:
+            raise ValueError("naive")
+        return position, uuid.UUID(data["i"])
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeError, binascii.Error):
+        raise bad
+
+
+def clean_limit(limit, *, maximum=MAX_LIMIT) -> int:
+    try:
+        value = int(limit if limit is not None else DEFAULT_LIMIT)
+    except (TypeError, ValueError):
+        value = 0
+    if not 1 <= value <= maximum:
+        raise Invalid(f"limit must be a whole number from 1 to {maximum}.", field="limit")
+    return value
+
+
+def keyset_page(queryset, *, cursor=None, limit=DEFAULT_LIMIT, time_field="received_at") -> Page:
+    """One page of `queryset` newest first by (time_field, id), continuing after `cursor`."""
+    limit = clean_limit(limit)
+    queryset = queryset.order_by(f"-{time_field}", "-id")
+    if cursor:
+        position, last_id = cursor_decode(cursor)
+        # The redundant `<=` bound lets the database start the index scan at the cursor instead of
+        # filtering every newer row (what makes deep pages as cheap as the first one).
+        queryset = queryset.filter(**{f"{time_field}__lte": position}).filter(
+            Q(**{f"{time_field}__lt": position}) | Q(**{time_field: position, "id__lt": last_id})
+        )
+    rows = list(queryset[: limit + 1])
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = cursor_encode(position=getattr(last, time_field), id=last.pk)
+    return Page(items=rows, next_cursor=next_cursor)
