@@ -212,28 +212,3 @@ QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES = env.int("QMAILING_OUTBOUND_MAX_ATTACHME
 QMAILING_SEARCH_CONFIG = env.str("QMAILING_SEARCH_CONFIG", "english")  # PostgreSQL text search configuration
 CELERY_BEAT_SCHEDULE["mail-purge-trash"] = {"task": "mailboxes.tasks.mail_purge_trash_task",
                                             "schedule": crontab(minute=17)}
-
-# --- Mail engine (outbound): the backend that carries mail to other servers, and trash purging.
-# Embedded default: the file backend writes each outgoing message under var/outbox, so nothing leaves
-# the machine until EMAIL_BACKEND names an SMTP relay (django.core.mail.backends.smtp.EmailBackend)
-# or an ESP (anymail.backends.mailgun.EmailBackend, …).
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
-EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", str(VAR_DIR / "outbox"))
-EMAIL_HOST = env.str("EMAIL_HOST", "localhost")
-EMAIL_PORT = env.int("EMAIL_PORT", 587)
-EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", False)
-EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", False)
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 30)
-ANYMAIL = {**globals().get("ANYMAIL", {})}
-for _name in ("MAILGUN_API_KEY", "MAILGUN_API_URL", "MAILGUN_SENDER_DOMAIN"):
-    if env.str(_name, ""):
-        ANYMAIL[_name] = env.str(_name)
-# Tracking webhooks (/anymail/mailgun/tracking/) use the same signing key as inbound.
-if env.str("MAILGUN_WEBHOOK_SIGNING_KEY", ""):
-    ANYMAIL.setdefault("MAILGUN_WEBHOOK_SIGNING_KEY", env.str("MAILGUN_WEBHOOK_SIGNING_KEY"))
-QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES = env.int("QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024)
-QMAILING_SEARCH_CONFIG = env.str("QMAILING_SEARCH_CONFIG", "english")  # PostgreSQL text search configuration
-CELERY_BEAT_SCHEDULE["mail-purge-trash"] = {"task": "mailboxes.tasks.mail_purge_trash_task",
-                                            "schedule": crontab(minute=17)}
