@@ -13,5 +13,6 @@ urlpatterns = [
     path("domains/", include("domains.urls")),
     path("mailboxes/", include("mailboxes.urls")),
     path("docs/errors", TemplateView.as_view(template_name="docs/errors.html"), name="error-docs"),
+    path("anymail/", include("anymail.urls")),  # ESP webhooks: inbound mail and delivery tracking
     path("admin/", admin.site.urls),
 ]

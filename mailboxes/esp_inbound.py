@@ -1,0 +1,50 @@
+"""Inbound mail through an ESP: django-anymail's `inbound` signal feeds the same path as SMTP.
+
+Mailgun route: forward("https://<host>/anymail/mailgun/inbound_mime/") — a URL ending in "mime" makes
+Mailgun post the untouched message as `body-mime`. anymail checks the webhook signature (and basic
+auth when WEBHOOK_SECRET is set) before this receiver runs.
+"""
+
+import logging
+
+from mailboxes.ingest import deliver_inbound
+from qmailing.errors import LimitReached
+
+logger = logging.getLogger(__name__)
+
+
+def inbound_raw_bytes(event):
+    """The message as the ESP received it: Mailgun's body-mime when posted, else anymail's rebuilt message."""
+    request = event.esp_event
+    post = getattr(request, "POST", None)
+    if post is not None and "body-mime" in post:
+        return post["body-mime"].encode("utf-8")
+    return event.message.as_bytes()
+
+
+def inbound_recipients(event):
+    """Envelope recipients when the ESP gives them, else the To and Cc addresses."""
+    message = event.message
+    envelope = getattr(message, "envelope_recipient", None) or ""
+    recipients = [address.strip() for address in envelope.split(",") if address.strip()]
+    if not recipients:
+        recipients = [address.addr_spec for address in (*message.to, *message.cc)]
+    return recipients
+
+
+def on_inbound(sender, event, esp_name, **kwargs):
+    """anymail `inbound` signal receiver: store one copy per hosted recipient mailbox.
+
+    Transient errors propagate, so anymail answers 500 and the ESP retries later; a full mailbox is
+    final (as SMTP's 552), so it is logged and acknowledged instead of retried for hours.
+    """
+    raw = inbound_raw_bytes(event)
+    recipients = inbound_recipients(event)
+    envelope_from = getattr(event.message, "envelope_sender", None) or ""
+    try:
+        emails = deliver_inbound(raw=raw, recipients=recipients, envelope_from=envelope_from)
+    except LimitReached as error:
+        logger.warning("%s inbound refused for %s: %s", esp_name, recipients, error.detail)
+        return
+    if not emails:
+        logger.info("%s inbound for %s matched no hosted active mailbox", esp_name, recipients)
