@@ -96,12 +96,17 @@ def _short(exc):
     return text if len(text) < 200 else text[:197] + "..."
 
 
+def _printable(text):
+    """Escape control characters (NUL included) so any record can be stored and shown."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+
+
 def _txt_values(rdatas):
     values = []
     for rdata in rdatas:
         if rdata.rdtype != dns.rdatatype.TXT:
             continue
-        values.append(b"".join(rdata.strings).decode("utf-8", errors="replace"))
+        values.append(_printable(b"".join(rdata.strings).decode("utf-8", errors="replace")))
     return values
 
 

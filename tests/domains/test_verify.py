@@ -99,6 +99,7 @@ def test_garbage_txt_bytes_do_not_crash(domain, dns_server):
     dns_server.add(f"_dmarc.{domain.name}", "TXT", "v=DMARC1")
     domain = domain_verify(domain=domain)
     assert record(domain, "ownership").state == State.MISMATCH
+    assert "\\x00" in record(domain, "ownership").found  # control bytes are shown escaped, never stored raw
     assert record(domain, "dkim").state == State.MISMATCH
     assert record(domain, "dmarc").state == State.MISMATCH
 

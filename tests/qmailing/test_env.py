@@ -1,0 +1,28 @@
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from qmailing.env import Env
+
+
+def test_strict_booleans():
+    env = Env({"A": "true", "B": "0", "C": "maybe", "D": ""})
+    assert env.bool("A") is True and env.bool("B") is False and env.bool("D", True) is True
+    with pytest.raises(ImproperlyConfigured, match="true or false"):
+        env.bool("C")
+
+
+def test_secrets_can_come_from_files(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    env = Env({"KEY_FILE": str(secret), "KEY": "ignored"})
+    assert env.str("KEY") == "s3cret"
+    with pytest.raises(ImproperlyConfigured, match="cannot be read"):
+        Env({"KEY_FILE": str(tmp_path / "missing")}).str("KEY")
+
+
+def test_numbers_and_lists():
+    env = Env({"N": "5", "F": "0.5", "L": " a, b ,,c ", "BAD": "x"})
+    assert env.int("N") == 5 and env.float("F") == 0.5 and env.list("L") == ["a", "b", "c"]
+    assert env.int("MISSING", 7) == 7 and env.list("MISSING", ["z"]) == ["z"]
+    with pytest.raises(ImproperlyConfigured, match="integer"):
+        env.int("BAD")

@@ -1,0 +1,85 @@
+import threading
+
+import pytest
+from django.db import connection, transaction
+
+from webhooks.models import AppendOnly, Event
+from webhooks.selectors import event_list
+from webhooks.services import event_publish, subscribe_to_events, _subscribers
+
+
+def test_cursors_increase_per_account(owner, outsider):
+    owner.refresh_from_db()
+    start = owner.event_cursor
+    first = event_publish(account=owner, type="domain.added", payload={"n": 1})
+    second = event_publish(account=owner, type="domain.added", payload={"n": 2})
+    foreign = event_publish(account=outsider, type="domain.added", payload={"n": 3})
+    assert (first.cursor, second.cursor) == (start + 1, start + 2)
+    assert [e.payload["n"] for e in event_list(account=owner, after=start)] == [1, 2]
+    assert foreign not in event_list(account=owner)
+
+
+def test_events_vanish_with_a_rolled_back_change(owner):
+    before = Event.objects.filter(account=owner).count()
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            event_publish(account=owner, type="domain.added", payload={})
+            raise RuntimeError("the change failed")
+    assert Event.objects.filter(account=owner).count() == before
+
+
+def test_events_are_append_only(owner):
+    event = event_publish(account=owner, type="domain.added", payload={})
+    event.payload = {"tampered": True}
+    with pytest.raises(AppendOnly):
+        event.save()
+
+
+def test_subscribers_run_only_after_commit(owner, django_capture_on_commit_callbacks):
+    seen = []
+    subscribe_to_events(seen.append)
+    try:
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            event = event_publish(account=owner, type="domain.added", payload={})
+            assert seen == []
+        assert len(callbacks) == 1 and seen == [event]
+    finally:
+        _subscribers.remove(seen.append)
+
+
+def test_filter_by_mailbox_and_type(owner):
+    mailbox = owner.mailboxes.first()
+    owner.refresh_from_db()
+    start = owner.event_cursor
+    event_publish(account=owner, type="domain.added", payload={})
+    mine = event_publish(account=owner, mailbox=mailbox, type="email.received", payload={})
+    assert event_list(account=owner, after=start, mailbox=mailbox) == [mine]
+    assert event_list(account=owner, after=start, types=["email.received"]) == [mine]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_publishers_get_distinct_gapless_cursors():
+    from tests.conftest import make_user
+
+    account = make_user("race@example.com").account
+    start = Event.objects.filter(account=account).count()
+    errors = []
+
+    def publish(n):
+        try:
+            for i in range(10):
+                event_publish(account=account, type="domain.added", payload={"thread": n, "i": i})
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=publish, args=(n,)) for n in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    cursors = sorted(Event.objects.filter(account=account).values_list("cursor", flat=True))
+    assert cursors == list(range(1, start + 51))
