@@ -89,14 +89,31 @@ def mailbox_set_status(*, mailbox, status):
     return mailbox
 
 
-def group_create(*, account, name, description="", members=()):
+def _clean_group_name(name):
     name = (name or "").strip()
     if not name or len(name) > 80:
         raise Invalid("A group needs a name of at most 80 characters.", field="name")
+    return name
+
+
+def group_create(*, account, name, description="", members=()):
+    name = _clean_group_name(name)
     with transaction.atomic():
         if Group.objects.filter(account=account, name__iexact=name).exists():
             raise Conflict(f"You already have a group called {name}.", code="group_exists")
         group = Group.objects.create(account=account, name=name, description=(description or "").strip()[:240])
+        group_set_members(group=group, members=members)
+    return group
+
+
+def group_update(*, group, name, description="", members=()):
+    """Rename a group, change its description and replace its members."""
+    name = _clean_group_name(name)
+    with transaction.atomic():
+        if Group.objects.filter(account_id=group.account_id, name__iexact=name).exclude(pk=group.pk).exists():
+            raise Conflict(f"You already have a group called {name}.", code="group_exists")
+        group.name, group.description = name, (description or "").strip()[:240]
+        group.save(update_fields=["name", "description"])
         group_set_members(group=group, members=members)
     return group
 

@@ -6,7 +6,7 @@ from mailboxes.forms import GroupForm, MailboxCreateForm, MailboxUpdateForm
 from mailboxes.models import Mailbox
 from mailboxes.selectors import access_group, access_mailbox, group_list
 from mailboxes.services import (
-    group_create, group_delete, group_set_members, mailbox_create, mailbox_set_status, mailbox_update,
+    group_create, group_delete, group_update, mailbox_create, mailbox_set_status, mailbox_update,
 )
 from qmailing.errors import AppError
 from qmailing.forms import add_app_error
@@ -86,11 +86,11 @@ def group_detail_view(request, account, group_id):
                      initial={"name": group.name, "description": group.description, "members": group.members.all()})
     if request.method == "POST" and form.is_valid():
         try:
-            group_set_members(group=group, members=form.cleaned_data["members"])
+            group_update(group=group, **form.cleaned_data)
         except AppError as exc:
             add_app_error(form, exc)
         else:
-            messages.success(request, "Members saved.")
+            messages.success(request, "Group saved.")
             return redirect("mailboxes:group", group_id=group.id)
     return render(request, "mailboxes/group.html", {"group": group, "form": form}, status=400 if form.errors else 200)
 

@@ -153,3 +153,18 @@ def test_sub_addresses_resolve_to_the_mailbox(owner, verified_domain):
     assert mailbox_by_address(address="News+Weekly@Brand.Example") == mailbox
     assert mailbox_by_address(address="nobody@brand.example") is None
     assert mailbox_by_address(address="garbage") is None
+
+
+def test_groups_can_be_renamed_but_not_onto_another_name(owner, verified_domain):
+    from mailboxes.services import group_update
+
+    sales = mailbox_create(account=owner, domain=verified_domain, local_part="sales")
+    group = group_create(account=owner, name="Brand")
+    group_create(account=owner, name="Other")
+    group_update(group=group, name="Brand EU", description="Europe", members=[sales])
+    group.refresh_from_db()
+    assert (group.name, group.description, list(group.members.all())) == ("Brand EU", "Europe", [sales])
+    with pytest.raises(Conflict):
+        group_update(group=group, name="other", members=[])
+    with pytest.raises(Invalid):
+        group_update(group=group, name="  ", members=[])
