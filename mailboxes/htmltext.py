@@ -125,4 +125,5 @@ def text_without_quotes(text):
 
 
 def snippet_from(text):
-    return re.sub(r"\s+", " ", text or "").strip()[:SNIPPET_LENGTH]
+    # Only the head of the text can reach the snippet; collapsing all of a long body would be wasted work.
+    return re.sub(r"\s+", " ", (text or "")[:SNIPPET_LENGTH * 4]).strip()[:SNIPPET_LENGTH]

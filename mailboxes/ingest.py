@@ -5,12 +5,14 @@ import logging
 
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Account
 from mailboxes.counters import counters_on_store
 from mailboxes.extraction import attachment_text
-from mailboxes.models import Attachment, Email, Folder
+from mailboxes.models import Attachment, Email, Folder, Mailbox
 from mailboxes.parsing import parse_message
 from mailboxes.selectors import mailbox_by_address
 from mailboxes.threads import thread_find_or_create
@@ -40,13 +42,13 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
     written = []
     try:
         with transaction.atomic():
-            account = _storage_check(mailbox=mailbox, size=len(raw))
+            _storage_check(mailbox=mailbox, size=len(raw))
             email = _email_store(mailbox=mailbox, raw=raw, parsed=parsed, direction=direction, folder=folder,
                                  is_read=is_read, delivery_status=delivery_status, received_at=received_at,
                                  written=written)
             counters_on_store(email)
             if direction == Email.Direction.INBOUND:
-                event_publish(account=account, mailbox=mailbox, type=EventType.EMAIL_RECEIVED,
+                event_publish(account=mailbox.account, mailbox=mailbox, type=EventType.EMAIL_RECEIVED,
                               payload=_event_payload(email))
                 if mailbox.forwarding_addresses:
                     _forward_schedule(email)
@@ -79,20 +81,28 @@ def deliver_inbound(*, raw: bytes, recipients: list[str], envelope_from: str = "
 
 
 def _storage_check(*, mailbox, size):
-    # The account row lock (also taken by event_publish) serialises concurrent deliveries to one account.
-    account = Account.objects.select_for_update().select_related("plan").get(pk=mailbox.account_id)
-    if size > account.storage_available():
-        raise LimitReached(f"The mail storage of the {account.plan.name} plan is used up; this message "
+    """Lock the account row and refuse a message its plan storage cannot hold (one query).
+
+    The lock (event_publish takes the same one) serialises concurrent deliveries to one account, so
+    two messages cannot both squeeze into the last free bytes. Only the account row is locked, never
+    the plan row that every account on the plan shares.
+    """
+    used = (Mailbox.objects.filter(account_id=OuterRef("pk")).order_by().values("account_id")
+            .annotate(total=Sum("storage_used")).values("total"))
+    allowed, plan_name, used = (Account.objects.select_for_update(of=("self",)).filter(pk=mailbox.account_id)
+                                .annotate(used=Coalesce(Subquery(used), 0))
+                                .values_list("plan__storage_bytes", "plan__name", "used").get())
+    if used + size > allowed:
+        raise LimitReached(f"The mail storage of the {plan_name} plan is used up; this message "
                            f"({size} bytes) does not fit. Delete mail or upgrade the plan.", limit="storage")
-    return account
 
 
 def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_status, received_at, written):
-    thread = thread_find_or_create(mailbox=mailbox, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
+    thread_id = thread_find_or_create(mailbox=mailbox, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
                                    references=parsed.references, subject=parsed.subject, at=received_at)
     sender = parsed.from_[0] if parsed.from_ else {"address": "", "name": ""}
     email = Email(
-        account_id=mailbox.account_id, mailbox=mailbox, thread=thread, direction=direction, folder=folder,
+        account_id=mailbox.account_id, mailbox=mailbox, thread_id=thread_id, direction=direction, folder=folder,
         is_read=is_read, from_address=sender["address"], from_name=sender["name"], to=parsed.to, cc=parsed.cc,
         bcc=parsed.bcc, reply_to=parsed.reply_to, subject=parsed.subject, date=parsed.date,
         received_at=received_at, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email import policy
+from email.policy import EmailPolicy
+from functools import lru_cache
 from email.header import decode_header, make_header
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
@@ -25,6 +27,28 @@ MAX_BODY_CHARS = 2_000_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _SUBJECT_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|wg|vs|antw|tr|r|rif|odp)(\s*[\[(]\d+[\])])?\s*:\s*)+", re.IGNORECASE)
+
+
+class _MemoisingPolicy(EmailPolicy):
+    """policy.default, but each distinct header value is parsed once.
+
+    The modern policy re-parses a header on every access, and the parser itself reads Content-Type
+    several times per part; parsed headers are immutable, so sharing them changes no result.
+    """
+
+    def header_fetch_parse(self, name, value):
+        if hasattr(value, "name") or len(value) > _MEMO_MAX_VALUE:
+            return super().header_fetch_parse(name, value)
+        return _header_parsed(name, value)
+
+
+_MEMO_MAX_VALUE = 2000
+MODERN_POLICY = _MemoisingPolicy()
+
+
+@lru_cache(maxsize=8192)
+def _header_parsed(name, value):
+    return EmailPolicy.header_fetch_parse(policy.default, name, value)
 
 
 @dataclass
@@ -212,7 +236,7 @@ def parse_message(raw):
     parsed = ParsedMessage()
     defects = parsed.defects
     try:
-        message = BytesParser(policy=policy.default).parsebytes(raw)
+        message = BytesParser(policy=MODERN_POLICY).parsebytes(raw)
     except Exception as exc:  # the feed parser is meant never to raise; this is the last guard
         defects.append(f"ParseError: {type(exc).__name__}")
         return parsed
