@@ -1,17 +1,31 @@
 from django.contrib import admin
+from django.utils.html import format_html
 
 from domains.models import DnsRecord, Domain
 
 
+def wrapped(value):
+    """Long keys and record values break anywhere instead of widening the page."""
+    return format_html('<code style="word-break: break-all; white-space: normal">{}</code>', value or "—")
+
+
 class DnsRecordInline(admin.TabularInline):
     model = DnsRecord
-    fields = ("kind", "host", "type", "expected", "found", "state", "fix", "checked_at")
+    fields = ("kind", "host", "type", "expected_value", "found_value", "state", "fix", "checked_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="expected")
+    def expected_value(self, obj):
+        return wrapped(obj.expected)
+
+    @admin.display(description="found")
+    def found_value(self, obj):
+        return wrapped(obj.found)
 
 
 @admin.register(Domain)
@@ -20,10 +34,17 @@ class DomainAdmin(admin.ModelAdmin):
     list_filter = ("status", "is_shared")
     search_fields = ("name", "account__name")
     # The DKIM private key is deliberately not shown anywhere.
-    readonly_fields = ("id", "ownership_token", "dkim_selector", "dkim_public_key", "check_slot", "last_checked_at", "verified_at", "created_at")
+    readonly_fields = ("id", "ownership_token", "dkim_selector", "dkim_public_key_value", "check_slot", "last_checked_at", "verified_at", "created_at")
     fields = ("name", "account", "is_shared", "status") + readonly_fields
     inlines = [DnsRecordInline]
     actions = ["verify_now"]
+
+    def has_add_permission(self, request):
+        return False  # domains are bound through domain_add, which makes the key, token and checklist
+
+    @admin.display(description="DKIM public key")
+    def dkim_public_key_value(self, obj):
+        return wrapped(obj.dkim_public_key)
 
     @admin.action(description="Check DNS now")
     def verify_now(self, request, queryset):
@@ -40,3 +61,6 @@ class DnsRecordAdmin(admin.ModelAdmin):
     list_filter = ("kind", "state")
     search_fields = ("domain__name", "host")
     readonly_fields = ("domain", "kind", "host", "type", "expected", "found", "state", "fix", "required", "checked_at", "position")
+
+    def has_add_permission(self, request):
+        return False  # records come from the domain's checklist

@@ -20,7 +20,7 @@ def domain_add_view(request, account):
         except AppError as exc:
             add_app_error(form, exc)
         else:
-            messages.success(request, f"{domain.name} added. Publish the records below, then check DNS.")
+            messages.success(request, f"{domain.unicode_name} added. Publish the records below, then check DNS.")
             return redirect("domains:detail", domain_id=domain.id)
     return render(request, "domains/add.html", {"form": form, "account": account}, status=400 if form.errors else 200)
 
@@ -36,7 +36,7 @@ def domain_detail_view(request, account, domain_id):
 def domain_verify_view(request, account, domain_id):
     domain = domain_verify(domain=access_domain(account=account, domain_id=domain_id))
     if domain.is_verified:
-        messages.success(request, f"{domain.name} is verified: you can create mailboxes on it.")
+        messages.success(request, f"{domain.unicode_name} is verified: you can create mailboxes on it.")
     else:
         messages.warning(request, "Some required records are not in place yet; see each record's state below.")
     return redirect("domains:detail", domain_id=domain.id)
@@ -51,5 +51,5 @@ def domain_delete_view(request, account, domain_id):
     except AppError as exc:
         messages.error(request, exc.detail)
         return redirect("domains:detail", domain_id=domain.id)
-    messages.success(request, f"{domain.name} removed.")
+    messages.success(request, f"{domain.unicode_name} removed.")
     return redirect("dashboard")

@@ -55,6 +55,7 @@ class Group(models.Model):
 
     class Meta:
         ordering = ["name"]
+        verbose_name = "mailbox group"
         constraints = [models.UniqueConstraint(fields=["account", "name"], name="group_unique_name_per_account")]
 
     def __str__(self):

@@ -173,7 +173,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("QMAILING_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # The django logger keeps no handlers of its own so each record is printed once, by the root handler.
+    "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True},
+                "django.db.backends": {"level": "WARNING"}},
 }
 
 # --- Mail engine (inbound): the SMTP server (manage.py run_smtp) and ESP inbound webhooks.
