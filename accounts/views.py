@@ -59,3 +59,13 @@ def dashboard(request, account):
         "groups": group_list(account=account),
     }
     return render(request, "dashboard.html", context)
+
+
+@account_view
+def plan_view(request, account):
+    from django.conf import settings
+
+    from accounts.selectors import plan_list
+
+    return render(request, "accounts/plan.html", {"account": account, "plans": plan_list(),
+                                                  "support_address": f"support@{settings.QMAILING_SHARED_DOMAIN}"})

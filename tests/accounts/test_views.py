@@ -1,3 +1,4 @@
+import pytest
 from django.urls import reverse
 
 from accounts.models import User
@@ -119,3 +120,17 @@ def test_admin_lists_every_model(client, owner, verified_domain):
         assert client.get(url).status_code == 200, url
     domain_page = client.get(reverse("admin:domains_domain_change", args=[verified_domain.id])).content.decode()
     assert "BEGIN PRIVATE KEY" not in domain_page
+
+
+def test_plan_page_is_where_limit_errors_point(client, free_account, settings):
+    from domains.services import domain_add
+    from qmailing.errors import LimitReached
+
+    signed_in(client, free_account)
+    page = client.get(reverse("plan")).content.decode()
+    assert "Your plan: Free" in page and "Pro Max" in page
+    domain_add(account=free_account, name="one.example")
+    with pytest.raises(LimitReached) as err:
+        domain_add(account=free_account, name="two.example")
+    assert err.value.extra["upgradeUrl"].endswith(reverse("plan"))
+    assert client.get(reverse("plan")).status_code == 200
