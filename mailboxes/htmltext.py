@@ -35,6 +35,27 @@ def _attribute_filter(element, attribute, value):
     return value
 
 
+# html5ever's cost grows with the square of the open-element depth: 20,000 nested <div>s take seconds.
+MAX_HTML_DEPTH = 1000
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^>]*?(/?)>")
+_NOT_NESTING = {"br", "img", "hr", "meta", "link", "input", "area", "base", "col", "embed", "param", "source",
+                "track", "wbr", "p", "li", "dd", "dt", "td", "th", "tr", "option", "span", "font", "b", "i", "u",
+                "a", "em", "strong", "small"}
+
+
+def html_too_deep(html, *, limit=MAX_HTML_DEPTH):
+    """True when the HTML nests block elements deeper than `limit` (an estimate from the tags alone)."""
+    depth = 0
+    for match in _TAG.finditer(html):
+        closing, name, self_closing = match.groups()
+        if self_closing or name.lower() in _NOT_NESTING:
+            continue
+        depth = max(depth - 1, 0) if closing else depth + 1
+        if depth > limit:
+            return True
+    return False
+
+
 def html_sanitize(html):
     """nh3-clean HTML until it no longer changes, so sanitising twice always equals once."""
     cleaned = html or ""

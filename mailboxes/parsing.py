@@ -16,13 +16,14 @@ from email.header import decode_header, make_header
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
-from mailboxes.htmltext import html_sanitize, html_to_text, snippet_from, text_without_quotes
+from mailboxes.htmltext import MAX_HTML_DEPTH, html_sanitize, html_to_text, html_too_deep, snippet_from, text_without_quotes
 
 MAX_PARTS = 100
 MAX_DEPTH = 10
 MAX_ADDRESSES = 500
 MAX_REFERENCES = 100
 MAX_BODY_CHARS = 2_000_000
+MAX_PARSED_HEADER = 32_000
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
@@ -129,8 +130,18 @@ def _raw_header(message, name):
     return out
 
 
+def _too_long(message, name, defects):
+    # The modern header parser is slow on huge values; a header this long is abuse, read it the cheap way.
+    if sum(len(value) for key, value in message.raw_items() if key.lower() == name) > MAX_PARSED_HEADER:
+        defects.append(f"HeaderTooLong: {name}")
+        return True
+    return False
+
+
 def _header(message, name, defects):
     """The header as a string; falls back to the raw value when the modern policy chokes on it."""
+    if _too_long(message, name, defects):
+        return " ".join(_raw_header(message, name))[:MAX_PARSED_HEADER]
     try:
         value = message.get(name)
         return "" if value is None else str(value)
@@ -142,6 +153,8 @@ def _header(message, name, defects):
 def _addresses(message, name, defects):
     result = []
     try:
+        if _too_long(message, name, defects):
+            raise ValueError(name)
         header = message.get(name)
         if header is None:
             return []
@@ -287,8 +300,14 @@ def _fill(parsed, message, defects):
         else:
             texts.append(decode_bytes(data, charset, defects)[:MAX_BODY_CHARS])
 
-    parsed.html = html_sanitize(html) if html else ""
-    parsed.text = "\n\n".join(t.strip("\n") for t in texts if t.strip()) or (html_to_text(parsed.html) if html else "")
+    parsed.text = "\n\n".join(t.strip("\n") for t in texts if t.strip())
+    if html and html_too_deep(html):
+        # Kept as text only: sanitising it would take seconds, and no real message nests this deep.
+        defects.append(f"HtmlTooDeeplyNested: more than {MAX_HTML_DEPTH} nested elements; HTML not kept")
+        parsed.text = parsed.text or html_to_text(html)
+    elif html:
+        parsed.html = html_sanitize(html)
+        parsed.text = parsed.text or html_to_text(parsed.html)
     parsed.text_clean = text_without_quotes(parsed.text)
     parsed.snippet = snippet_from(parsed.text_clean or parsed.text)
 

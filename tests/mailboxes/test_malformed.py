@@ -178,3 +178,20 @@ def test_xss_payloads_are_neutralised_and_sanitising_twice_equals_once(payload):
     for needle in ("<script", "javascript:", "vbscript:", "onerror", "onload", "onmouseover", "ontoggle",
                    "<iframe", "<object", "<meta", "<base", "<form", "expression(", "data:", "@import"):
         assert needle not in lowered, (payload, once)
+
+
+def test_pathologically_nested_html_is_kept_as_text_without_slow_sanitising(mailbox):
+    raw = (b"From: a@example.com\r\nTo: owner@example.org\r\nSubject: deep\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/html; charset=utf-8\r\n\r\n" + b"<div>" * 50_000 + b"payload\r\n")
+    email = email_ingest(mailbox=mailbox, raw=raw)
+    assert email.html == "" and email.text == "payload"
+    assert any(d.startswith("HtmlTooDeeplyNested") for d in email.defects)
+
+
+def test_huge_address_and_subject_headers_are_capped(mailbox):
+    to = b", ".join(b"user%d@example.com" % i for i in range(20_000))
+    raw = b"From: a@example.com\r\nTo: " + to + b"\r\nSubject: " + b"spam " * 20_000 + b"\r\n\r\nbody\r\n"
+    email = email_ingest(mailbox=mailbox, raw=raw)
+    assert len(email.to) == 500 and email.to[0] == {"address": "user0@example.com", "name": ""}
+    assert len(email.subject) <= 32_000
+    assert stored_raw(email) == raw
