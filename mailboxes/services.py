@@ -96,6 +96,19 @@ def _clean_group_name(name):
     return name
 
 
+def mailbox_delete(*, mailbox):
+    """Delete a mailbox with all its mail (rows, raw messages, attachment files, search entries)."""
+    from mailboxes.mail_services import email_purge
+
+    for email in mailbox.emails.only("pk").iterator():
+        email_purge(email=email)
+    with transaction.atomic():
+        address = mailbox.address
+        event_publish(account=mailbox.account, type=EventType.MAILBOX_DELETED,
+                      payload={"mailbox_id": str(mailbox.id), "address": address})
+        mailbox.delete()
+
+
 def group_create(*, account, name, description="", members=()):
     name = _clean_group_name(name)
     with transaction.atomic():

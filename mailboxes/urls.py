@@ -7,6 +7,7 @@ urlpatterns = [
     path("new/", views.mailbox_create_view, name="create"),
     path("<uuid:mailbox_id>/", views.mailbox_detail_view, name="detail"),
     path("<uuid:mailbox_id>/status/", views.mailbox_status_view, name="status"),
+    path("<uuid:mailbox_id>/delete/", views.mailbox_delete_view, name="delete"),
     path("groups/", views.group_list_view, name="groups"),
     path("groups/<uuid:group_id>/", views.group_detail_view, name="group"),
 ]

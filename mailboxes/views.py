@@ -6,7 +6,7 @@ from mailboxes.forms import GroupForm, MailboxCreateForm, MailboxUpdateForm
 from mailboxes.models import Mailbox
 from mailboxes.selectors import access_group, access_mailbox, group_list
 from mailboxes.services import (
-    group_create, group_delete, group_update, mailbox_create, mailbox_set_status, mailbox_update,
+    group_create, group_delete, group_update, mailbox_create, mailbox_delete, mailbox_set_status, mailbox_update,
 )
 from qmailing.errors import AppError
 from qmailing.forms import add_app_error
@@ -58,6 +58,16 @@ def mailbox_status_view(request, account, mailbox_id):
     else:
         messages.success(request, f"{mailbox.address} is now {mailbox.get_status_display().lower()}.")
     return redirect("mailboxes:detail", mailbox_id=mailbox.id)
+
+@account_view
+@require_POST
+def mailbox_delete_view(request, account, mailbox_id):
+    mailbox = access_mailbox(account=account, mailbox_id=mailbox_id)
+    address = mailbox.address
+    mailbox_delete(mailbox=mailbox)
+    messages.success(request, f"{address} and its mail were deleted.")
+    return redirect("dashboard")
+
 
 @account_view
 @require_http_methods(["GET", "POST"])

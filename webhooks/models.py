@@ -12,6 +12,7 @@ class EventType(models.TextChoices):
     EMAIL_FAILED = "email.failed"
     EMAIL_TRASHED = "email.trashed"
     MAILBOX_CREATED = "mailbox.created"
+    MAILBOX_DELETED = "mailbox.deleted"
     DOMAIN_ADDED = "domain.added"
     DOMAIN_VERIFIED = "domain.verified"
     DOMAIN_DNS_CHANGED = "domain.dns_changed"

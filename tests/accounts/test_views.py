@@ -97,8 +97,12 @@ def test_outsider_pages_answer_404(client, owner, outsider, verified_domain):
     assert client.post(reverse("domains:verify", args=[verified_domain.id])).status_code == 404
     assert client.post(reverse("domains:delete", args=[verified_domain.id])).status_code == 404
     assert client.post(reverse("mailboxes:status", args=[mailbox.id]), {"status": "suspended"}).status_code == 404
+    assert client.post(reverse("mailboxes:delete", args=[mailbox.id])).status_code == 404
     mailbox.refresh_from_db()
     assert mailbox.status == "active"
+    signed_in(client, owner)
+    assert client.post(reverse("mailboxes:delete", args=[mailbox.id])).url == reverse("dashboard")
+    assert not owner.mailboxes.filter(pk=mailbox.pk).exists()
 
 
 def test_groups_pages(client, owner, verified_domain):

@@ -168,3 +168,29 @@ def test_groups_can_be_renamed_but_not_onto_another_name(owner, verified_domain)
         group_update(group=group, name="other", members=[])
     with pytest.raises(Invalid):
         group_update(group=group, name="  ", members=[])
+
+
+def test_deleting_a_mailbox_removes_its_mail_and_files_and_frees_the_address(owner, verified_domain):
+    from django.core.files.storage import default_storage
+
+    from mailboxes.mail_services import email_trash
+    from mailboxes.services import mailbox_delete
+    from tests.mailboxes.outbound_helpers import receive
+
+    mailbox = mailbox_create(account=owner, domain=verified_domain, local_part="gone")
+    first = receive(mailbox, subject="one", attachments=[("a.txt", "text/plain", b"attached words")])
+    email_trash(email=receive(mailbox, subject="two"))
+    files = [first.raw.name, first.attachments.get().file.name]
+    assert all(default_storage.exists(name) for name in files)
+    with django_on_commit():
+        mailbox_delete(mailbox=mailbox)
+    assert not Mailbox.objects.filter(pk=mailbox.pk).exists()
+    assert not any(default_storage.exists(name) for name in files)
+    assert Event.objects.filter(account=owner, type="mailbox.deleted", payload__address="gone@brand.example").exists()
+    assert mailbox_create(account=owner, domain=verified_domain, local_part="gone").address == "gone@brand.example"
+
+
+def django_on_commit():
+    from django.test import TestCase
+
+    return TestCase.captureOnCommitCallbacks(execute=True)
