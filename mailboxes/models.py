@@ -167,6 +167,9 @@ class Email(models.Model):
             # STARRED is a flag view across folders: a partial index keeps it a short index range.
             models.Index(fields=["mailbox", "-received_at", "-id"], name="email_mailbox_starred",
                          condition=models.Q(is_starred=True)),
+            # Unread is a small slice of a big account: searching it must not walk all of its mail.
+            models.Index(fields=["account", "-received_at", "-id"], name="email_account_unread",
+                         condition=models.Q(is_read=False)),
         ]
 
     def __str__(self):

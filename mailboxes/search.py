@@ -17,9 +17,10 @@ from django.db.models.functions import Cast
 from mailboxes.counters import UNCOUNTED_FOLDERS
 from mailboxes.fts_query import fts5_expression
 from mailboxes.models import Email, Folder
+from mailboxes.search_postgres import search_page_postgres
 from mailboxes.selectors import access_mailbox
 from qmailing.errors import Invalid
-from qmailing.pagination import keyset_page
+from qmailing.pagination import clean_limit, keyset_page
 
 MAX_QUERY_LENGTH = 500
 # Per field, so one huge newsletter or PDF cannot make a document past PostgreSQL's 1 MB tsvector cap.
@@ -154,6 +155,11 @@ def email_search(*, account, query, mailbox=None, folder=None, from_=None, to=No
         emails = emails.filter(received_at__gte=start)
     if end:
         emails = emails.filter(received_at__lte=end)
-    if query:
-        emails = _text_filter(emails, query)
-    return keyset_page(emails.select_related("mailbox__domain"), cursor=cursor, limit=limit)
+    emails = emails.select_related("mailbox__domain")
+    if not query:
+        return keyset_page(emails, cursor=cursor, limit=limit)
+    if connection.vendor == "postgresql":
+        return search_page_postgres(scope=emails, matching=_text_filter(emails, query),
+                                    tsquery_sql="websearch_to_tsquery(%s::regconfig, %s)",
+                                    tsquery_params=(_config(), query), cursor=cursor, limit=clean_limit(limit))
+    return keyset_page(_text_filter(emails, query), cursor=cursor, limit=limit)

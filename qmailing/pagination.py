@@ -61,9 +61,8 @@ def clean_limit(limit, *, maximum=MAX_LIMIT) -> int:
     return value
 
 
-def keyset_page(queryset, *, cursor=None, limit=DEFAULT_LIMIT, time_field="received_at") -> Page:
-    """One page of `queryset` newest first by (time_field, id), continuing after `cursor`."""
-    limit = clean_limit(limit)
+def keyset_after(queryset, *, cursor=None, time_field="received_at"):
+    """`queryset` newest first by (time_field, id), restricted to rows after `cursor`; not sliced."""
     queryset = queryset.order_by(f"-{time_field}", "-id")
     if cursor:
         position, last_id = cursor_decode(cursor)
@@ -72,10 +71,22 @@ def keyset_page(queryset, *, cursor=None, limit=DEFAULT_LIMIT, time_field="recei
         queryset = queryset.filter(**{f"{time_field}__lte": position}).filter(
             Q(**{f"{time_field}__lt": position}) | Q(**{time_field: position, "id__lt": last_id})
         )
-    rows = list(queryset[: limit + 1])
+    return queryset
+
+
+def page_of(rows, *, limit, time_field="received_at") -> Page:
+    """A Page from up to limit + 1 rows in keyset order: the extra row only says that more follow."""
+    rows = list(rows)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = cursor_encode(position=getattr(last, time_field), id=last.pk)
     return Page(items=rows, next_cursor=next_cursor)
+
+
+def keyset_page(queryset, *, cursor=None, limit=DEFAULT_LIMIT, time_field="received_at") -> Page:
+    """One page of `queryset` newest first by (time_field, id), continuing after `cursor`."""
+    limit = clean_limit(limit)
+    queryset = keyset_after(queryset, cursor=cursor, time_field=time_field)
+    return page_of(queryset[: limit + 1], limit=limit, time_field=time_field)
