@@ -1,7 +1,6 @@
 import logging
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from accounts.models import Account
 from webhooks.models import Event
@@ -25,12 +24,23 @@ def event_publish(*, account, type, payload, mailbox=None):
     account, so cursors become visible in increasing order and a reader never skips one. Push
     (webhooks, waiters) is scheduled on commit.
     """
-    with transaction.atomic():
-        Account.objects.filter(pk=account.pk).update(event_cursor=F("event_cursor") + 1)
-        cursor = Account.objects.filter(pk=account.pk).values_list("event_cursor", flat=True).get()
-        event = Event.objects.create(account_id=account.pk, mailbox=mailbox, cursor=cursor, type=type, payload=payload)
+    # Two statements, no savepoint: ingest publishes once per message and each round trip counts.
+    with transaction.atomic(savepoint=False):
+        event = Event(account_id=account.pk, mailbox=mailbox, cursor=_next_cursor(account.pk), type=type, payload=payload)
+        event.save(force_insert=True)
     transaction.on_commit(lambda: _notify(event))
     return event
+
+
+def _next_cursor(account_id):
+    """Bump and read the account's cursor in one statement; the row lock lasts until commit."""
+    table = connection.ops.quote_name(Account._meta.db_table)
+    column = connection.ops.quote_name(Account._meta.get_field("event_cursor").column)
+    pk = connection.ops.quote_name(Account._meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {column} = {column} + 1 WHERE {pk} = %s RETURNING {column}",
+                       [Account._meta.pk.get_db_prep_value(account_id, connection)])
+        return cursor.fetchone()[0]
 
 
 def _notify(event):
