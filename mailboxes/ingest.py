@@ -135,19 +135,12 @@ def _event_payload(email):
 
 
 def _forward_schedule(email):
-    try:
-        from mailboxes.forwarding import schedule_forward
-    except ImportError:
-        # Forwarding ships with the outbound half of the mail engine; until then mail is only kept here.
-        logger.warning("forwarding not available yet; %s kept without forwarding", email.id)
-        return
+    from mailboxes.forwarding import schedule_forward  # forwarding sends through outbound, which imports ingest
+
     schedule_forward(email=email)
 
 
 def _search_index(email):
-    try:
-        from mailboxes.search import search_index_email
-    except ImportError:
-        # Search indexing ships with the outbound half of the mail engine; nothing to index into until then.
-        return
+    from mailboxes.search import search_index_email
+
     search_index_email(email=email)
