@@ -128,3 +128,24 @@ def test_postgres_stores_a_weighted_tsvector_with_gin_index(owner, corpus):
         assert "gin" in cursor.fetchone()[0].lower()
     # Stemming through the english configuration: plural finds singular.
     assert _subjects(email_search(account=owner, query="invoices")) == ["Invoice April", "Invoice March"]
+
+
+@pytest.mark.parametrize("window", [2, 5, 1000])
+def test_pages_are_the_same_whichever_phase_answers(owner, mailbox, monkeypatch, window):
+    """PostgreSQL looks at the newest `window` rows first and falls back to the GIN index; same pages either way."""
+    from mailboxes import search_postgres
+
+    monkeypatch.setattr(search_postgres, "RECENT_WINDOW", window)
+    for index in range(9):
+        receive(mailbox, subject=f"Note {index}", text="harbor crane" if index % 3 else "unrelated words")
+    expected = [f"Note {i}" for i in (8, 7, 5, 4, 2, 1)]
+    for limit in (1, 2, 4, 50):
+        seen, cursor = [], None
+        while True:
+            page = email_search(account=owner, query="harbor", limit=limit, cursor=cursor)
+            seen += [e.subject for e in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == expected
+    assert email_search(account=owner, query="harbor -crane").items == []
