@@ -12,10 +12,12 @@ import re
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from mailboxes.composition import dkim_sign
-from mailboxes.models import Email
-from mailboxes.relay import relay_send
+from mailboxes.models import Email, ForwardDelivery
+from mailboxes.relay import permanent_failure, relay_send
 from mailboxes.selectors import mailbox_by_address
 
 logger = logging.getLogger(__name__)
@@ -61,34 +63,83 @@ def forwarded_bytes(*, raw, mailbox):
         return marked
 
 
+def _forward_records(*, email, targets, hosted, local_done):
+    """The email's per-address records, created (pending) for any target that has none yet."""
+    done = ForwardDelivery.Status.SENT
+    ForwardDelivery.objects.bulk_create(
+        [ForwardDelivery(email=email, recipient=address, is_hosted=address in hosted,
+                         status=done if local_done and address in hosted else ForwardDelivery.Status.PENDING)
+         for address in targets],
+        ignore_conflicts=True,
+    )
+    return list(ForwardDelivery.objects.filter(email=email, recipient__in=targets))
+
+
+def _complete(records, *, status, error=None):
+    # A sent record keeps the error of an earlier attempt: it tells why the address got it late.
+    fields = {"status": status, "completed_at": timezone.now()}
+    if error is not None:
+        fields["error"] = error[:2000]
+    ForwardDelivery.objects.filter(pk__in=[r.pk for r in records]).update(**fields)
+
+
+def _forward_hosted(*, records, raw, mailbox):
+    from mailboxes.ingest import deliver_inbound
+
+    # Stored and marked sent in one transaction: a hosted copy is made exactly once.
+    with transaction.atomic():
+        deliver_inbound(raw=raw, recipients=[r.recipient for r in records], envelope_from=mailbox.address)
+        _complete(records, status=ForwardDelivery.Status.SENT)
+
+
+def _forward_relayed(*, record, raw, mailbox):
+    """Hand the message to the relay for one address; returns the error to retry on, or None."""
+    # The attempt is recorded before the hand-off, so a worker killed mid-send leaves a trace.
+    ForwardDelivery.objects.filter(pk=record.pk).update(attempts=F("attempts") + 1, attempted_at=timezone.now())
+    try:
+        relay_send(raw=raw, envelope_from=mailbox.address, recipients=[record.recipient])
+    except Exception as exc:
+        detail = f"{type(exc).__name__}: {exc}"
+        if permanent_failure(exc):
+            _complete([record], status=ForwardDelivery.Status.FAILED, error=detail)
+            return None
+        ForwardDelivery.objects.filter(pk=record.pk).update(error=detail[:2000])
+        return exc
+    _complete([record], status=ForwardDelivery.Status.SENT)
+    return None
+
+
 def email_forward(*, email_id, local_done=False):
     """Send a received email on to its mailbox's forwarding addresses (hosted ones directly).
 
-    When the mailbox keeps no copy, the stored email is purged once every hand-off succeeded.
+    Progress is recorded per address (ForwardDelivery), so running it again (a retry, a redelivered
+    task) sends only to addresses not done yet. A temporary relay error is raised after every other
+    address had its turn; a permanent refusal fails that address alone. When the mailbox keeps no
+    copy, the stored email is purged once every address has it.
     """
-    from mailboxes.ingest import deliver_inbound
     from mailboxes.mail_services import email_purge
 
     email = Email.objects.filter(pk=email_id).select_related("mailbox__domain").first()
     if email is None:
         return
     mailbox = email.mailbox
-    targets = [a for a in mailbox.forwarding_addresses if a.lower() != mailbox.address.lower()]
+    targets = list(dict.fromkeys(a for a in mailbox.forwarding_addresses if a.lower() != mailbox.address.lower()))
     with email.raw.open("rb") as handle:
         raw = forwarded_bytes(raw=handle.read(), mailbox=mailbox)
     if raw is None or not targets:
         logger.info("not forwarding %s: it already passed through %s", email_id, mailbox.address)
         return
-    local = [a for a in targets if mailbox_by_address(address=a) is not None]
-    if local and not local_done:
-        with transaction.atomic():
-            deliver_inbound(raw=raw, recipients=local, envelope_from=mailbox.address)
-    for address in (a for a in targets if a not in local):
-        # One message per external address: forwarding targets never see each other.
-        try:
-            relay_send(raw=raw, envelope_from=mailbox.address, recipients=[address])
-        except Exception as exc:
-            exc.local_done = True
-            raise
-    if not mailbox.forward_keep_copy:
+    hosted = {a for a in targets if mailbox_by_address(address=a) is not None}
+    records = _forward_records(email=email, targets=targets, hosted=hosted, local_done=local_done)
+    pending = [r for r in records if r.status == ForwardDelivery.Status.PENDING]
+    if any(r.is_hosted for r in pending):
+        _forward_hosted(records=[r for r in pending if r.is_hosted], raw=raw, mailbox=mailbox)
+    # One message per external address: forwarding targets never see each other.
+    errors = [_forward_relayed(record=r, raw=raw, mailbox=mailbox) for r in pending if not r.is_hosted]
+    errors = [e for e in errors if e is not None]
+    if errors:
+        raise errors[0]
+    everyone_has_it = not (email.forward_deliveries.filter(recipient__in=targets)
+                           .exclude(status=ForwardDelivery.Status.SENT).exists())
+    if not mailbox.forward_keep_copy and everyone_has_it:
         email_purge(email=email)

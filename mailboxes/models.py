@@ -195,3 +195,35 @@ class Attachment(models.Model):
 
     def __str__(self):
         return self.filename or f"attachment {self.position}"
+
+
+class ForwardDelivery(models.Model):
+    """One forwarding hand-off of an email to one address, written before the send and completed after.
+
+    A retried or redelivered forward task sends only to the rows not yet sent, so addresses that
+    already got the message never get it twice. A row still pending after an attempt may or may not
+    have reached the relay (the worker died in between); it is sent again, as losing it would be worse.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed for good"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="forward_deliveries")
+    recipient = models.CharField(max_length=320)
+    is_hosted = models.BooleanField(default=False, help_text="Delivered to a mailbox here rather than relayed.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "recipient"]
+        constraints = [models.UniqueConstraint(fields=["email", "recipient"], name="forward_delivery_unique_recipient")]
+
+    def __str__(self):
+        return f"{self.recipient} ({self.status})"

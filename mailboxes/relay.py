@@ -5,6 +5,7 @@ Structured-API ESPs behind django-anymail rebuild the message from the fields fi
 with the ESP's DKIM for the domain, so that domain must be set up at the ESP too.
 """
 
+import smtplib
 from email import policy
 from email.parser import BytesParser
 
@@ -97,3 +98,21 @@ def relay_send(*, raw, envelope_from, recipients, header_from=None):
         raise RuntimeError("The mail backend accepted no message.")
     status = getattr(message, "anymail_status", None)
     return (getattr(status, "message_id", None) or "") if status is not None else ""
+
+
+def permanent_failure(exc):
+    """Whether a send error is a refusal that retrying cannot fix (bad recipient, rejected sender).
+
+    SMTP 4xx replies (greylisting, a full queue, "try again later") are temporary even when they
+    refuse every recipient, so only 5xx counts as permanent.
+    """
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return bool(codes) and all(code >= 500 for code in codes)
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return exc.smtp_code >= 500
+    try:
+        from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
+    except ImportError:
+        return False
+    return isinstance(exc, (AnymailRecipientsRefused, AnymailInvalidAddress))

@@ -57,6 +57,18 @@ class _Collector:
     def __init__(self):
         self.messages = []
         self.lock = threading.Lock()
+        # Addresses to refuse with a temporary 451 once (greylisting), then accept.
+        self.refuse_once = set()
+        self.refused = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self.lock:
+            if address in self.refuse_once:
+                self.refuse_once.discard(address)
+                self.refused.append(address)
+                return "451 4.7.1 Greylisted, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:

@@ -1,7 +1,10 @@
+import pytest
+
+from mailboxes import forwarding
 from mailboxes.counters import mailbox_counters_recompute
 from mailboxes.forwarding import LOOP_HEADER, loop_marker
 from mailboxes.ingest import deliver_inbound
-from mailboxes.models import Email
+from mailboxes.models import Email, ForwardDelivery
 from mailboxes.services import mailbox_create, mailbox_update
 from tests.mailboxes.inbound_helpers import make_message
 from tests.mailboxes.outbound_helpers import dkim_valid, eager_tasks, smtp_relay  # noqa: F401 (fixtures)
@@ -63,3 +66,80 @@ def test_sent_mail_is_never_forwarded(owner, verified_domain, smtp_relay, eager_
     with django_capture_on_commit_callbacks(execute=True):
         email_send(account=owner, mailbox=box, to=["client@else.example"], text="hi")
     assert [m.rcpt_tos for m in smtp_relay.messages] == [["client@else.example"]]
+
+
+FORWARD_TO = ["first@personal.example", "flaky@other.example", "third@else.example"]
+
+
+def _received_by(smtp_relay):
+    return sorted(m.rcpt_tos[0] for m in smtp_relay.messages)
+
+
+def test_retry_after_a_refused_address_sends_only_to_addresses_not_done(
+        owner, verified_domain, smtp_relay, eager_tasks, django_capture_on_commit_callbacks):
+    box = mailbox_create(account=owner, domain=verified_domain, local_part="fan", forwarding_addresses=FORWARD_TO)
+    smtp_relay.refuse_once.add("flaky@other.example")
+    with django_capture_on_commit_callbacks(execute=True):
+        email = deliver_inbound(raw=make_message(subject="Once each", to=box.address), recipients=[box.address])[0]
+    assert smtp_relay.refused == ["flaky@other.example"]
+    assert _received_by(smtp_relay) == sorted(FORWARD_TO)  # each address exactly once, retry included
+    records = {r.recipient: r for r in ForwardDelivery.objects.filter(email=email)}
+    assert {r.status for r in records.values()} == {"sent"}
+    assert records["flaky@other.example"].attempts == 2 and records["first@personal.example"].attempts == 1
+    assert "451" in records["flaky@other.example"].error
+
+
+def test_a_rerun_after_the_worker_died_mid_task_sends_the_rest_only(
+        owner, verified_domain, smtp_relay, monkeypatch):
+    box = mailbox_create(account=owner, domain=verified_domain, local_part="crash",
+                         forwarding_addresses=FORWARD_TO, forward_keep_copy=False)
+    email = deliver_inbound(raw=make_message(subject="Crash", to=box.address), recipients=[box.address])[0]
+    real_send, handed = forwarding.relay_send, []
+
+    def dies_after_first_hand_off(**kwargs):
+        if handed:
+            raise SystemExit("worker killed")  # not an Exception: nothing in the task catches it
+        handed.append(kwargs["recipients"][0])
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(forwarding, "relay_send", dies_after_first_hand_off)
+    with pytest.raises(SystemExit):
+        forwarding.email_forward(email_id=email.id)
+    assert _received_by(smtp_relay) == handed
+    monkeypatch.setattr(forwarding, "relay_send", real_send)
+    forwarding.email_forward(email_id=email.id)  # the broker redelivers the unacknowledged task
+    assert _received_by(smtp_relay) == sorted(FORWARD_TO)
+    assert not Email.objects.filter(pk=email.pk).exists()  # no copy kept, and every address has it
+
+
+def test_permanent_refusal_fails_that_address_only_and_keeps_the_copy(
+        owner, verified_domain, smtp_relay, eager_tasks, django_capture_on_commit_callbacks, monkeypatch):
+    box = mailbox_create(account=owner, domain=verified_domain, local_part="strict",
+                         forwarding_addresses=["gone@personal.example", "ok@other.example"], forward_keep_copy=False)
+
+    async def refuse_gone(server, session, envelope, address, rcpt_options):
+        if address == "gone@personal.example":
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    monkeypatch.setattr(smtp_relay, "handle_RCPT", refuse_gone)
+    with django_capture_on_commit_callbacks(execute=True):
+        email = deliver_inbound(raw=make_message(subject="Strict", to=box.address), recipients=[box.address])[0]
+    assert _received_by(smtp_relay) == ["ok@other.example"]
+    statuses = dict(ForwardDelivery.objects.filter(email=email).values_list("recipient", "status"))
+    assert statuses == {"gone@personal.example": "failed", "ok@other.example": "sent"}
+    assert Email.objects.filter(pk=email.pk).exists()  # an address never got it, so the copy stays
+
+
+def test_hosted_forward_targets_get_one_copy_across_retries(
+        owner, verified_domain, smtp_relay, eager_tasks, django_capture_on_commit_callbacks):
+    team = mailbox_create(account=owner, domain=verified_domain, local_part="team")
+    box = mailbox_create(account=owner, domain=verified_domain, local_part="mixed",
+                         forwarding_addresses=[team.address, "flaky@other.example"])
+    smtp_relay.refuse_once.add("flaky@other.example")
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver_inbound(raw=make_message(subject="Mixed", to=box.address), recipients=[box.address])
+    assert Email.objects.filter(mailbox=team).count() == 1
+    assert _received_by(smtp_relay) == ["flaky@other.example"]
+    _exact(team)
