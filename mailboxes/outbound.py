@@ -24,7 +24,7 @@ SEND_WINDOW = timedelta(hours=24)
 
 
 def _max_attachment_bytes():
-    return getattr(settings, "QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024)
+    return settings.QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES
 
 
 def _recipients(values, *, field):

@@ -182,14 +182,6 @@ LOGGING = {
 QMAILING_SMTP_HOST = env.str("QMAILING_SMTP_HOST", "127.0.0.1")
 QMAILING_SMTP_PORT = env.int("QMAILING_SMTP_PORT", 2525)
 QMAILING_SMTP_MAX_MESSAGE_BYTES = env.int("QMAILING_SMTP_MAX_MESSAGE_BYTES", 35 * 1024 * 1024)
-# Mailgun inbound (route forward to /anymail/mailgun/inbound_mime/). Without a signing key the webhook
-# refuses every request; an empty key would accept forged signatures, so it is never set to "".
-# Merged into any ANYMAIL settings defined above (the outbound engine adds its own keys).
-ANYMAIL = {**globals().get("ANYMAIL", {})}
-if env.str("MAILGUN_WEBHOOK_SIGNING_KEY", ""):
-    ANYMAIL["MAILGUN_WEBHOOK_SIGNING_KEY"] = env.str("MAILGUN_WEBHOOK_SIGNING_KEY")
-if env.str("WEBHOOK_SECRET", ""):
-    ANYMAIL["WEBHOOK_SECRET"] = env.str("WEBHOOK_SECRET")  # "user:password" for the webhook URL's basic auth
 
 # --- Mail engine (outbound): the backend that carries mail to other servers, and trash purging.
 # Embedded default: the file backend writes each outgoing message under var/outbox, so nothing leaves
@@ -204,14 +196,17 @@ EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 30)
-ANYMAIL = {**globals().get("ANYMAIL", {})}
-for _name in ("MAILGUN_API_KEY", "MAILGUN_API_URL", "MAILGUN_SENDER_DOMAIN"):
-    if env.str(_name, ""):
-        ANYMAIL[_name] = env.str(_name)
-# Tracking webhooks (/anymail/mailgun/tracking/) use the same signing key as inbound.
-if env.str("MAILGUN_WEBHOOK_SIGNING_KEY", ""):
-    ANYMAIL.setdefault("MAILGUN_WEBHOOK_SIGNING_KEY", env.str("MAILGUN_WEBHOOK_SIGNING_KEY"))
 QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES = env.int("QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024)
 QMAILING_SEARCH_CONFIG = env.str("QMAILING_SEARCH_CONFIG", "english")  # PostgreSQL text search configuration
 CELERY_BEAT_SCHEDULE["mail-purge-trash"] = {"task": "mailboxes.tasks.mail_purge_trash_task",
                                             "schedule": crontab(minute=17)}
+
+# --- django-anymail (Mailgun): sending API, inbound route (/anymail/mailgun/inbound_mime/) and tracking
+# webhooks (/anymail/mailgun/tracking/). Keys are set only when given: an empty signing key would accept
+# forged signatures, so without one every webhook post is refused.
+ANYMAIL = {}
+for _name in ("MAILGUN_API_KEY", "MAILGUN_API_URL", "MAILGUN_SENDER_DOMAIN", "MAILGUN_WEBHOOK_SIGNING_KEY"):
+    if env.str(_name, ""):
+        ANYMAIL[_name] = env.str(_name)
+if env.str("WEBHOOK_SECRET", ""):
+    ANYMAIL["WEBHOOK_SECRET"] = env.str("WEBHOOK_SECRET")  # "user:password" for the webhook URLs' basic auth
