@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from mailboxes.models import Group, Mailbox
+from mailboxes.models import Attachment, Email, Group, Mailbox, Thread
 
 
 @admin.register(Mailbox)
@@ -19,3 +19,66 @@ class GroupAdmin(admin.ModelAdmin):
     search_fields = ("name", "account__name")
     filter_horizontal = ("members",)
     autocomplete_fields = ("account",)
+
+
+class AttachmentInline(admin.TabularInline):
+    model = Attachment
+    fields = ("position", "filename", "content_type", "size", "sha256", "is_inline")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Email)
+class EmailAdmin(admin.ModelAdmin):
+    """Stored mail is changed only through the mail services (counters, search index, events)."""
+
+    list_display = ("subject", "from_address", "mailbox", "direction", "folder", "is_read", "delivery_status", "received_at")
+    list_filter = ("direction", "folder", "delivery_status", "is_read", "is_starred", "has_attachments")
+    search_fields = ("subject", "from_address", "message_id", "mailbox__local_part", "mailbox__domain__name")
+    list_select_related = ("mailbox__domain",)
+    date_hierarchy = "received_at"
+    exclude = ("search_vector",)
+    inlines = [AttachmentInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "search_vector"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Thread)
+class ThreadAdmin(admin.ModelAdmin):
+    list_display = ("subject", "mailbox", "message_count", "last_message_at")
+    search_fields = ("subject", "mailbox__local_part", "mailbox__domain__name")
+    list_select_related = ("mailbox__domain",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    list_display = ("filename", "content_type", "size", "email")
+    search_fields = ("filename", "sha256", "email__subject")
+    list_filter = ("content_type", "is_inline")
+    list_select_related = ("email",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -124,6 +124,11 @@ def test_admin_lists_every_model(client, owner, verified_domain):
         assert client.get(url).status_code == 200, url
     domain_page = client.get(reverse("admin:domains_domain_change", args=[verified_domain.id])).content.decode()
     assert "BEGIN PRIVATE KEY" not in domain_page
+    from tests.mailboxes.outbound_helpers import receive
+
+    email = receive(owner.mailboxes.first(), subject="Admin view", attachments=[("a.txt", "text/plain", b"hi")])
+    page = client.get(reverse("admin:mailboxes_email_change", args=[email.id])).content.decode()
+    assert "Admin view" in page and "a.txt" in page
 
 
 def test_plan_page_is_where_limit_errors_point(client, free_account, settings):
