@@ -5,6 +5,9 @@ account's storage is used up, 451 on a transient failure, 250 once every copy is
 """
 
 import logging
+import re
+import uuid
+from email.utils import formatdate
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
@@ -47,6 +50,25 @@ _recipient_status_async = _with_fresh_connection(_recipient_status)
 _deliver_async = _with_fresh_connection(deliver_inbound)
 
 
+_UNSAFE_TRACE = re.compile(r"[^A-Za-z0-9.@+_=:\[\]-]")
+
+
+def _trace_token(value, limit=255):
+    """Client-supplied words (HELO name, envelope sender) reduced to characters that cannot break a header."""
+    return _UNSAFE_TRACE.sub("", str(value or ""))[:limit]
+
+
+def trace_headers(*, session, envelope):
+    """Return-Path and Received (RFC 5321 §4.4), prepended to what the client sent."""
+    peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "unknown")
+    helo = _trace_token(session.host_name) or "unknown"
+    recipients = envelope.rcpt_tos
+    for_clause = f"\r\n\tfor <{_trace_token(recipients[0])}>" if len(recipients) == 1 else ""
+    received = (f"Received: from {helo} ([{_trace_token(peer)}])\r\n\tby {settings.QMAILING_MX_HOST} with ESMTP "
+                f"id {uuid.uuid4().hex[:16]}{for_clause};\r\n\t{formatdate(usegmt=True)}\r\n")
+    return f"Return-Path: <{_trace_token(envelope.mail_from)}>\r\n{received}".encode("ascii")
+
+
 class InboundHandler:
     def __init__(self, *, max_message_bytes):
         self.max_message_bytes = max_message_bytes
@@ -66,6 +88,7 @@ class InboundHandler:
         raw = envelope.original_content or b""
         if len(raw) > self.max_message_bytes:
             return TOO_BIG
+        raw = trace_headers(session=session, envelope=envelope) + raw
         try:
             emails = await _deliver_async(raw=raw, recipients=list(envelope.rcpt_tos), envelope_from=envelope.mail_from or "")
         except LimitReached:

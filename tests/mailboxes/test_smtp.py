@@ -48,7 +48,21 @@ def test_mail_to_a_hosted_mailbox_is_accepted_and_stored_over_the_wire(smtp_serv
     email = Email.objects.get(mailbox=mailbox)
     assert email.subject == "Over the wire"
     with email.raw.open("rb") as handle:
-        assert handle.read() == raw
+        stored = handle.read()
+    trace, _, body = stored.partition(b"\r\n\tfor <" + mailbox.address.encode() + b">;")
+    assert trace.startswith(b"Return-Path: <alice@example.com>\r\nReceived: from ")
+    assert b"by mx.qmailing.localhost with ESMTP id " in trace
+    assert body.split(b"\r\n", 2)[2] == raw  # the client's bytes follow the trace lines untouched
+
+
+def test_trace_headers_never_carry_client_line_breaks(smtp_server, mailbox):
+    with _client(smtp_server) as client:
+        client.ehlo("evil.example\tBcc: x@y.z")
+        client.sendmail("bad\tname@example.com", [mailbox.address], wire(make_message(to=mailbox.address)))
+    with Email.objects.get(mailbox=mailbox).raw.open("rb") as handle:
+        head = handle.read().split(b"\r\n\r\n")[0]
+    assert not any(line.lstrip().startswith(b"Bcc") for line in head.split(b"\r\n"))
+    assert b"Received: from evil.exampleBcc:x@y.z " in head
 
 
 def test_one_transaction_to_two_accounts_stores_one_copy_each(smtp_server, mailbox, other_mailbox):
