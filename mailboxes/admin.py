@@ -1,6 +1,8 @@
 from django.contrib import admin
 
-from mailboxes.models import Attachment, Email, Group, Mailbox, Thread
+from qmailing.admin_mixins import ReadOnlyAdmin
+
+from mailboxes.models import Attachment, Email, ForwardDelivery, Group, Mailbox, Thread
 
 
 @admin.register(Mailbox)
@@ -33,7 +35,7 @@ class AttachmentInline(admin.TabularInline):
 
 
 @admin.register(Email)
-class EmailAdmin(admin.ModelAdmin):
+class EmailAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     """Stored mail is changed only through the mail services (counters, search index, events)."""
 
     list_display = ("subject", "from_address", "mailbox", "direction", "folder", "is_read", "delivery_status", "received_at")
@@ -44,41 +46,25 @@ class EmailAdmin(admin.ModelAdmin):
     exclude = ("search_vector",)
     inlines = [AttachmentInline]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if f.name != "search_vector"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Thread)
-class ThreadAdmin(admin.ModelAdmin):
+class ThreadAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("subject", "mailbox", "message_count", "last_message_at")
     search_fields = ("subject", "mailbox__local_part", "mailbox__domain__name")
     list_select_related = ("mailbox__domain",)
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
 
 @admin.register(Attachment)
-class AttachmentAdmin(admin.ModelAdmin):
+class AttachmentAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("filename", "content_type", "size", "email")
     search_fields = ("filename", "sha256", "email__subject")
     list_filter = ("content_type", "is_inline")
     list_select_related = ("email",)
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+@admin.register(ForwardDelivery)
+class ForwardDeliveryAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    list_display = ("recipient", "status", "attempts", "is_hosted", "attempted_at", "completed_at", "email")
+    list_filter = ("status", "is_hosted")
+    search_fields = ("recipient", "email__subject", "error")
+    list_select_related = ("email",)
