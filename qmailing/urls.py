@@ -13,6 +13,7 @@ urlpatterns = [
     path("settings/plan", plan_view, name="plan"),
     path("domains/", include("domains.urls")),
     path("mailboxes/", include("mailboxes.urls")),
+    path("mail/", include("mailboxes.mail_urls")),
     path("docs/errors", TemplateView.as_view(template_name="docs/errors.html"), name="error-docs"),
     path("anymail/", include("anymail.urls")),  # ESP webhooks: inbound mail and delivery tracking
     path("admin/", admin.site.urls),

@@ -1,0 +1,60 @@
+"""Dashboard forms for reading and sending mail; they only shape input for the mail selectors and services."""
+
+from django import forms
+
+from mailboxes.forms import _split_addresses
+from mailboxes.models import Folder
+
+MOVE_TARGETS = [(Folder.INBOX, "Inbox"), (Folder.ARCHIVE, "Archive"), (Folder.SPAM, "Spam")]
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(required=False, max_length=500, label="Search",
+                        widget=forms.SearchInput(attrs={"placeholder": "Words, names or addresses"}))
+    unread = forms.BooleanField(required=False, label="Unread only")
+    has_attachment = forms.BooleanField(required=False, label="With attachments")
+
+    def search_arguments(self):
+        """email_search keywords; an unticked box means "either", not "false"."""
+        data = self.cleaned_data
+        return {"query": data["q"], "unread": True if data["unread"] else None,
+                "has_attachment": True if data["has_attachment"] else None}
+
+    def is_searching(self):
+        return self.is_bound and self.is_valid() and any(self.cleaned_data.values())
+
+
+class AddressListField(forms.CharField):
+    """Comma- or line-separated addresses; email_send validates each one and names the field."""
+
+    def to_python(self, value):
+        return _split_addresses(super().to_python(value))
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, (list, tuple)) else [data]
+        return [super(MultipleFileField, self).clean(item, initial) for item in files if item]
+
+
+class ComposeForm(forms.Form):
+    to = AddressListField(required=False, help_text="Separate several addresses with commas.")
+    cc = AddressListField(required=False, label="Cc")
+    bcc = AddressListField(required=False, label="Bcc", help_text="Hidden from the other recipients.")
+    subject = forms.CharField(required=False, max_length=998)
+    text = forms.CharField(required=False, label="Message", widget=forms.Textarea(attrs={"rows": 14}))
+    attachments = MultipleFileField(required=False)
+
+    def send_arguments(self):
+        data = self.cleaned_data
+        files = [(upload.name, upload.content_type, upload.read()) for upload in data["attachments"]]
+        return {"to": data["to"], "cc": data["cc"], "bcc": data["bcc"], "subject": data["subject"],
+                "text": data["text"], "attachments": files}
