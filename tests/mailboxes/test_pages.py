@@ -9,9 +9,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailboxes.counters import mailbox_counters_recompute
+from mailboxes.ingest import email_ingest
 from mailboxes.mail_selectors import email_get
-from mailboxes.models import Email, Folder
-from tests.mailboxes.inbound_helpers import mailbox  # noqa: F401 (fixture)
+from mailboxes.mail_web import attachment_download_name
+from mailboxes.models import Attachment, Email, Folder
+from tests.mailboxes.inbound_helpers import mailbox, make_message  # noqa: F401 (fixture)
 from tests.mailboxes.outbound_helpers import receive, recipient_mailbox, sender  # noqa: F401 (fixtures)
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -99,7 +101,7 @@ def test_html_endpoint_serves_sanitised_html_under_a_strict_policy(client, owner
     policy = response["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "style-src 'unsafe-inline'" in policy and "img-src data:" in policy
     assert "https:" not in policy and "script-src" not in policy
-    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["X-Content-Type-Options"] == "nosniff" and response["X-Frame-Options"] == "SAMEORIGIN"
     assert response["Content-Type"].startswith("text/html")
     assert "<script" not in body and "javascript:" not in body and "onclick" not in body and "<iframe" not in body
     assert "<b>there</b>" in body
@@ -128,6 +130,18 @@ def test_attachment_downloads_exact_bytes_as_attachment(client, owner, mailbox):
     assert html["Content-Type"] == "application/octet-stream"
     assert b"".join(html.streaming_content) == b"<script>alert(1)</script>"
     assert client.get(reverse("mail:attachment", args=[email.id, 3])).status_code == 404
+
+
+def test_download_names_never_carry_paths_quotes_or_control_characters():
+    def name(filename, position=0):
+        return attachment_download_name(Attachment(filename=filename, position=position))
+
+    assert name("report.pdf") == "report.pdf" and name("Über café.txt") == "Über café.txt"
+    assert name("../../etc/passwd") == "passwd" and name("C:\\Users\\x\\evil.exe") == "evil.exe"
+    assert name('a"b\r\nContent-Type: x;y.txt') == "a_b_Content-Type_ x_y.txt"
+    assert name(".htaccess") == "htaccess" and name("", position=2) == "attachment-3" and name("...") == "attachment-1"
+    long = name("x" * 400 + ".pdf")
+    assert len(long) <= 150 and long.endswith(".pdf")
 
 
 def test_search_finds_a_received_message_in_the_mailbox_and_across_mailboxes(client, owner, mailbox, sender):
@@ -203,6 +217,19 @@ def test_reply_threads_with_the_original_and_prefills_recipient(client, owner, s
     assert reply.thread_id == original.thread_id and reply.in_reply_to == "q1@example.com"
     thread = page(client.get(reverse("mail:detail", args=[original.id])))
     assert "Conversation" in thread and reverse("mail:detail", args=[reply.id]) in thread
+
+
+def test_replying_from_the_page_to_a_header_injection_subject_adds_no_bcc(client, owner, sender):
+    raw = make_message(subject="x", to=sender.address, message_id="evil-1@attacker.example")
+    parent = email_ingest(mailbox=sender, raw=raw.replace(b"Subject: x", b"Subject: =?UTF-8?Q?=0A?=Bcc: injected@example.com"))
+    signed_in(client, owner)
+    form = page(client.get(reverse("mail:reply", args=[parent.id])))
+    subject = unescape(re.search(r'name="subject" value="([^"]*)"', form).group(1))
+    client.post(reverse("mail:reply", args=[parent.id]), {"to": "victim@client.example", "subject": subject, "text": "ok"})
+    reply = Email.objects.get(mailbox=sender, folder=Folder.SENT)
+    with reply.raw.open("rb") as handle:
+        head = handle.read().split(b"\r\n\r\n", 1)[0]
+    assert not any(line.lower().startswith(b"bcc") for line in head.split(b"\r\n")) and reply.bcc == []
 
 
 def test_opening_marks_read_and_counters_stay_exact(client, owner, mailbox):
