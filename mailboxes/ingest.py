@@ -4,16 +4,15 @@ import hashlib
 import logging
 
 from django.core.files.base import ContentFile
-from django.db import transaction
-from django.db.models import OuterRef, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Account
 from mailboxes.counters import counters_on_store
 from mailboxes.extraction import attachment_text
-from mailboxes.models import Attachment, Email, Folder, Mailbox
+from mailboxes.models import Attachment, Email, Folder
 from mailboxes.parsing import parse_message
+from mailboxes.search import search_document, search_index_document, search_index_on_insert
 from mailboxes.selectors import mailbox_by_address
 from mailboxes.threads import thread_find_or_create
 from qmailing.errors import Invalid, LimitReached
@@ -52,7 +51,6 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
                               payload=_event_payload(email))
                 if mailbox.forwarding_addresses:
                     _forward_schedule(email)
-            _search_index(email)
     except BaseException:
         # The rows rolled back; the files written for them must not linger in storage.
         for storage, name in written:
@@ -87,11 +85,17 @@ def _storage_check(*, mailbox, size):
     two messages cannot both squeeze into the last free bytes. Only the account row is locked, never
     the plan row that every account on the plan shares.
     """
-    used = (Mailbox.objects.filter(account_id=OuterRef("pk")).order_by().values("account_id")
-            .annotate(total=Sum("storage_used")).values("total"))
-    allowed, plan_name, used = (Account.objects.select_for_update(of=("self",)).filter(pk=mailbox.account_id)
-                                .annotate(used=Coalesce(Subquery(used), 0))
-                                .values_list("plan__storage_bytes", "plan__name", "used").get())
+    # Written out: every message runs it, and the ORM spends longer composing this query than the database running it.
+    lock = " FOR UPDATE OF account" if connection.features.has_select_for_update_of else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT plan.storage_bytes, plan.name,"
+            " (SELECT COALESCE(SUM(box.storage_used), 0) FROM mailboxes_mailbox box WHERE box.account_id = account.id)"
+            " FROM accounts_account account JOIN accounts_plan plan ON plan.id = account.plan_id"
+            f" WHERE account.id = %s{lock}",
+            [Account._meta.pk.get_db_prep_value(mailbox.account_id, connection)],
+        )
+        allowed, plan_name, used = cursor.fetchone()
     if used + size > allowed:
         raise LimitReached(f"The mail storage of the {plan_name} plan is used up; this message "
                            f"({size} bytes) does not fit. Delete mail or upgrade the plan.", limit="storage")
@@ -112,7 +116,6 @@ def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_s
     )
     email.raw.save("message.eml", ContentFile(raw), save=False)
     written.append((email.raw.storage, email.raw.name))
-    email.save(force_insert=True)
     rows = []
     for position, item in enumerate(parsed.attachments):
         attachment = Attachment(
@@ -124,7 +127,16 @@ def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_s
         attachment.file.save(item.filename or "attachment", ContentFile(item.data), save=False)
         written.append((attachment.file.storage, attachment.file.name))
         rows.append(attachment)
+    # The search entry is built from what is in memory; reading the attachments back would cost a query.
+    document = search_document(subject=email.subject, from_name=email.from_name, from_address=email.from_address,
+                               body=email.text, attachment_texts=[row.extracted_text for row in rows])
+    indexed = search_index_on_insert(email=email, document=document)
+    email.save(force_insert=True)
+    if indexed:
+        del email.search_vector  # an expression until read back; deferred, so a later save() leaves it alone
     Attachment.objects.bulk_create(rows)
+    if not indexed:
+        search_index_document(email_id=email.pk, document=document)
     return email
 
 
@@ -138,9 +150,3 @@ def _forward_schedule(email):
     from mailboxes.forwarding import schedule_forward  # forwarding sends through outbound, which imports ingest
 
     schedule_forward(email=email)
-
-
-def _search_index(email):
-    from mailboxes.search import search_index_email
-
-    search_index_email(email=email)

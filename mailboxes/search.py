@@ -8,9 +8,9 @@ Results are newest first and paginate by the shared keyset cursor.
 from datetime import date, datetime, time, timezone
 
 from django.conf import settings
-from django.contrib.postgres.search import SearchQuery
+from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
-from django.db.models import Q, TextField
+from django.db.models import Q, TextField, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
@@ -32,41 +32,64 @@ def _config():
     return getattr(settings, "QMAILING_SEARCH_CONFIG", "english")
 
 
-def _document(email):
-    attachment_text = " ".join(a.extracted_text or "" for a in email.attachments.all())
-    address = email.from_address or ""
+def search_document(*, subject, from_name, from_address, body, attachment_texts):
+    """The four weighted fields of an email's search entry, each capped at MAX_INDEXED_CHARS."""
+    address = from_address or ""
     # Split the address too, so "alice" or "example" find alice@example.com.
-    sender = " ".join([email.from_name or "", address, address.replace("@", " ").replace(".", " ")])
+    sender = " ".join([from_name or "", address, address.replace("@", " ").replace(".", " ")])
     return {
-        "subject": (email.subject or "")[:MAX_INDEXED_CHARS],
+        "subject": (subject or "")[:MAX_INDEXED_CHARS],
         "sender": sender[:MAX_INDEXED_CHARS],
-        "body": (email.text or "")[:MAX_INDEXED_CHARS],
-        "attachments": attachment_text[:MAX_INDEXED_CHARS],
+        "body": (body or "")[:MAX_INDEXED_CHARS],
+        "attachments": " ".join(text or "" for text in attachment_texts)[:MAX_INDEXED_CHARS],
     }
+
+
+def _document(email):
+    return search_document(subject=email.subject, from_name=email.from_name, from_address=email.from_address,
+                           body=email.text, attachment_texts=[a.extracted_text for a in email.attachments.all()])
+
+
+def _vector(document):
+    """PostgreSQL's weighted tsvector of a document: subject A, sender B, body C, attachments D."""
+    config = _config()
+    parts = [SearchVector(Value(document[name]), config=config, weight=weight)
+             for name, weight in (("subject", "A"), ("sender", "B"), ("body", "C"), ("attachments", "D"))]
+    return parts[0] + parts[1] + parts[2] + parts[3]
+
+
+def search_index_on_insert(*, email, document) -> bool:
+    """Give an unsaved email its search entry through its own INSERT, where the entry lives in the row.
+
+    True on PostgreSQL (search_vector is set to an expression the INSERT evaluates), which spares an
+    UPDATE that would write the row and all its indexes a second time. False elsewhere: the caller
+    then runs search_index_document once the row exists.
+    """
+    if connection.vendor != "postgresql":
+        return False
+    email.search_vector = _vector(document)
+    return True
 
 
 def search_index_email(*, email):
     """Write (or rewrite) the email's search entry; call after its text or attachments change."""
-    doc = _document(email)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            config = _config()
-            cursor.execute(
-                "UPDATE mailboxes_email SET search_vector ="
-                " setweight(to_tsvector(%s::regconfig, %s), 'A') || setweight(to_tsvector(%s::regconfig, %s), 'B')"
-                " || setweight(to_tsvector(%s::regconfig, %s), 'C') || setweight(to_tsvector(%s::regconfig, %s), 'D')"
-                " WHERE id = %s",
-                [config, doc["subject"], config, doc["sender"], config, doc["body"], config, doc["attachments"], email.pk],
-            )
-        elif connection.vendor == "sqlite":
-            key = email.pk.hex
+    search_index_document(email_id=email.pk, document=_document(email))
+
+
+def search_index_document(*, email_id, document):
+    """Write (or rewrite) the search entry of a stored email from a document built by search_document."""
+    if connection.vendor == "postgresql":
+        Email.objects.filter(pk=email_id).update(search_vector=_vector(document))
+    elif connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            key = email_id.hex
             cursor.execute("INSERT OR IGNORE INTO mailboxes_email_fts_map (email_id) VALUES (%s)", [key])
             cursor.execute("SELECT rowid FROM mailboxes_email_fts_map WHERE email_id = %s", [key])
             rowid = cursor.fetchone()[0]
             cursor.execute("DELETE FROM mailboxes_email_fts WHERE rowid = %s", [rowid])
             cursor.execute(
                 "INSERT INTO mailboxes_email_fts (rowid, subject, sender, body, attachments) VALUES (%s, %s, %s, %s, %s)",
-                [rowid, doc["subject"], doc["sender"], doc["body"], doc["attachments"]],
+                [rowid, document["subject"], document["sender"], document["body"], document["attachments"]],
             )
 
 

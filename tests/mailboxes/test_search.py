@@ -130,6 +130,24 @@ def test_postgres_stores_a_weighted_tsvector_with_gin_index(owner, corpus):
     assert _subjects(email_search(account=owner, query="invoices")) == ["Invoice April", "Invoice March"]
 
 
+
+def test_ingest_indexes_attachments_without_a_reindex_and_a_later_save_keeps_the_entry(owner, mailbox):
+    email = receive(mailbox, subject="Minutes", text="See the file.",
+                    attachments=[("minutes.txt", "text/plain", b"the heron committee adjourned")])
+    email.is_starred = True
+    email.save()  # the instance ingest returned: saving it must not drop or corrupt the search entry
+    assert _subjects(email_search(account=owner, query="heron")) == ["Minutes"]
+    assert _subjects(email_search(account=owner, query="minutes")) == ["Minutes"]
+
+
+@pytest.mark.postgres
+def test_ingest_writes_the_same_search_vector_as_a_reindex(corpus):
+    for email in Email.objects.all():
+        written_by_ingest = email.search_vector
+        search_index_email(email=email)
+        email.refresh_from_db(fields=["search_vector"])
+        assert email.search_vector == written_by_ingest
+
 @pytest.mark.parametrize("window", [2, 5, 1000])
 def test_pages_are_the_same_whichever_phase_answers(owner, mailbox, monkeypatch, window):
     """PostgreSQL looks at the newest `window` rows first and falls back to the GIN index; same pages either way."""
