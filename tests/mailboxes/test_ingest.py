@@ -95,6 +95,14 @@ def test_subject_fallback_joins_a_recent_thread_only_without_references(mailbox)
     assert with_refs.thread_id != first.thread_id
 
 
+def test_a_known_message_id_wins_over_a_matching_subject(mailbox):
+    original = email_ingest(mailbox=mailbox, raw=make_message(subject="Alpha", message_id="dup@x"))
+    email_ingest(mailbox=mailbox, raw=make_message(subject="Beta"))
+    # A second delivery of the same message, with a subject that matches another recent thread.
+    again = email_ingest(mailbox=mailbox, raw=make_message(subject="Beta", message_id="dup@x"))
+    assert again.thread_id == original.thread_id
+    assert Thread.objects.get(pk=original.thread_id).message_count == 2
+
 def test_subject_fallback_ignores_threads_older_than_the_window(mailbox):
     old = email_ingest(mailbox=mailbox, raw=make_message(subject="Weekly report", date=timezone.now() - timedelta(days=30)),
                        use_header_date=True)
