@@ -1,8 +1,10 @@
 """Ingest throughput: email_ingest against the bare standard-library parser, on the same corpus.
 
-Usage: [DATABASE_URL=postgres://…] python bench/ingest.py [--messages 2000]
+Usage: [DATABASE_URL=postgres://…] python bench/ingest.py [--messages 2000] [--batch 100]
 Migrates the database named by the environment, stores the mail of a throwaway account in a temporary
-media folder, and deletes both afterwards.
+media folder, and deletes both afterwards. --batch N also times imports that commit every N messages
+(ingest_batch, as `import_mail --batch`), into a second throwaway account; the main figure stays one
+transaction per message.
 """
 
 import argparse
@@ -13,6 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import nullcontext
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -56,6 +59,7 @@ def corpus(count, *, seed=7):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=0, help="also time N messages per transaction")
     options = parser.parse_args()
 
     import django
@@ -66,7 +70,7 @@ def main():
     from django.db import connection
 
     from accounts.services import account_set_plan, account_signup
-    from mailboxes.ingest import email_ingest
+    from mailboxes.ingest import email_ingest, ingest_batch
 
     call_command("migrate", verbosity=0)
     media = tempfile.mkdtemp(prefix="qmailing-bench-")
@@ -81,22 +85,32 @@ def main():
         BytesParser(policy=policy.default).parsebytes(raw)
     bare = len(messages) / (time.perf_counter() - started)
 
-    user = account_signup(email=f"bench-{uuid.uuid4().hex[:12]}@example.com", password="bench horse battery 42")
-    account = account_set_plan(account=user.account, plan_code="PRO_MAX")
-    mailbox = account.mailboxes.get()
+    def timed_ingest(batch):
+        """msg/s and thread count of storing the corpus in a fresh account, `batch` messages per commit."""
+        user = account_signup(email=f"bench-{uuid.uuid4().hex[:12]}@example.com", password="bench horse battery 42")
+        account = account_set_plan(account=user.account, plan_code="PRO_MAX")
+        mailbox = account.mailboxes.get()
+        try:
+            started = time.perf_counter()
+            for start in range(0, len(messages), batch):
+                with ingest_batch() if batch > 1 else nullcontext():
+                    for raw in messages[start:start + batch]:
+                        email_ingest(mailbox=mailbox, raw=raw)
+            return len(messages) / (time.perf_counter() - started), mailbox.threads.count()
+        finally:
+            account.delete()
+            user.delete()
+
     try:
-        started = time.perf_counter()
-        for raw in messages:
-            email_ingest(mailbox=mailbox, raw=raw)
-        ingest = len(messages) / (time.perf_counter() - started)
-        threads = mailbox.threads.count()
+        ingest, threads = timed_ingest(1)
+        batched = timed_ingest(options.batch)[0] if options.batch > 1 else None
     finally:
-        account.delete()
-        user.delete()
         shutil.rmtree(media, ignore_errors=True)
     print(f"bare BytesParser (policy.default): {bare:8.1f} msg/s")
     print(f"email_ingest (parse + store):      {ingest:8.1f} msg/s  ({threads} threads)")
     print(f"ratio ingest / bare parse:         {ingest / bare:8.3f}")
+    if batched is not None:
+        print(f"email_ingest, {options.batch} per transaction: {batched:8.1f} msg/s  (imports only)")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 import hashlib
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
@@ -20,6 +22,9 @@ from webhooks.models import EventType
 from webhooks.services import event_publish
 
 logger = logging.getLogger(__name__)
+
+# Files written by messages of the open ingest_batch, deleted if that batch rolls back.
+_batch_files = ContextVar("ingest_batch_files", default=None)
 
 
 def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, folder=Folder.INBOX, is_read=False,
@@ -53,10 +58,34 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
                     _forward_schedule(email)
     except BaseException:
         # The rows rolled back; the files written for them must not linger in storage.
-        for storage, name in written:
-            storage.delete(name)
+        _delete_files(written)
         raise
+    batch = _batch_files.get()
+    if batch is not None:
+        batch.extend(written)
     return email
+
+
+@contextmanager
+def ingest_batch():
+    """One transaction around several email_ingest calls (imports, one message to many mailboxes).
+
+    Each message still runs in its own savepoint, so a message that fails (including LimitReached)
+    rolls back alone and the caller may go on. If the batch itself rolls back, the files its
+    messages wrote are deleted with the rows.
+    """
+    outer, files = _batch_files.get(), []
+    token = _batch_files.set(files)
+    try:
+        with transaction.atomic():
+            yield
+    except BaseException:
+        _delete_files(files)
+        raise
+    finally:
+        _batch_files.reset(token)
+    if outer is not None:
+        outer.extend(files)  # committed only into the enclosing batch, which may still roll back
 
 
 def deliver_inbound(*, raw: bytes, recipients: list[str], envelope_from: str = "") -> list[Email]:
@@ -71,7 +100,7 @@ def deliver_inbound(*, raw: bytes, recipients: list[str], envelope_from: str = "
         if mailbox is not None and mailbox.is_active and mailbox.pk not in seen:
             seen.add(mailbox.pk)
             mailboxes.append(mailbox)
-    with transaction.atomic():
+    with ingest_batch():
         emails = [email_ingest(mailbox=mailbox, raw=raw) for mailbox in mailboxes]
     if emails:
         logger.info("delivered message from %r to %d mailbox(es)", envelope_from, len(emails))
@@ -138,6 +167,11 @@ def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_s
     if not indexed:
         search_index_document(email_id=email.pk, document=document)
     return email
+
+
+def _delete_files(files):
+    for storage, name in files:
+        storage.delete(name)
 
 
 def _event_payload(email):

@@ -2,8 +2,10 @@ import mailbox as mailbox_formats
 from io import StringIO
 
 import pytest
+from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 
+from mailboxes import ingest
 from mailboxes.counters import mailbox_counters_recompute
 from mailboxes.models import Email
 from tests.mailboxes.inbound_helpers import make_message, mailbox  # noqa: F401 (fixtures)
@@ -52,3 +54,58 @@ def test_import_of_a_folder_of_eml_files_keeps_raw_bytes_and_reply_threads(mailb
 def test_import_to_an_unhosted_address_is_an_error(db, tmp_path):
     with pytest.raises(CommandError):
         run_import("nobody@nowhere.example", str(tmp_path))
+
+
+def _archive(tmp_path, subjects):
+    path = tmp_path / "archive.mbox"
+    box = mailbox_formats.mbox(str(path))
+    for subject in subjects:
+        box.add(make_message(subject=subject, text=f"About {subject}.\n",
+                             attachments=[("notes.txt", "text/plain", b"notes")]))
+    box.flush()
+    return str(path)
+
+
+def _stored_files(mailbox):
+    folder = f"raw/{mailbox.account_id}"
+    return len(default_storage.listdir(folder)[1]) if default_storage.exists(folder) else 0
+
+
+def test_batched_import_skips_a_failing_message_alone_and_keeps_the_rest(mailbox, tmp_path, monkeypatch):
+    real = ingest.counters_on_store
+
+    def failing_for_one(email):
+        if email.subject == "Archived 1":
+            raise OSError("disk trouble")  # after its rows and files were written
+        real(email)
+
+    monkeypatch.setattr(ingest, "counters_on_store", failing_for_one)
+    out, err = run_import(mailbox.address, _archive(tmp_path, [f"Archived {i}" for i in range(5)]), "--batch", "3")
+    assert "imported 4, with defects 0, failed 1 (of 5)" in out and "disk trouble" in err
+    assert sorted(Email.objects.filter(mailbox=mailbox).values_list("subject", flat=True)) == [
+        "Archived 0", "Archived 2", "Archived 3", "Archived 4"]
+    assert _stored_files(mailbox) == 4
+    mailbox.refresh_from_db()
+    live = (mailbox.message_count, mailbox.unread_count, mailbox.storage_used)
+    assert live == tuple(getattr(mailbox_counters_recompute(mailbox=mailbox), f)
+                         for f in ("message_count", "unread_count", "storage_used"))
+
+
+def test_batched_import_keeps_what_fitted_and_stops_when_storage_is_full(mailbox, tmp_path):
+    path = _archive(tmp_path, [f"Archived {i}" for i in range(4)])
+    one = len(make_message(subject="Archived 0", text="About Archived 0.\n", attachments=[("notes.txt", "text/plain", b"notes")]))
+    plan = mailbox.account.plan
+    plan.storage_bytes = one * 2 + one // 2  # plans are admin-editable rows; room for two messages
+    plan.save(update_fields=["storage_bytes"])
+    out, err = run_import(mailbox.address, path, "--batch", "10")
+    assert "imported 2, with defects 0, failed 1 (of 4)" in out and "Stopping." in err
+    assert Email.objects.filter(mailbox=mailbox).count() == 2 and _stored_files(mailbox) == 2
+
+
+def test_a_batch_that_rolls_back_deletes_the_files_its_messages_wrote(mailbox, tmp_path):
+    with pytest.raises(RuntimeError):
+        with ingest.ingest_batch():
+            ingest.email_ingest(mailbox=mailbox, raw=make_message(subject="Gone"))
+            assert _stored_files(mailbox) == 1
+            raise RuntimeError("the batch fails after the message was stored")
+    assert not Email.objects.filter(mailbox=mailbox).exists() and _stored_files(mailbox) == 0
