@@ -8,9 +8,9 @@ Results are newest first and paginate by the shared keyset cursor.
 from datetime import date, datetime, time, timezone
 
 from django.conf import settings
-from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection
-from django.db.models import Q, TextField, Value
+from django.db.models import Q, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
@@ -52,10 +52,15 @@ def _document(email):
 
 def _vector(document):
     """PostgreSQL's weighted tsvector of a document: subject A, sender B, body C, attachments D."""
+    # Written out rather than four SearchVector expressions: composing those costs ~1 ms per message.
     config = _config()
-    parts = [SearchVector(Value(document[name]), config=config, weight=weight)
-             for name, weight in (("subject", "A"), ("sender", "B"), ("body", "C"), ("attachments", "D"))]
-    return parts[0] + parts[1] + parts[2] + parts[3]
+    return RawSQL(
+        "setweight(to_tsvector(%s::regconfig, %s), 'A') || setweight(to_tsvector(%s::regconfig, %s), 'B')"
+        " || setweight(to_tsvector(%s::regconfig, %s), 'C') || setweight(to_tsvector(%s::regconfig, %s), 'D')",
+        (config, document["subject"], config, document["sender"], config, document["body"], config,
+         document["attachments"]),
+        output_field=SearchVectorField(),
+    )
 
 
 def search_index_on_insert(*, email, document) -> bool:
