@@ -93,7 +93,8 @@ def test_batched_import_skips_a_failing_message_alone_and_keeps_the_rest(mailbox
 
 def test_batched_import_keeps_what_fitted_and_stops_when_storage_is_full(mailbox, tmp_path):
     path = _archive(tmp_path, [f"Archived {i}" for i in range(4)])
-    one = len(make_message(subject="Archived 0", text="About Archived 0.\n", attachments=[("notes.txt", "text/plain", b"notes")]))
+    one = len(make_message(subject="Archived 0", text="About Archived 0.\n",
+                           attachments=[("notes.txt", "text/plain", b"notes")]))
     plan = mailbox.account.plan
     plan.storage_bytes = one * 2 + one // 2  # plans are admin-editable rows; room for two messages
     plan.save(update_fields=["storage_bytes"])
