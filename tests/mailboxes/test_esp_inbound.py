@@ -8,7 +8,7 @@ import time
 import pytest
 
 from mailboxes.models import Email
-from tests.mailboxes.inbound_helpers import make_message, mailbox  # noqa: F401 (fixtures)
+from tests.mailboxes.inbound_helpers import make_message
 
 SIGNING_KEY = "key-test-signing-0123456789"
 URL = "/anymail/mailgun/inbound_mime/"

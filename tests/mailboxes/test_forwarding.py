@@ -1,21 +1,13 @@
 import pytest
 
 from mailboxes import forwarding
-from mailboxes.counters import mailbox_counters_recompute
+from tests.mailboxes.counters_check import counters_exact
 from mailboxes.forwarding import LOOP_HEADER, loop_marker
 from mailboxes.ingest import deliver_inbound
 from mailboxes.models import Email, ForwardDelivery
 from mailboxes.services import mailbox_create, mailbox_update
 from tests.mailboxes.inbound_helpers import make_message
-from tests.mailboxes.outbound_helpers import dkim_valid, eager_tasks, smtp_relay  # noqa: F401 (fixtures)
-
-
-def _exact(mailbox):
-    mailbox.refresh_from_db()
-    stored = (mailbox.message_count, mailbox.unread_count, mailbox.storage_used)
-    mailbox_counters_recompute(mailbox=mailbox)
-    assert stored == (mailbox.message_count, mailbox.unread_count, mailbox.storage_used)
-    return stored
+from tests.mailboxes.outbound_helpers import dkim_valid
 
 
 def test_forward_to_external_address_goes_through_the_relay_marked_and_signed(
@@ -45,7 +37,7 @@ def test_forwarding_loop_between_two_hosted_mailboxes_stops(owner, verified_doma
     # a → b → a, and there it stops: a sees its own marker.
     assert Email.objects.filter(mailbox=a).count() == 2
     assert Email.objects.filter(mailbox=b).count() == 1
-    _exact(a), _exact(b)
+    counters_exact(a), counters_exact(b)
 
 
 def test_without_keep_copy_the_stored_email_is_removed_after_hand_off(
@@ -56,7 +48,7 @@ def test_without_keep_copy_the_stored_email_is_removed_after_hand_off(
         deliver_inbound(raw=make_message(subject="Pass through", to=box.address), recipients=[box.address])
     assert len(smtp_relay.messages) == 1
     assert not Email.objects.filter(mailbox=box).exists()
-    assert _exact(box) == (0, 0, 0)
+    assert counters_exact(box) == (0, 0, 0)
 
 
 def test_sent_mail_is_never_forwarded(owner, verified_domain, smtp_relay, eager_tasks, django_capture_on_commit_callbacks):
@@ -142,4 +134,4 @@ def test_hosted_forward_targets_get_one_copy_across_retries(
         deliver_inbound(raw=make_message(subject="Mixed", to=box.address), recipients=[box.address])
     assert Email.objects.filter(mailbox=team).count() == 1
     assert _received_by(smtp_relay) == ["flaky@other.example"]
-    _exact(team)
+    counters_exact(team)

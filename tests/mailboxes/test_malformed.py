@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 from mailboxes.htmltext import html_sanitize
 from mailboxes.ingest import email_ingest
 from mailboxes.parsing import MAX_DEPTH, MAX_PARTS, parse_message
-from tests.mailboxes.inbound_helpers import make_message, mailbox  # noqa: F401 (fixtures)
+from tests.mailboxes.inbound_helpers import make_message
 
 
 def stored_raw(email):

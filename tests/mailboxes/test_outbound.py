@@ -3,15 +3,14 @@ from email import message_from_bytes, policy
 import pytest
 
 from accounts.services import account_set_plan
-from mailboxes.counters import mailbox_counters_recompute
+from tests.mailboxes.counters_check import counters_exact
 from mailboxes.delivery import email_set_delivery, on_tracking
 from mailboxes.models import Email, Folder
 from mailboxes.outbound import email_send
 from mailboxes.services import mailbox_set_status
 from qmailing.errors import Forbidden, Invalid, LimitReached, NotFound, TooLarge
 from tests.mailboxes.inbound_helpers import make_message
-from tests.mailboxes.outbound_helpers import (  # noqa: F401 (fixtures)
-    dkim_valid, eager_tasks, receive, recipient_mailbox, sender, smtp_relay)
+from tests.mailboxes.outbound_helpers import dkim_valid, receive
 from webhooks.models import Event
 
 
@@ -22,14 +21,6 @@ def _raw(email):
 
 def _headers(raw):
     return message_from_bytes(raw, policy=policy.default)
-
-
-def _counters_exact(*mailboxes):
-    for mailbox in mailboxes:
-        mailbox.refresh_from_db()
-        stored = (mailbox.message_count, mailbox.unread_count, mailbox.storage_used)
-        mailbox_counters_recompute(mailbox=mailbox)
-        assert stored == (mailbox.message_count, mailbox.unread_count, mailbox.storage_used)
 
 
 def test_sent_copy_is_dkim_signed_and_verifies_against_published_key(owner, sender, dns_server, settings, tmp_path,
@@ -54,7 +45,7 @@ def test_sent_copy_is_dkim_signed_and_verifies_against_published_key(owner, send
     assert copy.has_attachments and copy.attachments.get().filename == "quote.txt"
     assert Event.objects.filter(account=owner, type="email.sent").count() == 1
     assert (tmp_path / "outbox").exists() and any((tmp_path / "outbox").iterdir())
-    _counters_exact(sender)
+    counters_exact(sender)
 
 
 def test_bcc_never_appears_in_the_message_but_is_kept_on_the_sent_copy(owner, sender, dns_server, smtp_relay,
@@ -142,7 +133,7 @@ def test_local_delivery_between_two_hosted_mailboxes_and_reply_keeps_the_thread(
     assert back.thread_id == first.thread_id and back.subject == "Re: Lunch?"
     assert back.in_reply_to == first.message_id
     assert {e.type for e in Event.objects.filter(account=owner)} >= {"email.sent", "email.delivered", "email.received"}
-    _counters_exact(sender, recipient_mailbox)
+    counters_exact(sender, recipient_mailbox)
 
 
 def test_send_from_foreign_mailbox_is_not_found(outsider, sender):

@@ -10,7 +10,6 @@ from mailboxes.models import Email
 from mailboxes.search import email_search, search_index_email
 from mailboxes.services import mailbox_create
 from qmailing.errors import Invalid
-from tests.mailboxes.inbound_helpers import mailbox  # noqa: F401 (fixture)
 from tests.mailboxes.outbound_helpers import receive
 
 

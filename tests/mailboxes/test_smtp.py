@@ -9,7 +9,7 @@ from domains.services import shared_domain_get
 from mailboxes.models import Email
 from mailboxes.services import mailbox_create, mailbox_set_status
 from mailboxes.smtp import smtp_controller
-from tests.mailboxes.inbound_helpers import make_message, mailbox, other_mailbox  # noqa: F401 (fixtures)
+from tests.mailboxes.inbound_helpers import make_message
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread must see committed rows; seeded plans restored
 

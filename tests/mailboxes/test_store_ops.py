@@ -4,36 +4,27 @@ import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from mailboxes.counters import mailbox_counters_recompute
+from tests.mailboxes.counters_check import counters_exact
 from mailboxes.mail_selectors import attachment_get, email_get, email_list, thread_get, thread_list
 from mailboxes.mail_services import email_purge, email_restore, email_trash, email_update, emails_purge_expired
 from mailboxes.models import Email, Folder, Thread
 from mailboxes.tasks import mail_purge_trash_task
 from qmailing.errors import Invalid, NotFound
-from tests.mailboxes.inbound_helpers import mailbox, other_mailbox  # noqa: F401 (fixtures)
 from tests.mailboxes.outbound_helpers import receive
 from webhooks.models import Event
 
 
-def _exact(mailbox):
-    mailbox.refresh_from_db()
-    stored = (mailbox.message_count, mailbox.unread_count, mailbox.storage_used)
-    mailbox_counters_recompute(mailbox=mailbox)
-    assert stored == (mailbox.message_count, mailbox.unread_count, mailbox.storage_used)
-    return stored
-
-
-def test_flags_and_moves_keep_counters_exact(mailbox):
+def test_flags_and_moves_keep_counterscounters_exact(mailbox):
     email = receive(mailbox, subject="One")
-    assert _exact(mailbox)[:2] == (1, 1)
+    assert counters_exact(mailbox)[:2] == (1, 1)
     email = email_update(email=email, is_read=True, is_starred=True)
-    assert _exact(mailbox)[:2] == (1, 0)
+    assert counters_exact(mailbox)[:2] == (1, 0)
     email = email_update(email=email, is_read=False, folder=Folder.SPAM)
-    assert _exact(mailbox)[:2] == (1, 0)  # unread mail in SPAM is not counted
+    assert counters_exact(mailbox)[:2] == (1, 0)  # unread mail in SPAM is not counted
     email = email_update(email=email, folder=Folder.ARCHIVE)
-    assert _exact(mailbox)[:2] == (1, 1)
+    assert counters_exact(mailbox)[:2] == (1, 1)
     email_update(email=email, is_read=False)  # no change, no drift
-    assert _exact(mailbox)[:2] == (1, 1)
+    assert counters_exact(mailbox)[:2] == (1, 1)
     with pytest.raises(Invalid):
         email_update(email=email, folder="NOPE")
 
@@ -44,10 +35,10 @@ def test_trash_then_restore_returns_to_the_folder_it_came_from(mailbox):
     assert trashed.folder == Folder.TRASH and trashed.previous_folder == Folder.ARCHIVE
     assert trashed.purge_after - trashed.trashed_at == timedelta(days=30)
     assert Event.objects.filter(type="email.trashed", payload__email_id=str(email.id)).exists()
-    assert _exact(mailbox)[:2] == (1, 0)
+    assert counters_exact(mailbox)[:2] == (1, 0)
     restored = email_restore(email=trashed)
     assert (restored.folder, restored.previous_folder, restored.purge_after) == (Folder.ARCHIVE, "", None)
-    assert _exact(mailbox)[:2] == (1, 1)
+    assert counters_exact(mailbox)[:2] == (1, 1)
 
 
 def test_trash_through_update_and_twice_is_one_event(mailbox):
@@ -70,7 +61,7 @@ def test_purge_after_retention_deletes_rows_and_files(mailbox, django_capture_on
     assert not Email.objects.filter(pk=email.pk).exists()
     assert not default_storage.exists(raw_name) and not default_storage.exists(file_name)
     assert not Thread.objects.filter(pk=email.thread_id).exists()
-    assert _exact(mailbox) == (0, 0, 0)
+    assert counters_exact(mailbox) == (0, 0, 0)
 
 
 def test_purge_task_leaves_unexpired_trash(mailbox):
@@ -86,7 +77,7 @@ def test_purge_keeps_the_thread_of_remaining_messages(mailbox):
     email_purge(email=second)
     thread = Thread.objects.get(pk=first.thread_id)
     assert thread.message_count == 1
-    _exact(mailbox)
+    counters_exact(mailbox)
 
 
 def test_list_pages_by_cursor_and_stays_stable_when_mail_arrives(mailbox):

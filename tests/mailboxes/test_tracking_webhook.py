@@ -10,7 +10,6 @@ import pytest
 from mailboxes.delivery import email_set_delivery
 from mailboxes.models import Email
 from mailboxes.outbound import email_send
-from tests.mailboxes.outbound_helpers import sender  # noqa: F401 (fixture)
 from webhooks.models import Event
 
 SIGNING_KEY = "key-tracking-signing-0123456789"
