@@ -5,6 +5,8 @@ Strict: a boolean is `true`/`false`/`1`/`0`/`yes`/`no` or an error; a secret may
 """
 
 import os
+import secrets
+import time
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -67,3 +69,22 @@ class Env:
 
 
 env = Env()
+
+
+def local_secret(path):
+    """A random secret made once and kept in `path` (mode 0600); every process on the machine reads the same one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+    for _ in range(40):  # another process may be between creating the file and writing it
+        value = path.read_text().strip()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise ImproperlyConfigured(f"{path} is empty: delete it, or set DJANGO_SECRET_KEY.")

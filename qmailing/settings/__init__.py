@@ -9,19 +9,15 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 
-from qmailing.env import env
+from qmailing.env import env, local_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env.str("QMAILING_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", False)
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG and not env.bool("QMAILING_EMBEDDED", True):
-        from django.core.exceptions import ImproperlyConfigured
-
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set in production")
-    SECRET_KEY = "insecure-embedded-default-key-change-me-in-production-0123456789"
+# Without DJANGO_SECRET_KEY, one machine keeps a random key of its own beside its data; several nodes
+# must share DJANGO_SECRET_KEY instead.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", "") or local_secret(VAR_DIR / "secret_key")
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", [])

@@ -26,3 +26,17 @@ def test_numbers_and_lists():
     assert env.int("MISSING", 7) == 7 and env.list("MISSING", ["z"]) == ["z"]
     with pytest.raises(ImproperlyConfigured, match="integer"):
         env.int("BAD")
+
+
+def test_local_secret_is_made_once_private_and_shared(tmp_path):
+    import stat
+
+    from qmailing.env import local_secret
+
+    path = tmp_path / "var" / "secret_key"
+    first = local_secret(path)
+    assert len(first) >= 50 and local_secret(path) == first
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.write_text("")
+    with pytest.raises(ImproperlyConfigured, match="is empty"):
+        local_secret(path)
