@@ -114,6 +114,8 @@ MEDIA_URL = "/media/"
 SESSION_COOKIE_SECURE = env.bool("QMAILING_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("QMAILING_BEHIND_TLS_PROXY", False) else None
+SECURE_SSL_REDIRECT = env.bool("QMAILING_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env.int("QMAILING_HSTS_SECONDS", 0)
 
 # --- Redis: broker, channel layer and (later) rate-limit counters. Absent = embedded default.
 REDIS_URL = env.str("REDIS_URL", "")
