@@ -14,8 +14,8 @@ def _first_free_local_part(base, domain):
     from mailboxes.addresses import ROLE_NAMES, SYSTEM_NAMES
     from mailboxes.models import Mailbox
 
-    base = re.sub(r"[^a-z0-9._-]", "", base.lower()).strip(".")
-    base = re.sub(r"\.{2,}", ".", base)[:48] or "user"
+    base = re.sub(r"[^a-z0-9._-]", "", base.lower())
+    base = re.sub(r"\.{2,}", ".", base)[:48].strip(".") or "user"  # cut first: the cut may end on a dot
     if base in ROLE_NAMES or base in SYSTEM_NAMES:
         base = f"{base}-user"
     candidate, n = base, 1

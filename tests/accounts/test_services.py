@@ -39,6 +39,8 @@ def test_shared_mailbox_names_never_collide_or_take_role_names(db):
     second = account_signup(email="sam@two.example", password="a long enough passphrase")
     admin = account_signup(email="admin@three.example", password="a long enough passphrase")
     weird = account_signup(email="ex+tra@four.example", password="a long enough passphrase")
+    long_one = account_signup(email="a" * 47 + ".bcd@five.example", password="a long enough passphrase")
+    assert long_one.account.mailboxes.get().local_part == "a" * 47
     assert first.account.mailboxes.get().local_part == "sam"
     assert second.account.mailboxes.get().local_part == "sam2"
     assert admin.account.mailboxes.get().local_part == "admin-user"
