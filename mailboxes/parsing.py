@@ -8,7 +8,7 @@ header values have no control characters, so they can never inject headers later
 import codecs
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from email import policy
 from email.policy import EmailPolicy
 from functools import lru_cache
@@ -17,6 +17,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
 from mailboxes.htmltext import MAX_HTML_DEPTH, html_sanitize, html_to_text, html_too_deep, snippet_from, text_without_quotes
+from qmailing.datetimes import as_utc
 
 MAX_PARTS = 100
 MAX_DEPTH = 10
@@ -24,6 +25,8 @@ MAX_ADDRESSES = 500
 MAX_REFERENCES = 100
 MAX_BODY_CHARS = 2_000_000
 MAX_PARSED_HEADER = 32_000
+# Earlier years are typos or forgeries (two-digit years are read as 1969–2068).
+MIN_DATE_YEAR, MAX_DATE_YEAR = 1900, 9998
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
@@ -177,19 +180,27 @@ def _message_ids(value):
 
 
 def _date(message, defects):
+    """The Date header in UTC, or None (with a defect) when it is absent, unparsable or out of range."""
     try:
         header = message.get("date")
         value = header.datetime if header is not None else None
+        if value is None and header is not None and str(header).strip():
+            defects.append("InvalidDateDefect: the Date header is not a date")
     except Exception:
         try:
             raw = _raw_header(message, "date")
             value = parsedate_to_datetime(raw[0]) if raw else None
         except Exception:
-            defects.append("InvalidDateDefect")
+            defects.append("InvalidDateDefect: the Date header is not a date")
             value = None
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value
+    if value is None:
+        return None
+    try:
+        return as_utc(value, min_year=MIN_DATE_YEAR, max_year=MAX_DATE_YEAR)
+    except (ValueError, OverflowError, TypeError) as exc:
+        # Stored as it came, the value would fail the INSERT and the message would never be kept.
+        defects.append(f"InvalidDateDefect: {exc}")
+        return None
 
 
 def _walk(message, defects):
