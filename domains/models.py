@@ -19,7 +19,8 @@ class Domain(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     account = models.ForeignKey("accounts.Account", null=True, blank=True, on_delete=models.CASCADE, related_name="domains")
-    name = models.CharField(max_length=253, unique=True, help_text="Lower-case ASCII (IDNA) form.")
+    # Several accounts may claim a name; only the one that proves ownership (verified) holds it.
+    name = models.CharField(max_length=253, db_index=True, help_text="Lower-case ASCII (IDNA) form.")
     is_shared = models.BooleanField(default=False, help_text="The platform's shared domain: always verified.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     ownership_token = models.CharField(max_length=64, editable=False)
@@ -28,11 +29,17 @@ class Domain(models.Model):
     dkim_public_key = models.TextField(editable=False, help_text="Base64 DER SubjectPublicKeyInfo (the DNS p= value).")
     check_slot = models.PositiveSmallIntegerField(db_index=True, editable=False)
     verified_at = models.DateTimeField(null=True, blank=True)
+    ownership_failing_since = models.DateTimeField(null=True, blank=True, editable=False,
+                                                   help_text="First failed ownership check since the last good one.")
     last_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["name"], condition=models.Q(status="verified"), name="domain_one_verified_holder"),
+            models.UniqueConstraint(fields=["account", "name"], name="domain_one_claim_per_account"),
+        ]
 
     def __str__(self):
         return self.name

@@ -1,5 +1,6 @@
 from django.core.exceptions import ValidationError
 
+from domains.models import Domain
 from mailboxes.models import Group, Mailbox
 from qmailing.errors import NotFound
 
@@ -22,7 +23,9 @@ def mailbox_by_address(*, address):
     if not sep:
         return None
     local = local.split("+", 1)[0]
-    return Mailbox.objects.select_related("domain", "account").filter(local_part=local, domain__name=domain).first()
+    # Only the verified holder of a name receives its mail (the shared domain is always verified).
+    return (Mailbox.objects.select_related("domain", "account")
+            .filter(local_part=local, domain__name=domain, domain__status=Domain.Status.VERIFIED).first())
 
 
 def group_list(*, account):

@@ -162,6 +162,8 @@ QMAILING_DKIM_SELECTOR = env.str("QMAILING_DKIM_SELECTOR", "qm1")
 # Resolvers used for verification: "ip" or "ip:port", comma separated. Empty = the system's resolvers.
 QMAILING_DNS_RESOLVERS = env.list("QMAILING_DNS_RESOLVERS", [])
 QMAILING_DNS_TIMEOUT = env.float("QMAILING_DNS_TIMEOUT", 3.0)
+# A verified domain whose ownership record has failed this long goes back to pending (a new owner can claim it).
+QMAILING_DOMAIN_RELEASE_DAYS = env.int("QMAILING_DOMAIN_RELEASE_DAYS", 7)
 QMAILING_UPGRADE_URL = env.str("QMAILING_UPGRADE_URL", f"{QMAILING_BASE_URL}/settings/plan")
 QMAILING_ERROR_DOCS_URL = env.str("QMAILING_ERROR_DOCS_URL", f"{QMAILING_BASE_URL}/docs/errors")
 

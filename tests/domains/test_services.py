@@ -5,7 +5,7 @@ from cryptography.hazmat.primitives import serialization
 
 from domains.models import DnsRecord, Domain
 from domains.selectors import access_domain, domain_list
-from domains.services import domain_add, domain_delete, shared_domain_get
+from domains.services import domain_add, domain_delete, domain_verify, shared_domain_get
 from mailboxes.services import mailbox_create
 from qmailing.errors import Conflict, Invalid, LimitReached, NotFound
 from webhooks.models import Event
@@ -45,13 +45,55 @@ def test_private_key_never_appears_in_the_checklist_or_events(owner):
         assert body not in str(event.payload)
 
 
-def test_domain_names_are_unique_across_the_platform(owner, outsider):
-    domain_add(account=owner, name="taken.example")
-    with pytest.raises(Conflict) as err:
-        domain_add(account=outsider, name="TAKEN.example")
-    assert err.value.code == "domain_taken"
+def test_a_verified_name_cannot_be_claimed_again(owner, outsider, dns_server):
+    domain = domain_add(account=owner, name="taken.example")
     with pytest.raises(Conflict):
-        domain_add(account=owner, name="taken.example")
+        domain_add(account=owner, name="TAKEN.example")  # twice in one account, even unverified
+    dns_server.publish_checklist(domain)
+    domain_verify(domain=domain)
+    with pytest.raises(Conflict) as err:
+        domain_add(account=outsider, name="taken.example")
+    assert err.value.code == "domain_taken" and "7 days" in err.value.detail
+
+
+def test_an_unverified_claim_does_not_block_the_real_owner(owner, outsider, dns_server):
+    squatter = domain_add(account=outsider, name="bigcorp.example")
+    real = domain_add(account=owner, name="bigcorp.example")
+    dns_server.publish_checklist(real)  # only the real owner can publish records for the name
+    assert domain_verify(domain=squatter).status == Domain.Status.PENDING
+    assert domain_verify(domain=real).status == Domain.Status.VERIFIED
+    assert not Domain.objects.filter(pk=squatter.pk).exists()  # the unused claim is dropped
+
+
+def test_a_domain_whose_ownership_record_is_gone_long_enough_is_released(owner, outsider, dns_server, settings):
+    settings.QMAILING_DOMAIN_RELEASE_DAYS = 0  # release on the first failed check instead of after a week
+    old = domain_add(account=owner, name="moved.example")
+    dns_server.publish_checklist(old)
+    old = domain_verify(domain=old)
+    mailbox = mailbox_create(account=owner, domain=old, local_part="info")
+    dns_server.zone.clear()  # the name got a new owner who removed our records
+    old = domain_verify(domain=old)
+    assert old.status == Domain.Status.PENDING
+    changed = Event.objects.filter(account=owner, type="domain.dns_changed").latest("cursor")
+    assert {"kind": "status", "from": "verified", "to": "pending"} in changed.payload["changes"]
+    new = domain_add(account=outsider, name="moved.example")
+    dns_server.publish_checklist(new)
+    assert domain_verify(domain=new).status == Domain.Status.VERIFIED
+    from mailboxes.selectors import mailbox_by_address
+
+    assert mailbox_by_address(address="info@moved.example") is None  # the old account's mailbox gets nothing
+    assert Domain.objects.filter(pk=old.pk).exists() and mailbox.domain_id == old.pk  # kept for its owner to clean up
+
+
+def test_passing_dns_trouble_does_not_unverify(owner, dns_server):
+    domain = domain_add(account=owner, name="flaky.example")
+    dns_server.publish_checklist(domain)
+    domain_verify(domain=domain)
+    dns_server.zone.clear()
+    domain = domain_verify(domain=domain)
+    assert domain.status == Domain.Status.VERIFIED and domain.ownership_failing_since is not None
+    dns_server.publish_checklist(domain)
+    assert domain_verify(domain=domain).ownership_failing_since is None
 
 
 def test_the_shared_domain_and_its_subdomains_cannot_be_added(owner):
