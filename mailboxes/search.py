@@ -19,6 +19,7 @@ from mailboxes.fts_query import fts5_expression
 from mailboxes.models import Email, Folder
 from mailboxes.search_postgres import search_page_postgres
 from mailboxes.selectors import access_mailbox
+from qmailing.datetimes import as_utc
 from qmailing.errors import Invalid
 from qmailing.pagination import clean_limit, keyset_page
 
@@ -131,6 +132,7 @@ def _text_filter(queryset, query):
 
 
 def _bound(value, *, field, end):
+    """A date_from / date_to argument as an aware UTC date-time, or None when not given."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -138,12 +140,15 @@ def _bound(value, *, field, end):
             value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
         except ValueError:
             raise Invalid(f"{field} must be a date (YYYY-MM-DD) or an ISO 8601 date-time.", field=field)
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if isinstance(value, date):
+    if isinstance(value, date) and not isinstance(value, datetime):
         # A bare date covers that whole UTC day, on either end of the range.
-        return datetime.combine(value, time.max if end else time.min, tzinfo=timezone.utc)
-    raise Invalid(f"{field} must be a date or a date-time.", field=field)
+        value = datetime.combine(value, time.max if end else time.min, tzinfo=timezone.utc)
+    if not isinstance(value, datetime):
+        raise Invalid(f"{field} must be a date or a date-time.", field=field)
+    try:
+        return as_utc(value)
+    except (ValueError, OverflowError) as exc:
+        raise Invalid(f"{field} is out of range: {exc}.", field=field)
 
 
 def email_search(*, account, query, mailbox=None, folder=None, from_=None, to=None, unread=None,

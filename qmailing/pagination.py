@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from django.db.models import Q
 
+from qmailing.datetimes import as_utc
 from qmailing.errors import Invalid
 
 DEFAULT_LIMIT = 50
@@ -46,8 +47,9 @@ def cursor_decode(cursor: str) -> tuple[datetime, uuid.UUID]:
         position = datetime.fromisoformat(data["t"])
         if position.tzinfo is None:
             raise ValueError("naive")
-        return position, uuid.UUID(data["i"])
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeError, binascii.Error):
+        # A forged offset or year would otherwise fail only later, in the query, as a 500.
+        return as_utc(position), uuid.UUID(data["i"])
+    except (ValueError, OverflowError, KeyError, TypeError, AttributeError, UnicodeError, binascii.Error):
         raise bad
 
 

@@ -1,14 +1,20 @@
-"""Hostile Date headers are stored as date=None with a defect; the message itself is always kept."""
+"""Hostile date-times: Date headers are stored as date=None with a defect (the message is always kept);
+forged cursors and out-of-range search bounds are Invalid, never a server error."""
 
-from datetime import timedelta, timezone
+import base64
+import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from django.utils import timezone as dj_timezone
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from mailboxes.ingest import email_ingest
+from mailboxes.mail_selectors import email_list, thread_list
 from mailboxes.models import Email
 from mailboxes.parsing import MAX_DATE_YEAR, MIN_DATE_YEAR
+from mailboxes.search import email_search
+from qmailing.errors import Invalid
 
 
 def with_date(date: bytes | None) -> bytes:
@@ -111,3 +117,54 @@ def date_headers(draw):
 def test_any_date_header_is_stored_and_any_date_kept_is_utc_in_range(mailbox, date):
     raw = with_date(date.replace(b"\r", b" ").replace(b"\n", b" "))
     assert_sane(stored(mailbox, raw).date)
+
+
+def forged_cursor(position: str) -> str:
+    data = json.dumps({"v": 1, "t": position, "i": "00000000-0000-0000-0000-000000000000"}).encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+# Each parses as an aware datetime, then failed in the query: OverflowError on SQLite, DataError on PostgreSQL.
+HOSTILE_POSITIONS = ["9999-12-31T23:59:59-23:59", "9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+23:59",
+                     "2024-01-01T00:00:00+16:00", "2024-01-01T00:00:00-14:01"]
+LISTS = {
+    "email_list": lambda owner, mailbox, cursor: email_list(account=owner, mailbox=mailbox, cursor=cursor),
+    "thread_list": lambda owner, mailbox, cursor: thread_list(account=owner, mailbox=mailbox, cursor=cursor),
+    "email_search": lambda owner, mailbox, cursor: email_search(account=owner, query="", cursor=cursor),
+    "email_search with text": lambda owner, mailbox, cursor: email_search(account=owner, query="dated", cursor=cursor),
+}
+
+
+@pytest.mark.parametrize("position", HOSTILE_POSITIONS)
+@pytest.mark.parametrize("listing", LISTS)
+def test_a_forged_cursor_position_is_invalid_not_a_server_error(owner, mailbox, listing, position):
+    stored(mailbox, with_date(b"Tue, 02 Jan 2024 10:00:00 +0000"))
+    with pytest.raises(Invalid) as error:
+        LISTS[listing](owner, mailbox, forged_cursor(position))
+    assert error.value.errors == {"cursor": [error.value.detail]}
+
+
+@pytest.mark.parametrize("listing", LISTS)
+def test_a_cursor_position_with_a_real_offset_means_the_same_instant(owner, mailbox, listing):
+    stored(mailbox, with_date(b"Tue, 02 Jan 2024 10:00:00 +0000"))
+    later = (dj_timezone.now() + timedelta(days=1)).astimezone(timezone(timedelta(hours=-12)))
+    page = LISTS[listing](owner, mailbox, forged_cursor(later.isoformat()))
+    assert len(page.items) == 1
+
+
+@pytest.mark.parametrize("field", ["date_from", "date_to"])
+@pytest.mark.parametrize("value", [*HOSTILE_POSITIONS, "9999-12-31", datetime(9999, 12, 31, tzinfo=timezone.utc)])
+@pytest.mark.parametrize("query", ["", "dated"])
+def test_an_out_of_range_date_bound_is_invalid_not_a_server_error(owner, mailbox, field, value, query):
+    stored(mailbox, with_date(b"Tue, 02 Jan 2024 10:00:00 +0000"))
+    with pytest.raises(Invalid) as error:
+        email_search(account=owner, query=query, **{field: value})
+    assert field in error.value.errors and "out of range" in error.value.detail
+
+
+def test_date_bounds_with_offsets_compare_as_utc_instants(owner, mailbox):
+    stored(mailbox, with_date(b"Tue, 02 Jan 2024 10:00:00 +0000"))
+    now = dj_timezone.now()
+    plus_14 = (now + timedelta(minutes=1)).astimezone(timezone(timedelta(hours=14))).isoformat()
+    assert email_search(account=owner, query="", date_from=plus_14).items == []
+    assert len(email_search(account=owner, query="", date_to=plus_14, date_from="0001-01-01").items) == 1
