@@ -14,7 +14,8 @@ from mailboxes.counters import counters_on_store
 from mailboxes.extraction import attachment_text
 from mailboxes.models import Attachment, Email, Folder
 from mailboxes.parsing import parse_message
-from mailboxes.search import search_document, search_index_document, search_index_on_insert
+from mailboxes.search import (recipients_search_text, search_document, search_index_document,
+                              search_index_on_insert)
 from mailboxes.selectors import mailbox_by_address
 from mailboxes.threads import thread_find_or_create
 from qmailing.errors import Invalid, LimitReached
@@ -138,6 +139,7 @@ def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_s
         account_id=mailbox.account_id, mailbox=mailbox, thread_id=thread_id, direction=direction, folder=folder,
         is_read=is_read, from_address=sender["address"], from_name=sender["name"], to=parsed.to, cc=parsed.cc,
         bcc=parsed.bcc, reply_to=parsed.reply_to, subject=parsed.subject, date=parsed.date,
+        recipients_text=recipients_search_text(parsed.to, parsed.cc),
         received_at=received_at, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
         references=parsed.references, size=len(raw), text=parsed.text, text_clean=parsed.text_clean,
         html=parsed.html, snippet=parsed.snippet, has_attachments=bool(parsed.attachments),

@@ -135,6 +135,9 @@ class Email(models.Model):
     cc = models.JSONField(default=list, blank=True)
     bcc = models.JSONField(default=list, blank=True)
     reply_to = models.JSONField(default=list, blank=True)
+    # Filled at ingest; the JSON itself cannot be searched as text (key names match, SQLite escapes ü).
+    recipients_text = models.TextField(blank=True, editable=False,
+                                       help_text="To and Cc names and addresses, casefolded, one per line.")
     subject = models.TextField(blank=True)
     date = models.DateTimeField(null=True, blank=True, help_text="The Date header, when it parsed.")
     received_at = models.DateTimeField(default=timezone.now, help_text="When QMailing stored it; lists sort by this.")

@@ -5,14 +5,14 @@ SQLite: an FTS5 table (mailboxes_email_fts) queried with a safe translation of t
 Results are newest first and paginate by the shared keyset cursor.
 """
 
+import unicodedata
 from datetime import date, datetime, time, timezone
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection
-from django.db.models import Q, TextField
+from django.db.models import Q
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast
 
 from mailboxes.counters import UNCOUNTED_FOLDERS
 from mailboxes.fts_query import fts5_expression
@@ -44,6 +44,19 @@ def search_document(*, subject, from_name, from_address, body, attachment_texts)
         "body": (body or "")[:MAX_INDEXED_CHARS],
         "attachments": " ".join(text or "" for text in attachment_texts)[:MAX_INDEXED_CHARS],
     }
+
+
+def search_fold(text):
+    """The form recipients_text is stored and matched in: casefolded (ß = ss, Σ = σ), one Unicode form."""
+    return unicodedata.normalize("NFKC", " ".join(str(text or "").split()).casefold())
+
+
+def recipients_search_text(*address_lists):
+    """Email.recipients_text of address lists ({"address", "name"} dicts): one value per line, so a
+    match never spans two recipients."""
+    values = (entry.get(key) for entries in address_lists for entry in entries or () if isinstance(entry, dict)
+              for key in ("name", "address"))
+    return "\n".join(filter(None, (search_fold(value) for value in values)))
 
 
 def _document(email):
@@ -176,9 +189,8 @@ def email_search(*, account, query, mailbox=None, folder=None, from_=None, to=No
         emails = emails.exclude(folder__in=UNCOUNTED_FOLDERS)
     if from_:
         emails = emails.filter(Q(from_address__icontains=from_.strip()) | Q(from_name__icontains=from_.strip()))
-    if to:
-        emails = emails.alias(to_text=Cast("to", TextField()), cc_text=Cast("cc", TextField())).filter(
-            Q(to_text__icontains=to.strip()) | Q(cc_text__icontains=to.strip()))
+    if to and search_fold(to):
+        emails = emails.filter(recipients_text__contains=search_fold(to))
     if unread is not None:
         emails = emails.filter(is_read=not unread)
     if has_attachment is not None:
