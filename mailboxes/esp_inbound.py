@@ -7,8 +7,7 @@ auth when WEBHOOK_SECRET is set) before this receiver runs.
 
 import logging
 
-from mailboxes.ingest import deliver_inbound
-from qmailing.errors import LimitReached
+from mailboxes.hosted_delivery import NOT_HOSTED, deliver_hosted
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +35,16 @@ def on_inbound(sender, event, esp_name, **kwargs):
     """anymail `inbound` signal receiver: store one copy per hosted recipient mailbox.
 
     Transient errors propagate, so anymail answers 500 and the ESP retries later; a full mailbox is
-    final (as SMTP's 552), so it is logged and acknowledged instead of retried for hours.
+    final per address (as SMTP's 552), so it is logged and acknowledged instead of retried for hours.
     """
     raw = inbound_raw_bytes(event)
     recipients = inbound_recipients(event)
     envelope_from = getattr(event.message, "envelope_sender", None) or ""
-    try:
-        emails = deliver_inbound(raw=raw, recipients=recipients, envelope_from=envelope_from)
-    except LimitReached as error:
-        logger.warning("%s inbound refused for %s: %s", esp_name, recipients, error.detail)
-        return
-    if not emails:
-        logger.info("%s inbound for %s matched no hosted active mailbox", esp_name, recipients)
+    outcome = deliver_hosted(raw=raw, recipients=recipients, envelope_from=envelope_from)
+    # Cc'd addresses elsewhere are in the list too: only hosted ones that were refused are news.
+    refused = {address: reason for address, reason in outcome.refused.items() if reason != NOT_HOSTED}
+    if refused:
+        logger.warning("%s inbound refused for %s", esp_name,
+                       ", ".join(f"{address} ({reason})" for address, reason in refused.items()))
+    if not outcome.stored:
+        logger.info("%s inbound for %s was stored in no hosted mailbox", esp_name, recipients)

@@ -90,19 +90,14 @@ def ingest_batch():
 
 
 def deliver_inbound(*, raw: bytes, recipients: list[str], envelope_from: str = "") -> list[Email]:
-    """Store one copy per distinct hosted, active mailbox among the recipients.
+    """Store one copy per distinct hosted, active mailbox among the recipients; returns the copies.
 
-    All or nothing: if one mailbox's account is out of storage, LimitReached is raised and no copy is kept,
-    so the sender gets one clear refusal instead of a partial delivery.
+    A recipient whose account is out of storage is skipped alone; callers that must tell the
+    sender which addresses got it use `hosted_delivery.deliver_hosted`, which this wraps.
     """
-    mailboxes, seen = [], set()
-    for address in recipients:
-        mailbox = mailbox_by_address(address=address)
-        if mailbox is not None and mailbox.is_active and mailbox.pk not in seen:
-            seen.add(mailbox.pk)
-            mailboxes.append(mailbox)
-    with ingest_batch():
-        emails = [email_ingest(mailbox=mailbox, raw=raw) for mailbox in mailboxes]
+    from mailboxes.hosted_delivery import deliver_hosted  # it builds on email_ingest and ingest_batch
+
+    emails = deliver_hosted(raw=raw, recipients=recipients, envelope_from=envelope_from).emails
     if emails:
         logger.info("delivered message from %r to %d mailbox(es)", envelope_from, len(emails))
     return emails

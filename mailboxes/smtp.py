@@ -1,7 +1,15 @@
 """Inbound SMTP (aiosmtpd): accepts mail for hosted active mailboxes only, up to the size cap.
 
 Replies: 550 for addresses not hosted here (or suspended), 552 above the size cap or when the
-account's storage is used up, 451 on a transient failure, 250 once every copy is stored.
+account's storage cannot hold the message, 451 on a transient failure, 250 once a copy is stored.
+
+Storage is judged per recipient, at RCPT, against the size the client announced (ESMTP SIZE, which
+we advertise and mainstream MTAs send): a full account is refused for its own address only, and the
+sender's MTA bounces just that one. DATA has a single reply for every recipient, so a recipient that
+only turns out not to fit there (no SIZE given, or the account filled up in between) cannot be
+told apart: the copies that fit are kept and the reply is 250 if at least one was stored, 552 if
+none. Refusing everyone for one full account would punish the other tenants, and a 451 would make
+the sender retry, duplicating the copies already stored.
 """
 
 import logging
@@ -15,9 +23,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from mailboxes.ingest import deliver_inbound
+from mailboxes.hosted_delivery import NOT_HOSTED, STORAGE_FULL, SUSPENDED, deliver_hosted
 from mailboxes.selectors import mailbox_by_address
-from qmailing.errors import LimitReached
 
 logger = logging.getLogger(__name__)
 
@@ -35,19 +42,28 @@ def _with_fresh_connection(function):
     return sync_to_async(run, thread_sensitive=True)
 
 
-def _recipient_status(address):
+def _recipient_status(address, size):
     mailbox = mailbox_by_address(address=address)
     if mailbox is None:
-        return "550 5.1.1 No such mailbox here"
+        return NOT_HOSTED
     if not mailbox.is_active:
-        return "550 5.2.1 Mailbox disabled, not accepting messages"
-    if mailbox.account.storage_available() <= 0:
-        return "552 5.2.2 Mailbox storage is full"
+        return SUSPENDED
+    if mailbox.account.storage_available() < max(size, 1):
+        return STORAGE_FULL
     return None
 
 
+def announced_size(mail_options):
+    """The SIZE= the client gave with MAIL FROM, in bytes (0 when absent or unreadable)."""
+    for option in mail_options or ():
+        name, _, value = str(option).partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return 0
+
+
 _recipient_status_async = _with_fresh_connection(_recipient_status)
-_deliver_async = _with_fresh_connection(deliver_inbound)
+_deliver_async = _with_fresh_connection(deliver_hosted)
 
 
 _UNSAFE_TRACE = re.compile(r"[^A-Za-z0-9.@+_=:\[\]-]")
@@ -75,7 +91,7 @@ class InboundHandler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         try:
-            refusal = await _recipient_status_async(address)
+            refusal = await _recipient_status_async(address, announced_size(envelope.mail_options))
         except Exception:
             logger.exception("recipient lookup failed for %r", address)
             return "451 4.3.0 Temporary failure, please try again later"
@@ -90,15 +106,19 @@ class InboundHandler:
             return TOO_BIG
         raw = trace_headers(session=session, envelope=envelope) + raw
         try:
-            emails = await _deliver_async(raw=raw, recipients=list(envelope.rcpt_tos), envelope_from=envelope.mail_from or "")
-        except LimitReached:
-            return "552 5.2.2 Mailbox storage is full"
+            outcome = await _deliver_async(raw=raw, recipients=list(envelope.rcpt_tos),
+                                           envelope_from=envelope.mail_from or "")
         except Exception:
             logger.exception("delivery failed; asking the sender to retry")
             return "451 4.3.0 Temporary failure, please try again later"
-        if not emails:  # every recipient went away between RCPT and DATA
-            return "550 5.1.1 No such mailbox here"
-        return f"250 2.0.0 OK: stored as {emails[0].id}"
+        if outcome.refused:
+            logger.warning("accepted at RCPT but not stored: %s", outcome.refused)
+        emails = outcome.emails
+        if emails:
+            return f"250 2.0.0 OK: stored as {emails[0].id}"
+        if STORAGE_FULL in outcome.refused.values():
+            return STORAGE_FULL
+        return NOT_HOSTED  # every recipient went away between RCPT and DATA
 
 
 class _CappedSMTP(SMTP):

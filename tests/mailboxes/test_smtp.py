@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from domains.services import shared_domain_get
-from mailboxes.models import Email
+from mailboxes.models import Email, Mailbox
 from mailboxes.services import mailbox_create, mailbox_set_status
 from mailboxes.smtp import smtp_controller
 from tests.mailboxes.inbound_helpers import make_message
@@ -108,11 +108,49 @@ def test_message_above_the_size_cap_gets_552_5_3_4(smtp_server, mailbox):
     assert not Email.objects.filter(mailbox=mailbox).exists()
 
 
-def test_full_storage_gets_552_at_data(smtp_server, mailbox):
-    plan = mailbox.account.plan
-    plan.storage_bytes = 2000  # plans are admin-editable rows; a tiny plan keeps the test fast
-    plan.save(update_fields=["storage_bytes"])
-    with _client(smtp_server) as client, pytest.raises(smtplib.SMTPDataError) as caught:
-        client.sendmail("alice@example.com", [mailbox.address], wire(make_message(text=("y" * 70 + "\n") * 45)))
-    assert caught.value.smtp_code == 552
+def _fill(mailbox, *, leave=0):
+    """Use up the mailbox's account storage but `leave` bytes (the counter the storage check sums)."""
+    Mailbox.objects.filter(pk=mailbox.pk).update(storage_used=mailbox.account.plan.storage_bytes - leave)
+
+
+def test_full_storage_gets_552_5_2_2_at_rcpt_when_the_size_is_announced(smtp_server, mailbox):
+    _fill(mailbox, leave=500)
+    raw = wire(make_message(text=("y" * 70 + "\n") * 45))
+    with _client(smtp_server) as client, pytest.raises(smtplib.SMTPRecipientsRefused) as caught:
+        client.sendmail("alice@example.com", [mailbox.address], raw)  # smtplib sends SIZE= as we advertise it
+    code, message = caught.value.recipients[mailbox.address]
+    assert code == 552 and message.startswith(b"5.2.2")
     assert not Email.objects.filter(mailbox=mailbox).exists()
+
+
+def test_full_storage_without_announced_size_gets_552_at_data(smtp_server, mailbox):
+    _fill(mailbox, leave=500)
+    with _client(smtp_server) as client:
+        client.helo()
+        client.mail("alice@example.com")
+        assert client.rcpt(mailbox.address)[0] == 250
+        code, message = client.data(wire(make_message(text=("y" * 70 + "\n") * 45)))
+    assert code == 552 and message.startswith(b"5.2.2")
+    assert not Email.objects.filter(mailbox=mailbox).exists()
+
+
+def test_one_full_account_is_refused_alone_and_the_other_tenant_gets_the_message(smtp_server, mailbox, other_mailbox):
+    _fill(mailbox)
+    with _client(smtp_server) as client:
+        refused = client.sendmail("alice@example.com", [mailbox.address, other_mailbox.address], wire(make_message()))
+    assert refused[mailbox.address][0] == 552 and refused[mailbox.address][1].startswith(b"5.2.2")
+    assert b"plan" not in refused[mailbox.address][1].lower()  # nothing about the other account's plan
+    assert not Email.objects.filter(mailbox=mailbox).exists()
+    assert Email.objects.filter(mailbox=other_mailbox).count() == 1
+
+
+def test_a_recipient_that_only_fails_at_data_does_not_cost_the_others_their_copy(smtp_server, mailbox, other_mailbox):
+    _fill(mailbox, leave=500)
+    with _client(smtp_server) as client:
+        client.helo()
+        client.mail("alice@example.com")  # no SIZE: the RCPT check cannot know the message is too big
+        assert client.rcpt(mailbox.address)[0] == 250 and client.rcpt(other_mailbox.address)[0] == 250
+        code, _ = client.data(wire(make_message(text=("y" * 70 + "\n") * 45)))
+    assert code == 250
+    assert not Email.objects.filter(mailbox=mailbox).exists()
+    assert Email.objects.filter(mailbox=other_mailbox).count() == 1
