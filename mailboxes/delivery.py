@@ -45,17 +45,25 @@ def email_set_delivery(*, email_id, status, detail="", esp_message_id=None):
     return email
 
 
-def email_deliver_external(*, email_id, recipients):
-    """Hand the stored signed bytes of a SENT copy to the backend; queued → sent."""
+def email_deliver_external(*, email_id, recipients, bounced=False):
+    """Hand the stored signed bytes of a SENT copy to the backend; queued → sent.
+
+    `bounced`: a hosted recipient of the same send was refused (named in delivery_detail already);
+    once the others are handed off, the status moves on to bounced, the worst outcome winning.
+    """
     email = Email.objects.filter(pk=email_id).select_related("mailbox__domain").first()
-    if email is None or email.delivery_status != Email.Delivery.QUEUED:
-        return email  # purged meanwhile, or a retry after the hand-off already succeeded
-    with email.raw.open("rb") as handle:
-        raw = handle.read()
-    esp_message_id = relay_send(raw=raw, envelope_from=email.mailbox.address, recipients=list(recipients),
-                                header_from=formataddr((email.from_name, email.from_address)))
-    return email_set_delivery(email_id=email.pk, status=Email.Delivery.SENT, esp_message_id=esp_message_id,
-                              detail=f"Handed to the mail backend for {len(recipients)} recipient(s).")
+    if email is None:
+        return email  # purged meanwhile
+    if email.delivery_status == Email.Delivery.QUEUED:  # otherwise a retry after the hand-off already succeeded
+        with email.raw.open("rb") as handle:
+            raw = handle.read()
+        esp_message_id = relay_send(raw=raw, envelope_from=email.mailbox.address, recipients=list(recipients),
+                                    header_from=formataddr((email.from_name, email.from_address)))
+        email = email_set_delivery(email_id=email.pk, status=Email.Delivery.SENT, esp_message_id=esp_message_id,
+                                   detail=f"Handed to the mail backend for {len(recipients)} recipient(s).")
+    if bounced and email.delivery_status in (Email.Delivery.SENT, Email.Delivery.DELIVERED):
+        email = email_set_delivery(email_id=email.pk, status=Email.Delivery.BOUNCED)
+    return email
 
 
 def on_tracking(sender, event, esp_name, **kwargs):

@@ -92,9 +92,11 @@ def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html
                reply_to_email_id=None) -> Email:
     """Send from one of the account's active mailboxes; returns the copy stored in SENT.
 
-    Hosted recipients get their copy now, in this transaction; the others are handed to the mail
-    backend by a task after commit (delivery_status queued → sent / failed, then delivered / bounced
-    from the ESP's tracking). The message is DKIM-signed with the mailbox domain's key.
+    Hosted recipients get their copy now, in this transaction; one that is suspended or out of storage
+    is a bounce for that address alone (named in delivery_detail, event email.bounced). The others
+    are handed to the mail backend by a task after commit (delivery_status queued → sent / failed,
+    then delivered / bounced from the ESP's tracking). The message is DKIM-signed with the mailbox
+    domain's key.
     """
     if not isinstance(mailbox, Mailbox) or mailbox.account_id != account.pk:
         raise NotFound("No mailbox with this id exists in your account.", field="mailbox")
@@ -133,13 +135,18 @@ def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html
     signed = dkim_sign(raw=raw, domain=domain)
 
     addresses = list(dict.fromkeys(address for _, address in everyone))
-    local = [a for a in addresses if mailbox_by_address(address=a) is not None]
-    external = [a for a in addresses if a not in local]
-    from mailboxes.ingest import deliver_inbound, email_ingest
+    hosted = {address: mailbox_by_address(address=address) for address in addresses}
+    local = [address for address, found in hosted.items() if found is not None]
+    external = [address for address in addresses if address not in local]
+    from mailboxes.hosted_delivery import accounts_lock, deliver_hosted
+    from mailboxes.ingest import email_ingest, ingest_batch
 
-    with transaction.atomic():
-        # The account lock makes count-then-store one step, so parallel sends cannot overrun the limit.
-        locked = Account.objects.select_for_update().select_related("plan").get(pk=account.pk)
+    # A batch, not a bare atomic: if anything below fails, the files already written go with the rows.
+    with ingest_batch():
+        # Sender and hosted recipients locked up front in one order: crosswise sends cannot deadlock,
+        # and the sender's lock makes count-then-store one step, so parallel sends cannot overrun the limit.
+        accounts_lock(account_ids=[account.pk, *(found.account_id for found in hosted.values() if found)])
+        locked = Account.objects.select_related("plan").get(pk=account.pk)
         _check_send_limit(locked)
         copy = email_ingest(mailbox=mailbox, raw=signed, direction=Email.Direction.OUTBOUND, folder=Folder.SENT,
                             is_read=True, delivery_status=Email.Delivery.QUEUED)
@@ -147,38 +154,55 @@ def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html
         copy.save(update_fields=["bcc"])
         if parent is not None and copy.thread_id != parent.thread_id:
             _join_thread(email=copy, thread_id=parent.thread_id)
-        if local:
-            deliver_inbound(raw=signed, recipients=local, envelope_from=mailbox.address)
+        outcome = deliver_hosted(raw=signed, recipients=local, envelope_from=mailbox.address)
+        bounced = [f"{address}: {reason}" for address, reason in outcome.refused.items()]
         if external:
             from mailboxes.tasks import email_deliver_task
 
+            if bounced:  # shown now; the status turns bounced once the others are handed off
+                copy.delivery_detail = "\n".join(bounced)
+                copy.save(update_fields=["delivery_detail"])
             copy_id = str(copy.id)
-            transaction.on_commit(lambda: email_deliver_task.delay(copy_id, external))
+            transaction.on_commit(lambda: email_deliver_task.delay(copy_id, external, bounced=bool(bounced)))
         else:
-            _mark_locally_delivered(copy)
+            _mark_local_outcome(copy, delivered=len(outcome.stored), bounced=bounced)
     return copy
 
 
 def _join_thread(*, email, thread_id):
     """Keep a reply in its parent's thread even when the parent had no usable Message-ID."""
-    from mailboxes.models import Thread
     from django.db.models import F
+    from django.db.models.functions import Greatest
+
+    from mailboxes.models import Thread
 
     old = email.thread_id
     Email.objects.filter(pk=email.pk).update(thread_id=thread_id)
-    Thread.objects.filter(pk=thread_id).update(message_count=F("message_count") + 1)
+    # The reply is the thread's newest message: it moves the thread to the top of the list.
+    Thread.objects.filter(pk=thread_id).update(message_count=F("message_count") + 1,
+                                               last_message_at=Greatest(F("last_message_at"), email.received_at))
     Thread.objects.filter(pk=old).update(message_count=F("message_count") - 1)
     Thread.objects.filter(pk=old, message_count__lte=0).delete()
     email.thread_id = thread_id
 
 
-def _mark_locally_delivered(copy):
-    copy.delivery_status = Email.Delivery.DELIVERED
-    copy.delivery_detail = "Delivered to hosted mailboxes."
+def _mark_local_outcome(copy, *, delivered, bounced):
+    """Every recipient is hosted: delivered for those who got a copy, bounced (worst wins) for the rest."""
+    publish = [EventType.EMAIL_SENT]
+    lines = []
+    if delivered:
+        copy.delivery_status = Email.Delivery.DELIVERED
+        lines.append(f"Delivered to hosted mailboxes for {delivered} recipient(s).")
+        publish.append(EventType.EMAIL_DELIVERED)
+    if bounced:
+        copy.delivery_status = Email.Delivery.BOUNCED
+        lines += bounced
+        publish.append(EventType.EMAIL_BOUNCED)
+    copy.delivery_detail = "\n".join(lines)
     copy.save(update_fields=["delivery_status", "delivery_detail"])
     payload = delivery_payload(copy)
-    event_publish(account=copy.account, mailbox=copy.mailbox, type=EventType.EMAIL_SENT, payload=payload)
-    event_publish(account=copy.account, mailbox=copy.mailbox, type=EventType.EMAIL_DELIVERED, payload=payload)
+    for event_type in publish:
+        event_publish(account=copy.account, mailbox=copy.mailbox, type=event_type, payload=payload)
 
 
 def delivery_payload(email):

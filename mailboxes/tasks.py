@@ -13,12 +13,12 @@ MAX_DELIVERY_RETRIES = 6
 
 
 @shared_task(bind=True, max_retries=MAX_DELIVERY_RETRIES, acks_late=True)
-def email_deliver_task(self, email_id, recipients):
+def email_deliver_task(self, email_id, recipients, bounced=False):
     from mailboxes.delivery import email_deliver_external, email_set_delivery
     from mailboxes.models import Email
 
     try:
-        email_deliver_external(email_id=email_id, recipients=recipients)
+        email_deliver_external(email_id=email_id, recipients=recipients, bounced=bounced)
     except Exception as exc:
         if permanent_failure(exc) or self.request.retries >= self.max_retries:
             logger.warning("delivery of %s failed for good: %s", email_id, exc)

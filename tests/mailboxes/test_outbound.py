@@ -5,7 +5,7 @@ import pytest
 from accounts.services import account_set_plan
 from tests.mailboxes.counters_check import counters_exact
 from mailboxes.delivery import email_set_delivery, on_tracking
-from mailboxes.models import Email, Folder
+from mailboxes.models import Email, Folder, Mailbox
 from mailboxes.outbound import email_send
 from mailboxes.services import mailbox_set_status
 from qmailing.errors import Forbidden, Invalid, LimitReached, NotFound, TooLarge
@@ -216,3 +216,71 @@ def test_tracking_events_move_status_forward_only(owner, sender):
     assert copy.delivery_status == "bounced"
     types = list(Event.objects.filter(account=owner, type__startswith="email.").values_list("type", flat=True))
     assert types.count("email.delivered") == 1 and types.count("email.bounced") == 1
+
+
+def _files(root):
+    return sorted(str(path) for path in root.rglob("*") if path.is_file())
+
+
+def test_send_to_a_suspended_hosted_address_is_a_bounce_for_it_not_a_delivery(
+        owner, sender, recipient_mailbox, django_capture_on_commit_callbacks):
+    mailbox_set_status(mailbox=recipient_mailbox, status="suspended")
+    with django_capture_on_commit_callbacks(execute=True):
+        copy = email_send(account=owner, mailbox=sender, to=[recipient_mailbox.address], text="x")
+    copy.refresh_from_db()
+    assert copy.delivery_status == Email.Delivery.BOUNCED
+    assert recipient_mailbox.address in copy.delivery_detail and "5.2.1" in copy.delivery_detail
+    assert not Email.objects.filter(mailbox=recipient_mailbox).exists()
+    types = set(Event.objects.filter(account=owner, type__startswith="email.").values_list("type", flat=True))
+    assert "email.bounced" in types and "email.delivered" not in types
+
+
+def test_a_full_hosted_recipient_bounces_alone_and_the_others_still_get_the_message(
+        owner, sender, recipient_mailbox, smtp_relay, eager_tasks, django_capture_on_commit_callbacks):
+    Mailbox.objects.filter(pk=recipient_mailbox.pk).update(storage_used=recipient_mailbox.account.plan.storage_bytes)
+    with django_capture_on_commit_callbacks(execute=True):
+        copy = email_send(account=owner, mailbox=sender, to=[recipient_mailbox.address, "bob@elsewhere.example"],
+                          subject="Both", text="x")
+    assert [m.rcpt_tos for m in smtp_relay.messages] == [["bob@elsewhere.example"]]
+    assert not Email.objects.filter(mailbox=recipient_mailbox).exists()
+    copy.refresh_from_db()
+    assert copy.delivery_status == Email.Delivery.BOUNCED
+    assert f"{recipient_mailbox.address}: 552 5.2.2" in copy.delivery_detail
+    assert recipient_mailbox.account.plan.name not in copy.delivery_detail  # the other tenant's plan stays private
+    types = list(Event.objects.filter(account=owner, type__startswith="email.").values_list("type", flat=True))
+    assert types == ["email.sent", "email.bounced"]
+
+
+def test_a_send_that_rolls_back_leaves_no_file_in_storage(owner, sender, recipient_mailbox, settings, monkeypatch):
+    from pathlib import Path
+
+    from mailboxes import hosted_delivery
+
+    def breaks(**kwargs):
+        raise RuntimeError("database went away")
+
+    receive(sender, subject="already here")
+    before = _files(Path(settings.MEDIA_ROOT))
+    monkeypatch.setattr(hosted_delivery, "deliver_hosted", breaks)
+    with pytest.raises(RuntimeError):
+        email_send(account=owner, mailbox=sender, to=[recipient_mailbox.address], text="x")
+    assert _files(Path(settings.MEDIA_ROOT)) == before
+    assert not Email.objects.filter(mailbox=sender, folder=Folder.SENT).exists()
+
+
+def test_a_reply_moves_its_thread_to_the_top(owner, sender):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from mailboxes.models import Thread
+
+    parent = receive(sender, subject="Old question", to="alice@brand.example")  # no Message-ID to thread by
+    Thread.objects.filter(pk=parent.thread_id).update(last_message_at=timezone.now() - timedelta(days=30))
+    receive(sender, subject="Something newer", to="alice@brand.example")
+    reply = email_send(account=owner, mailbox=sender, to=["carol@client.example"], text="Answer.",
+                       reply_to_email_id=parent.id)
+    thread = Thread.objects.get(pk=parent.thread_id)
+    assert reply.thread_id == thread.pk and thread.message_count == 2
+    assert thread.last_message_at == Email.objects.get(pk=reply.pk).received_at
+    assert Thread.objects.filter(mailbox=sender).first() == thread
