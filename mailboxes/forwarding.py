@@ -83,13 +83,29 @@ def _complete(records, *, status, error=None):
     ForwardDelivery.objects.filter(pk__in=[r.pk for r in records]).update(**fields)
 
 
-def _forward_hosted(*, records, raw, mailbox):
-    from mailboxes.ingest import deliver_inbound
+def _forward_hosted(*, record, raw, mailbox):
+    """Store the message in one hosted mailbox; returns the error to retry on, or None.
 
-    # Stored and marked sent in one transaction: a hosted copy is made exactly once.
-    with transaction.atomic():
-        deliver_inbound(raw=raw, recipients=[r.recipient for r in records], envelope_from=mailbox.address)
-        _complete(records, status=ForwardDelivery.Status.SENT)
+    A suspended or full mailbox is a permanent refusal for that address alone: the record fails
+    with the reason, so the forwarding mailbox keeps its copy even without forward_keep_copy.
+    """
+    from mailboxes.hosted_delivery import deliver_hosted
+    from mailboxes.ingest import ingest_batch
+
+    ForwardDelivery.objects.filter(pk=record.pk).update(attempts=F("attempts") + 1, attempted_at=timezone.now())
+    try:
+        # Stored and marked in one transaction: a hosted copy is made exactly once.
+        with ingest_batch():
+            outcome = deliver_hosted(raw=raw, recipients=[record.recipient], envelope_from=mailbox.address)
+            if record.recipient in outcome.stored:
+                _complete([record], status=ForwardDelivery.Status.SENT)
+            else:
+                _complete([record], status=ForwardDelivery.Status.FAILED,
+                          error=f"{record.recipient}: {outcome.refused.get(record.recipient, 'not delivered')}")
+    except Exception as exc:
+        ForwardDelivery.objects.filter(pk=record.pk).update(error=f"{type(exc).__name__}: {exc}"[:2000])
+        return exc
+    return None
 
 
 def _forward_relayed(*, record, raw, mailbox):
@@ -113,9 +129,10 @@ def email_forward(*, email_id, local_done=False):
     """Send a received email on to its mailbox's forwarding addresses (hosted ones directly).
 
     Progress is recorded per address (ForwardDelivery), so running it again (a retry, a redelivered
-    task) sends only to addresses not done yet. A temporary relay error is raised after every other
-    address had its turn; a permanent refusal fails that address alone. When the mailbox keeps no
-    copy, the stored email is purged once every address has it.
+    task) sends only to addresses not done yet. A temporary error (relay or local store) is raised
+    after every other address had its turn; a permanent refusal (a relay 5xx, a hosted mailbox that
+    is suspended or full) fails that address alone. When the mailbox keeps no copy, the stored email
+    is purged once every address has it.
     """
     from mailboxes.mail_services import email_purge
 
@@ -132,10 +149,9 @@ def email_forward(*, email_id, local_done=False):
     hosted = {a for a in targets if mailbox_by_address(address=a) is not None}
     records = _forward_records(email=email, targets=targets, hosted=hosted, local_done=local_done)
     pending = [r for r in records if r.status == ForwardDelivery.Status.PENDING]
-    if any(r.is_hosted for r in pending):
-        _forward_hosted(records=[r for r in pending if r.is_hosted], raw=raw, mailbox=mailbox)
-    # One message per external address: forwarding targets never see each other.
-    errors = [_forward_relayed(record=r, raw=raw, mailbox=mailbox) for r in pending if not r.is_hosted]
+    # One message per address (forwarding targets never see each other), each with its own outcome.
+    errors = [(_forward_hosted if r.is_hosted else _forward_relayed)(record=r, raw=raw, mailbox=mailbox)
+              for r in pending]
     errors = [e for e in errors if e is not None]
     if errors:
         raise errors[0]

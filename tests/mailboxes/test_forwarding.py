@@ -4,7 +4,7 @@ from mailboxes import forwarding
 from tests.mailboxes.counters_check import counters_exact
 from mailboxes.forwarding import LOOP_HEADER, loop_marker
 from mailboxes.ingest import deliver_inbound
-from mailboxes.models import Email, ForwardDelivery
+from mailboxes.models import Email, ForwardDelivery, Mailbox
 from mailboxes.services import mailbox_create, mailbox_update
 from tests.mailboxes.inbound_helpers import make_message
 from tests.mailboxes.outbound_helpers import dkim_valid
@@ -135,3 +135,36 @@ def test_hosted_forward_targets_get_one_copy_across_retries(
     assert Email.objects.filter(mailbox=team).count() == 1
     assert _received_by(smtp_relay) == ["flaky@other.example"]
     counters_exact(team)
+
+
+def test_forward_to_a_suspended_hosted_mailbox_fails_that_address_and_keeps_the_copy(
+        owner, verified_domain, smtp_relay, eager_tasks, django_capture_on_commit_callbacks):
+    from mailboxes.services import mailbox_set_status
+
+    paused = mailbox_create(account=owner, domain=verified_domain, local_part="paused")
+    mailbox_set_status(mailbox=paused, status="suspended")
+    box = mailbox_create(account=owner, domain=verified_domain, local_part="only",
+                         forwarding_addresses=[paused.address], forward_keep_copy=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        email = deliver_inbound(raw=make_message(subject="Important", to=box.address), recipients=[box.address])[0]
+    record = ForwardDelivery.objects.get(email=email)
+    assert (record.status, record.is_hosted) == ("failed", True)
+    assert paused.address in record.error and "5.2.1" in record.error
+    assert not Email.objects.filter(mailbox=paused).exists()
+    assert Email.objects.filter(pk=email.pk).exists()  # nobody got it, so the only copy stays
+    counters_exact(box)
+
+
+def test_a_full_hosted_forward_target_does_not_hold_back_the_external_ones(
+        owner, outsider, verified_domain, smtp_relay, eager_tasks, django_capture_on_commit_callbacks):
+    full = outsider.mailboxes.get()
+    Mailbox.objects.filter(pk=full.pk).update(storage_used=outsider.plan.storage_bytes)
+    box = mailbox_create(account=owner, domain=verified_domain, local_part="both",
+                         forwarding_addresses=[full.address, "me@personal.example"])
+    with django_capture_on_commit_callbacks(execute=True):
+        email = deliver_inbound(raw=make_message(subject="Both", to=box.address), recipients=[box.address])[0]
+    assert _received_by(smtp_relay) == ["me@personal.example"]
+    records = {r.recipient: r for r in ForwardDelivery.objects.filter(email=email)}
+    assert records["me@personal.example"].status == "sent" and records["me@personal.example"].attempts == 1
+    assert records[full.address].status == "failed" and records[full.address].attempts == 1  # no retries
+    assert "552 5.2.2" in records[full.address].error and outsider.plan.name not in records[full.address].error
