@@ -26,7 +26,7 @@ from qmailing.pagination import clean_limit, keyset_page
 MAX_QUERY_LENGTH = 500
 # Per field, so one huge newsletter or PDF cannot make a document past PostgreSQL's 1 MB tsvector cap.
 MAX_INDEXED_CHARS = 100_000
-LIST_DEFERRED = ("text", "text_clean", "html", "search_vector", "defects")
+LIST_DEFERRED = ("text", "text_clean", "html", "search_vector", "defects", "recipients_text")
 
 
 def _config():
