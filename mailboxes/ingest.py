@@ -16,7 +16,6 @@ from mailboxes.models import Attachment, Email, Folder
 from mailboxes.parsing import parse_message
 from mailboxes.search import (recipients_search_text, search_document, search_index_document,
                               search_index_on_insert)
-from mailboxes.selectors import mailbox_by_address
 from mailboxes.threads import thread_find_or_create
 from qmailing.errors import Invalid, LimitReached
 from webhooks.models import EventType
