@@ -7,7 +7,10 @@ auth when WEBHOOK_SECRET is set) before this receiver runs.
 
 import logging
 
-from mailboxes.hosted_delivery import NOT_HOSTED, deliver_hosted
+from anymail.webhooks.mailgun import MailgunInboundWebhookView
+from django.http import HttpResponse
+
+from mailboxes.hosted_delivery import NOT_HOSTED, TOO_COMPLEX, deliver_hosted
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +43,9 @@ def on_inbound(sender, event, esp_name, **kwargs):
     raw = inbound_raw_bytes(event)
     recipients = inbound_recipients(event)
     envelope_from = getattr(event.message, "envelope_sender", None) or ""
-    outcome = deliver_hosted(raw=raw, recipients=recipients, envelope_from=envelope_from)
+    outcome = deliver_hosted(raw=raw, recipients=recipients, envelope_from=envelope_from, refuse_over_caps=True)
+    if not outcome.stored and TOO_COMPLEX in outcome.refused.values():
+        raise MessageRefused(TOO_COMPLEX)
     # Cc'd addresses elsewhere are in the list too: only hosted ones that were refused are news.
     refused = {address: reason for address, reason in outcome.refused.items() if reason != NOT_HOSTED}
     if refused:
@@ -48,3 +53,17 @@ def on_inbound(sender, event, esp_name, **kwargs):
                        ", ".join(f"{address} ({reason})" for address, reason in refused.items()))
     if not outcome.stored:
         logger.info("%s inbound for %s was stored in no hosted mailbox", esp_name, recipients)
+
+
+class MessageRefused(Exception):
+    """A message no hosted recipient will take, for a reason retrying cannot change."""
+
+
+class MailgunInboundView(MailgunInboundWebhookView):
+    """anymail's Mailgun inbound view; a refused message answers 406, which Mailgun takes as final (no retries)."""
+
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except MessageRefused as exc:
+            return HttpResponse(str(exc), status=406, content_type="text/plain; charset=utf-8")

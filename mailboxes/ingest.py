@@ -28,19 +28,20 @@ _batch_files = ContextVar("ingest_batch_files", default=None)
 
 
 def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, folder=Folder.INBOX, is_read=False,
-                 delivery_status="", use_header_date=False) -> Email:
+                 delivery_status="", use_header_date=False, parsed=None) -> Email:
     """Store one raw message in a mailbox and return the Email.
 
     Malformed mail never raises: the raw bytes are kept and parser defects recorded on the Email.
     Raises LimitReached when the account's plan storage cannot hold it. Threads, counters, the
     `email.received` event (inbound only), search indexing and forwarding happen in the same
     transaction; forwarding and event push run after commit. `use_header_date` (imports) sorts the
-    message by its Date header instead of the time of storing.
+    message by its Date header instead of the time of storing. `parsed` lets a caller that stores one
+    message in several mailboxes parse it once.
     """
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise Invalid("A raw message must be bytes.", field="raw")
     raw = bytes(raw)
-    parsed = parse_message(raw)
+    parsed = parsed or parse_message(raw)
     now = timezone.now()
     received_at = parsed.date if use_header_date and parsed.date and parsed.date <= now else now
     written = []

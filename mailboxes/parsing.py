@@ -84,6 +84,11 @@ class ParsedMessage:
     attachments: list = field(default_factory=list)
     defects: list = field(default_factory=list)
 
+    @property
+    def over_structure_caps(self):
+        """More than MAX_PARTS parts or nesting deeper than MAX_DEPTH (the rest was not read)."""
+        return any(defect.startswith(("TooManyParts", "TooDeeplyNested")) for defect in self.defects)
+
 
 def clean_text(value):
     """A str PostgreSQL can store: no NUL, lone surrogates (from undecodable bytes) replaced."""

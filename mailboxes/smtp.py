@@ -23,7 +23,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from mailboxes.hosted_delivery import NOT_HOSTED, STORAGE_FULL, SUSPENDED, deliver_hosted
+from mailboxes.hosted_delivery import NOT_HOSTED, STORAGE_FULL, SUSPENDED, TOO_COMPLEX, deliver_hosted
 from mailboxes.selectors import mailbox_by_address
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class InboundHandler:
         raw = trace_headers(session=session, envelope=envelope) + raw
         try:
             outcome = await _deliver_async(raw=raw, recipients=list(envelope.rcpt_tos),
-                                           envelope_from=envelope.mail_from or "")
+                                           envelope_from=envelope.mail_from or "", refuse_over_caps=True)
         except Exception:
             logger.exception("delivery failed; asking the sender to retry")
             return "451 4.3.0 Temporary failure, please try again later"
@@ -116,6 +116,8 @@ class InboundHandler:
         emails = outcome.emails
         if emails:
             return f"250 2.0.0 OK: stored as {emails[0].id}"
+        if TOO_COMPLEX in outcome.refused.values():
+            return TOO_COMPLEX
         if STORAGE_FULL in outcome.refused.values():
             return STORAGE_FULL
         return NOT_HOSTED  # every recipient went away between RCPT and DATA

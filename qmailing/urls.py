@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 
 from accounts.views import dashboard, plan_view
+from mailboxes.esp_inbound import MailgunInboundView
 
 admin.site.site_header = "QMailing administration"
 admin.site.site_title = "QMailing admin"
@@ -15,6 +16,8 @@ urlpatterns = [
     path("mailboxes/", include("mailboxes.urls")),
     path("mail/", include("mailboxes.mail_urls")),
     path("docs/errors", TemplateView.as_view(template_name="docs/errors.html"), name="error-docs"),
-    path("anymail/", include("anymail.urls")),  # ESP webhooks: inbound mail and delivery tracking
+    # ESP webhooks: inbound mail and delivery tracking (Mailgun inbound answers 406 for refused mail).
+    re_path(r"^anymail/mailgun/inbound(_mime)?/$", MailgunInboundView.as_view(), name="mailgun_inbound_webhook"),
+    path("anymail/", include("anymail.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -39,3 +39,18 @@ def make_message(*, subject="Hello", sender="Alice Example <alice@example.com>",
         maintype, subtype = content_type.split("/")
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return message.as_bytes()
+
+
+def nested_message(depth):
+    body = b"Content-Type: text/plain\r\n\r\ndeep\r\n"
+    for level in range(depth):
+        boundary = b"b%d" % level
+        body = (b"Content-Type: multipart/mixed; boundary=" + boundary + b"\r\n\r\n--" + boundary + b"\r\n" + body +
+                b"--" + boundary + b"--\r\n")
+    return b"From: a@example.com\r\nTo: owner@example.org\r\nSubject: nest\r\nMIME-Version: 1.0\r\n" + body
+
+
+def many_parts_message(count):
+    parts = b"".join(b"--sep\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % i for i in range(count))
+    return (b"From: a@example.com\r\nTo: owner@example.org\r\nSubject: many\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=sep\r\n\r\n" + parts + b"--sep--\r\n")

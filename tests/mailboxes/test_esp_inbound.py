@@ -67,3 +67,13 @@ def test_full_storage_is_acknowledged_so_mailgun_does_not_retry(client, mailbox)
     post = signed_post(raw=make_message(to=mailbox.address), recipient=mailbox.address)
     assert client.post(URL, post, **basic_auth()).status_code == 200
     assert not Email.objects.filter(mailbox=mailbox).exists()
+
+
+def test_mime_structure_beyond_the_caps_is_refused_with_406_so_mailgun_does_not_retry(client, mailbox):
+    from mailboxes.parsing import MAX_PARTS
+    from tests.mailboxes.inbound_helpers import many_parts_message
+
+    raw = many_parts_message(MAX_PARTS + 1).replace(b"owner@example.org", mailbox.address.encode())
+    response = client.post(URL, signed_post(raw=raw, recipient=mailbox.address), **basic_auth())
+    assert response.status_code == 406 and b"5.6.0" in response.content
+    assert not Email.objects.filter(mailbox=mailbox).exists()

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 from mailboxes.htmltext import html_sanitize
 from mailboxes.ingest import email_ingest
 from mailboxes.parsing import MAX_DEPTH, MAX_PARTS, parse_message
-from tests.mailboxes.inbound_helpers import make_message
+from tests.mailboxes.inbound_helpers import make_message, many_parts_message, nested_message
 
 
 def stored_raw(email):
@@ -58,27 +58,16 @@ def test_nul_bytes_and_undecodable_bytes_are_stored(mailbox):
     assert stored_raw(email) == raw
 
 
-def _nested(depth):
-    body = b"Content-Type: text/plain\r\n\r\ndeep\r\n"
-    for level in range(depth):
-        boundary = b"b%d" % level
-        body = (b"Content-Type: multipart/mixed; boundary=" + boundary + b"\r\n\r\n--" + boundary + b"\r\n" + body +
-                b"--" + boundary + b"--\r\n")
-    return b"From: a@example.com\r\nTo: owner@example.org\r\nSubject: nest\r\nMIME-Version: 1.0\r\n" + body
-
-
 def test_nesting_deeper_than_the_cap_is_recorded_and_the_raw_kept(mailbox):
-    assert not any("TooDeeplyNested" in d for d in parse_message(_nested(MAX_DEPTH)).defects)
-    raw = _nested(MAX_DEPTH + 1)
+    assert not any("TooDeeplyNested" in d for d in parse_message(nested_message(MAX_DEPTH)).defects)
+    raw = nested_message(MAX_DEPTH + 1)
     email = email_ingest(mailbox=mailbox, raw=raw)
     assert any("TooDeeplyNested" in d for d in email.defects)
     assert stored_raw(email) == raw
 
 
 def test_more_parts_than_the_cap_is_recorded_and_the_raw_kept(mailbox):
-    parts = b"".join(b"--sep\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % i for i in range(MAX_PARTS + 1))
-    raw = (b"From: a@example.com\r\nTo: owner@example.org\r\nSubject: many\r\nMIME-Version: 1.0\r\n"
-           b"Content-Type: multipart/mixed; boundary=sep\r\n\r\n" + parts + b"--sep--\r\n")
+    raw = many_parts_message(MAX_PARTS + 1)
     email = email_ingest(mailbox=mailbox, raw=raw)
     assert any("TooManyParts" in d for d in email.defects)
     assert stored_raw(email) == raw
@@ -108,7 +97,7 @@ _SEEDS = [
     make_message(subject="Seed", text="plain body\n", html="<p>html <b>body</b></p>", message_id="seed@x",
                  references=["r1@x", "r2@x"], attachments=[("a.txt", "text/plain", b"attached text")]),
     single_part(charset="koi8-r", body="Привет".encode("koi8-r"), subject=b"=?utf-8?B?w6k=?="),
-    _nested(3),
+    nested_message(3),
 ]
 _SPECIALS = [b"\r\n", b"\n", b"\r", b":", b"<", b">", b"=?", b"?=", b"--", b"\x00", b"\xff", b"boundary=",
              b"Content-Type: multipart/mixed; boundary=\"", b"charset=", b"=?x-unknown?Q?", b";", b"\"", b"\t"]

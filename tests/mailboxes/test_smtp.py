@@ -154,3 +154,19 @@ def test_a_recipient_that_only_fails_at_data_does_not_cost_the_others_their_copy
     assert code == 250
     assert not Email.objects.filter(mailbox=mailbox).exists()
     assert Email.objects.filter(mailbox=other_mailbox).count() == 1
+
+
+@pytest.mark.parametrize("builder", ["parts", "depth"])
+def test_mime_structure_beyond_the_caps_gets_554_5_6_0_and_nothing_is_stored(smtp_server, mailbox, builder):
+    from mailboxes.parsing import MAX_DEPTH, MAX_PARTS
+    from tests.mailboxes.inbound_helpers import many_parts_message, nested_message
+
+    raw = many_parts_message(MAX_PARTS + 1) if builder == "parts" else nested_message(MAX_DEPTH + 1)
+    with _client(smtp_server) as client:
+        with pytest.raises(smtplib.SMTPDataError) as err:
+            client.sendmail("alice@example.com", [mailbox.address], raw)
+    assert err.value.smtp_code == 554 and b"5.6.0" in err.value.smtp_error
+    assert not Email.objects.filter(mailbox=mailbox).exists()
+    within = many_parts_message(MAX_PARTS - 1) if builder == "parts" else nested_message(MAX_DEPTH)
+    with _client(smtp_server) as client:
+        assert client.sendmail("alice@example.com", [mailbox.address], within) == {}
