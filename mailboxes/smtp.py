@@ -14,6 +14,7 @@ the sender retry, duplicating the copies already stored.
 
 import logging
 import re
+import ssl
 import uuid
 from email.utils import formatdate
 
@@ -80,7 +81,8 @@ def trace_headers(*, session, envelope):
     helo = _trace_token(session.host_name) or "unknown"
     recipients = envelope.rcpt_tos
     for_clause = f"\r\n\tfor <{_trace_token(recipients[0])}>" if len(recipients) == 1 else ""
-    received = (f"Received: from {helo} ([{_trace_token(peer)}])\r\n\tby {settings.QMAILING_MX_HOST} with ESMTP "
+    protocol = "ESMTPS" if session.ssl else "ESMTP"  # RFC 3848: the S says the hop was encrypted
+    received = (f"Received: from {helo} ([{_trace_token(peer)}])\r\n\tby {settings.QMAILING_MX_HOST} with {protocol} "
                 f"id {uuid.uuid4().hex[:16]}{for_clause};\r\n\t{formatdate(usegmt=True)}\r\n")
     return f"Return-Path: <{_trace_token(envelope.mail_from)}>\r\n{received}".encode("ascii")
 
@@ -137,6 +139,16 @@ class InboundController(Controller):
         return _CappedSMTP(self.handler, **self.SMTP_kwargs)
 
 
+def tls_context():
+    """STARTTLS for senders that offer it, when a certificate is configured (opportunistic, as MX servers do)."""
+    cert, key = settings.QMAILING_SMTP_TLS_CERT_FILE, settings.QMAILING_SMTP_TLS_KEY_FILE
+    if not cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key or None)
+    return context
+
+
 def smtp_controller(*, host=None, port=None, max_message_bytes=None):
     """An aiosmtpd controller for inbound mail; call start() / stop() on it."""
     limit = max_message_bytes or settings.QMAILING_SMTP_MAX_MESSAGE_BYTES
@@ -147,4 +159,5 @@ def smtp_controller(*, host=None, port=None, max_message_bytes=None):
         server_hostname=settings.QMAILING_MX_HOST,
         data_size_limit=limit,
         enable_SMTPUTF8=True,
+        tls_context=tls_context(),
     )

@@ -182,6 +182,9 @@ LOGGING = {
 QMAILING_SMTP_HOST = env.str("QMAILING_SMTP_HOST", "127.0.0.1")
 QMAILING_SMTP_PORT = env.int("QMAILING_SMTP_PORT", 2525)
 QMAILING_SMTP_MAX_MESSAGE_BYTES = env.int("QMAILING_SMTP_MAX_MESSAGE_BYTES", 35 * 1024 * 1024)
+# PEM certificate chain and key for STARTTLS; without a certificate the server offers no STARTTLS.
+QMAILING_SMTP_TLS_CERT_FILE = env.str("QMAILING_SMTP_TLS_CERT_FILE", "")
+QMAILING_SMTP_TLS_KEY_FILE = env.str("QMAILING_SMTP_TLS_KEY_FILE", "")
 
 # --- Mail engine (outbound): the backend that carries mail to other servers, and trash purging.
 # Embedded default: the file backend writes each outgoing message under var/outbox, so nothing leaves

@@ -170,3 +170,51 @@ def test_mime_structure_beyond_the_caps_gets_554_5_6_0_and_nothing_is_stored(smt
     within = many_parts_message(MAX_PARTS - 1) if builder == "parts" else nested_message(MAX_DEPTH)
     with _client(smtp_server) as client:
         assert client.sendmail("alice@example.com", [mailbox.address], within) == {}
+
+
+def _self_signed(tmp_path):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mx.qmailing.localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_starttls_is_offered_with_a_certificate_and_the_hop_is_recorded_as_esmtps(settings, tmp_path, mailbox):
+    import ssl
+
+    settings.QMAILING_SMTP_TLS_CERT_FILE, settings.QMAILING_SMTP_TLS_KEY_FILE = _self_signed(tmp_path)
+    controller = smtp_controller(host="127.0.0.1", port=_free_port())
+    controller.start()
+    try:
+        with _client(controller) as client:
+            client.ehlo()
+            assert client.has_extn("starttls")
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # self-signed in the test
+            client.starttls(context=context)
+            client.ehlo()
+            assert client.sendmail("alice@example.com", [mailbox.address], wire(make_message(to=mailbox.address))) == {}
+    finally:
+        controller.stop()
+    with Email.objects.get(mailbox=mailbox).raw.open("rb") as handle:
+        assert b"with ESMTPS id " in handle.read(600)
+
+
+def test_without_a_certificate_no_starttls_is_offered(smtp_server):
+    with _client(smtp_server) as client:
+        client.ehlo()
+        assert not client.has_extn("starttls")
