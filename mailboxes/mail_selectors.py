@@ -8,37 +8,17 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
-from mailboxes.counters import UNCOUNTED_FOLDERS
-from mailboxes.models import Attachment, Email, Folder, Mailbox, Thread
-from mailboxes.search import LIST_DEFERRED
-from mailboxes.selectors import access_mailbox
+from mailboxes.folder_views import LIST_DEFERRED, in_folder_view
+from mailboxes.models import Attachment, Email, Folder, Thread
+from mailboxes.selectors import own_mailbox
 from qmailing.errors import Invalid, NotFound
 from qmailing.pagination import Page, keyset_page
 
-STARRED = "STARRED"
-FOLDER_VIEWS = (*Folder.values, STARRED)
-
-
-def _mailbox(account, mailbox):
-    if isinstance(mailbox, Mailbox):
-        if mailbox.account_id != account.pk:
-            raise NotFound("No mailbox with this id exists in your account.")
-        return mailbox
-    return access_mailbox(account=account, mailbox_id=mailbox)
-
-
 def email_list(*, account, mailbox, folder=Folder.INBOX, cursor=None, limit=50) -> Page:
     """One page of a folder (or the STARRED view: starred mail outside TRASH and SPAM), newest first."""
-    mailbox = _mailbox(account, mailbox)
-    folder = (folder or Folder.INBOX).upper()
-    if folder not in FOLDER_VIEWS:
-        raise Invalid(f"folder must be one of {', '.join(FOLDER_VIEWS)}.", field="folder")
+    mailbox = own_mailbox(account=account, mailbox=mailbox)
     emails = Email.objects.filter(mailbox=mailbox).defer(*LIST_DEFERRED)
-    if folder == STARRED:
-        emails = emails.filter(is_starred=True).exclude(folder__in=UNCOUNTED_FOLDERS)
-    else:
-        emails = emails.filter(folder=folder)
-    return keyset_page(emails, cursor=cursor, limit=limit)
+    return keyset_page(in_folder_view(emails, (folder or Folder.INBOX).upper()), cursor=cursor, limit=limit)
 
 
 def email_get(*, account, email_id) -> Email:
@@ -56,7 +36,7 @@ def thread_list(*, account, mailbox, cursor=None, limit=50) -> Page:
     A thread that gets a new message moves to the top; a client paging at that moment simply does
     not meet it again further down (it is never shown twice).
     """
-    mailbox = _mailbox(account, mailbox)
+    mailbox = own_mailbox(account=account, mailbox=mailbox)
     threads = Thread.objects.filter(mailbox=mailbox)
     return keyset_page(threads, cursor=cursor, limit=limit, time_field="last_message_at")
 

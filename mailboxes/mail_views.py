@@ -11,8 +11,9 @@ from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
+from mailboxes.folder_views import STARRED
 from mailboxes.mail_forms import MOVE_TARGETS, SearchForm
-from mailboxes.mail_selectors import STARRED, attachment_get, email_get, email_list, thread_get
+from mailboxes.mail_selectors import attachment_get, email_get, email_list, thread_get
 from mailboxes.mail_services import email_restore, email_trash, email_update
 from mailboxes.mail_web import attachment_download_name, email_html_document, email_html_policy, has_remote_images
 from mailboxes.models import Folder

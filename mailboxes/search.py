@@ -15,10 +15,11 @@ from django.db.models import Q
 from django.db.models.expressions import RawSQL
 
 from mailboxes.counters import UNCOUNTED_FOLDERS
+from mailboxes.folder_views import LIST_DEFERRED, in_folder_view
 from mailboxes.fts_query import fts5_expression
-from mailboxes.models import Email, Folder
+from mailboxes.models import Email
 from mailboxes.search_postgres import search_page_postgres
-from mailboxes.selectors import access_mailbox
+from mailboxes.selectors import own_mailbox
 from qmailing.datetimes import as_utc
 from qmailing.errors import Invalid
 from qmailing.pagination import clean_limit, keyset_page
@@ -26,7 +27,6 @@ from qmailing.pagination import clean_limit, keyset_page
 MAX_QUERY_LENGTH = 500
 # Per field, so one huge newsletter or PDF cannot make a document past PostgreSQL's 1 MB tsvector cap.
 MAX_INDEXED_CHARS = 100_000
-LIST_DEFERRED = ("text", "text_clean", "html", "search_vector", "defects", "recipients_text")
 
 
 def _config():
@@ -176,15 +176,9 @@ def email_search(*, account, query, mailbox=None, folder=None, from_=None, to=No
         raise Invalid(f"The search query can be at most {MAX_QUERY_LENGTH} characters.", field="query")
     emails = Email.objects.filter(account=account).defer(*LIST_DEFERRED)
     if mailbox is not None:
-        mailbox_id = getattr(mailbox, "pk", mailbox)
-        emails = emails.filter(mailbox=access_mailbox(account=account, mailbox_id=mailbox_id))
+        emails = emails.filter(mailbox=own_mailbox(account=account, mailbox=mailbox))
     if folder:
-        if folder == "STARRED":
-            emails = emails.filter(is_starred=True).exclude(folder__in=UNCOUNTED_FOLDERS)
-        elif folder in Folder.values:
-            emails = emails.filter(folder=folder)
-        else:
-            raise Invalid(f"folder must be one of {', '.join(Folder.values)} or STARRED.", field="folder")
+        emails = in_folder_view(emails, folder)
     else:
         emails = emails.exclude(folder__in=UNCOUNTED_FOLDERS)
     if from_:

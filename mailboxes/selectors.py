@@ -17,6 +17,15 @@ def access_mailbox(*, account, mailbox_id):
         raise NotFound("No mailbox with this id exists in your account.")
 
 
+def own_mailbox(*, account, mailbox):
+    """A mailbox given as an object or an id, checked to be the account's; NotFound otherwise."""
+    if isinstance(mailbox, Mailbox):
+        if mailbox.account_id != account.pk:
+            raise NotFound("No mailbox with this id exists in your account.")
+        return mailbox
+    return access_mailbox(account=account, mailbox_id=mailbox)
+
+
 def mailbox_by_address(*, address):
     """The hosted mailbox for an address (sub-addresses user+tag@ resolve to user@), or None."""
     local, sep, domain = (address or "").strip().lower().rpartition("@")
