@@ -1,7 +1,6 @@
 """The one path every message takes into the mail store: SMTP, ESP webhooks, imports, local delivery, SENT copies."""
 
 import hashlib
-import logging
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -21,7 +20,6 @@ from qmailing.errors import Invalid, LimitReached
 from webhooks.models import EventType
 from webhooks.services import event_publish
 
-logger = logging.getLogger(__name__)
 
 # Files written by messages of the open ingest_batch, deleted if that batch rolls back.
 _batch_files = ContextVar("ingest_batch_files", default=None)
@@ -59,7 +57,7 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
                     _forward_schedule(email)
     except BaseException:
         # The rows rolled back; the files written for them must not linger in storage.
-        _delete_files(written)
+        delete_stored_files(written)
         raise
     batch = _batch_files.get()
     if batch is not None:
@@ -81,26 +79,12 @@ def ingest_batch():
         with transaction.atomic():
             yield
     except BaseException:
-        _delete_files(files)
+        delete_stored_files(files)
         raise
     finally:
         _batch_files.reset(token)
     if outer is not None:
         outer.extend(files)  # committed only into the enclosing batch, which may still roll back
-
-
-def deliver_inbound(*, raw: bytes, recipients: list[str], envelope_from: str = "") -> list[Email]:
-    """Store one copy per distinct hosted, active mailbox among the recipients; returns the copies.
-
-    A recipient whose account is out of storage is skipped alone; callers that must tell the
-    sender which addresses got it use `hosted_delivery.deliver_hosted`, which this wraps.
-    """
-    from mailboxes.hosted_delivery import deliver_hosted  # it builds on email_ingest and ingest_batch
-
-    emails = deliver_hosted(raw=raw, recipients=recipients, envelope_from=envelope_from).emails
-    if emails:
-        logger.info("delivered message from %r to %d mailbox(es)", envelope_from, len(emails))
-    return emails
 
 
 def _storage_check(*, mailbox, size):
@@ -166,7 +150,8 @@ def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_s
     return email
 
 
-def _delete_files(files):
+def delete_stored_files(files):
+    """Delete (storage, name) pairs: files written for rows that rolled back or were purged."""
     for storage, name in files:
         storage.delete(name)
 

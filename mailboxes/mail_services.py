@@ -8,6 +8,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from mailboxes.counters import counters_on_change, counters_on_remove
+from mailboxes.ingest import delete_stored_files
 from mailboxes.models import TRASH_RETENTION_DAYS, Email, Folder, Thread
 from mailboxes.search import search_unindex_email
 from qmailing.errors import Invalid
@@ -95,7 +96,7 @@ def email_purge(*, email) -> None:
         current.delete()
         _thread_after_removal(thread_id)
         # Files go only once the rows are gone for sure; a rollback keeps both.
-        transaction.on_commit(lambda: _delete_files(files))
+        transaction.on_commit(lambda: delete_stored_files(files))
 
 
 def _thread_after_removal(thread_id):
@@ -104,11 +105,6 @@ def _thread_after_removal(thread_id):
         Thread.objects.filter(pk=thread_id).delete()
     else:
         Thread.objects.filter(pk=thread_id).update(message_count=F("message_count") - 1, last_message_at=remaining)
-
-
-def _delete_files(files):
-    for storage, name in files:
-        storage.delete(name)
 
 
 def emails_purge_expired(*, now=None, batch=PURGE_BATCH) -> int:

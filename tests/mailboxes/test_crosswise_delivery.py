@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 
 from mailboxes import hosted_delivery, outbound
-from mailboxes.ingest import deliver_inbound
+from mailboxes.hosted_delivery import deliver_hosted
 from mailboxes.models import Email
 from mailboxes.outbound import email_send
 
@@ -63,7 +63,7 @@ def test_smtp_deliveries_listing_two_accounts_in_opposite_orders_never_deadlock(
     mine, theirs = owner.mailboxes.get(), outsider.mailboxes.get()
     monkeypatch.setattr(hosted_delivery, "email_ingest", _slowly(hosted_delivery.email_ingest))
     raw = make_message()
-    errors = _crosswise(lambda: deliver_inbound(raw=raw, recipients=[mine.address, theirs.address]),
-                        lambda: deliver_inbound(raw=raw, recipients=[theirs.address, mine.address]))
+    errors = _crosswise(lambda: deliver_hosted(raw=raw, recipients=[mine.address, theirs.address]),
+                        lambda: deliver_hosted(raw=raw, recipients=[theirs.address, mine.address]))
     assert errors == []
     assert Email.objects.filter(mailbox=mine).count() == Email.objects.filter(mailbox=theirs).count() == 2 * ROUNDS

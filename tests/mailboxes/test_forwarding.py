@@ -3,7 +3,7 @@ import pytest
 from mailboxes import forwarding
 from tests.mailboxes.counters_check import counters_exact
 from mailboxes.forwarding import LOOP_HEADER, loop_marker
-from mailboxes.ingest import deliver_inbound
+from mailboxes.hosted_delivery import deliver_hosted
 from mailboxes.models import Email, ForwardDelivery, Mailbox
 from mailboxes.services import mailbox_create, mailbox_update
 from tests.mailboxes.inbound_helpers import make_message
@@ -15,7 +15,7 @@ def test_forward_to_external_address_goes_through_the_relay_marked_and_signed(
     box = mailbox_create(account=owner, domain=verified_domain, local_part="hello",
                          forwarding_addresses=["me@personal.example", "backup@other.example"])
     with django_capture_on_commit_callbacks(execute=True):
-        deliver_inbound(raw=make_message(subject="Forward me", to=box.address, text="body text"), recipients=[box.address])
+        deliver_hosted(raw=make_message(subject="Forward me", to=box.address, text="body text"), recipients=[box.address])
     assert sorted(m.rcpt_tos[0] for m in smtp_relay.messages) == ["backup@other.example", "me@personal.example"]
     for envelope in smtp_relay.messages:
         assert len(envelope.rcpt_tos) == 1  # forwarding targets never see each other
@@ -33,7 +33,7 @@ def test_forwarding_loop_between_two_hosted_mailboxes_stops(owner, verified_doma
     b = mailbox_create(account=owner, domain=verified_domain, local_part="b", forwarding_addresses=[a.address])
     mailbox_update(mailbox=a, forwarding_addresses=[b.address])
     with django_capture_on_commit_callbacks(execute=True):
-        deliver_inbound(raw=make_message(subject="Ping", to=a.address), recipients=[a.address])
+        deliver_hosted(raw=make_message(subject="Ping", to=a.address), recipients=[a.address])
     # a → b → a, and there it stops: a sees its own marker.
     assert Email.objects.filter(mailbox=a).count() == 2
     assert Email.objects.filter(mailbox=b).count() == 1
@@ -45,7 +45,7 @@ def test_without_keep_copy_the_stored_email_is_removed_after_hand_off(
     box = mailbox_create(account=owner, domain=verified_domain, local_part="relay",
                          forwarding_addresses=["me@personal.example"], forward_keep_copy=False)
     with django_capture_on_commit_callbacks(execute=True):
-        deliver_inbound(raw=make_message(subject="Pass through", to=box.address), recipients=[box.address])
+        deliver_hosted(raw=make_message(subject="Pass through", to=box.address), recipients=[box.address])
     assert len(smtp_relay.messages) == 1
     assert not Email.objects.filter(mailbox=box).exists()
     assert counters_exact(box) == (0, 0, 0)
@@ -72,7 +72,7 @@ def test_retry_after_a_refused_address_sends_only_to_addresses_not_done(
     box = mailbox_create(account=owner, domain=verified_domain, local_part="fan", forwarding_addresses=FORWARD_TO)
     smtp_relay.refuse_once.add("flaky@other.example")
     with django_capture_on_commit_callbacks(execute=True):
-        email = deliver_inbound(raw=make_message(subject="Once each", to=box.address), recipients=[box.address])[0]
+        email = deliver_hosted(raw=make_message(subject="Once each", to=box.address), recipients=[box.address]).emails[0]
     assert smtp_relay.refused == ["flaky@other.example"]
     assert _received_by(smtp_relay) == sorted(FORWARD_TO)  # each address exactly once, retry included
     records = {r.recipient: r for r in ForwardDelivery.objects.filter(email=email)}
@@ -85,7 +85,7 @@ def test_a_rerun_after_the_worker_died_mid_task_sends_the_rest_only(
         owner, verified_domain, smtp_relay, monkeypatch):
     box = mailbox_create(account=owner, domain=verified_domain, local_part="crash",
                          forwarding_addresses=FORWARD_TO, forward_keep_copy=False)
-    email = deliver_inbound(raw=make_message(subject="Crash", to=box.address), recipients=[box.address])[0]
+    email = deliver_hosted(raw=make_message(subject="Crash", to=box.address), recipients=[box.address]).emails[0]
     real_send, handed = forwarding.relay_send, []
 
     def dies_after_first_hand_off(**kwargs):
@@ -117,7 +117,7 @@ def test_permanent_refusal_fails_that_address_only_and_keeps_the_copy(
 
     monkeypatch.setattr(smtp_relay, "handle_RCPT", refuse_gone)
     with django_capture_on_commit_callbacks(execute=True):
-        email = deliver_inbound(raw=make_message(subject="Strict", to=box.address), recipients=[box.address])[0]
+        email = deliver_hosted(raw=make_message(subject="Strict", to=box.address), recipients=[box.address]).emails[0]
     assert _received_by(smtp_relay) == ["ok@other.example"]
     statuses = dict(ForwardDelivery.objects.filter(email=email).values_list("recipient", "status"))
     assert statuses == {"gone@personal.example": "failed", "ok@other.example": "sent"}
@@ -131,7 +131,7 @@ def test_hosted_forward_targets_get_one_copy_across_retries(
                          forwarding_addresses=[team.address, "flaky@other.example"])
     smtp_relay.refuse_once.add("flaky@other.example")
     with django_capture_on_commit_callbacks(execute=True):
-        deliver_inbound(raw=make_message(subject="Mixed", to=box.address), recipients=[box.address])
+        deliver_hosted(raw=make_message(subject="Mixed", to=box.address), recipients=[box.address])
     assert Email.objects.filter(mailbox=team).count() == 1
     assert _received_by(smtp_relay) == ["flaky@other.example"]
     counters_exact(team)
@@ -146,7 +146,7 @@ def test_forward_to_a_suspended_hosted_mailbox_fails_that_address_and_keeps_the_
     box = mailbox_create(account=owner, domain=verified_domain, local_part="only",
                          forwarding_addresses=[paused.address], forward_keep_copy=False)
     with django_capture_on_commit_callbacks(execute=True):
-        email = deliver_inbound(raw=make_message(subject="Important", to=box.address), recipients=[box.address])[0]
+        email = deliver_hosted(raw=make_message(subject="Important", to=box.address), recipients=[box.address]).emails[0]
     record = ForwardDelivery.objects.get(email=email)
     assert (record.status, record.is_hosted) == ("failed", True)
     assert paused.address in record.error and "5.2.1" in record.error
@@ -162,7 +162,7 @@ def test_a_full_hosted_forward_target_does_not_hold_back_the_external_ones(
     box = mailbox_create(account=owner, domain=verified_domain, local_part="both",
                          forwarding_addresses=[full.address, "me@personal.example"])
     with django_capture_on_commit_callbacks(execute=True):
-        email = deliver_inbound(raw=make_message(subject="Both", to=box.address), recipients=[box.address])[0]
+        email = deliver_hosted(raw=make_message(subject="Both", to=box.address), recipients=[box.address]).emails[0]
     assert _received_by(smtp_relay) == ["me@personal.example"]
     records = {r.recipient: r for r in ForwardDelivery.objects.filter(email=email)}
     assert records["me@personal.example"].status == "sent" and records["me@personal.example"].attempts == 1

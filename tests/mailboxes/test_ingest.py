@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from tests.mailboxes.counters_check import counters_exact
-from mailboxes.ingest import deliver_inbound, email_ingest
+from mailboxes.hosted_delivery import deliver_hosted
+from mailboxes.ingest import email_ingest
 from mailboxes.models import Email, Folder, Thread
 from mailboxes.services import mailbox_set_status
 from qmailing.errors import LimitReached
@@ -178,7 +179,7 @@ def test_full_storage_refuses_with_limit_reached_and_keeps_nothing(mailbox):
     assert mailbox.message_count == 1
 
 
-def test_deliver_inbound_stores_one_copy_per_distinct_active_mailbox(mailbox, other_mailbox, owner):
+def test_hosted_delivery_stores_one_copy_per_distinct_active_mailbox(mailbox, other_mailbox, owner):
     from mailboxes.services import mailbox_create
     from domains.services import shared_domain_get
 
@@ -187,7 +188,7 @@ def test_deliver_inbound_stores_one_copy_per_distinct_active_mailbox(mailbox, ot
     local, domain = mailbox.address.split("@")
     recipients = [mailbox.address, f"{local}+news@{domain}", mailbox.address.upper(), other_mailbox.address,
                   paused.address, "nobody-here@example.com"]
-    emails = deliver_inbound(raw=make_message(), recipients=recipients, envelope_from="alice@example.com")
+    emails = deliver_hosted(raw=make_message(), recipients=recipients, envelope_from="alice@example.com").emails
     assert sorted(e.mailbox_id for e in emails) == sorted([mailbox.pk, other_mailbox.pk])
     assert not Email.objects.filter(mailbox=paused).exists()
 
