@@ -83,6 +83,15 @@ def _complete(records, *, status, error=None):
     ForwardDelivery.objects.filter(pk__in=[r.pk for r in records]).update(**fields)
 
 
+def _attempt(record):
+    # Recorded before the hand-off, so a worker killed mid-send leaves a trace.
+    ForwardDelivery.objects.filter(pk=record.pk).update(attempts=F("attempts") + 1, attempted_at=timezone.now())
+
+
+def _note_error(record, detail):
+    ForwardDelivery.objects.filter(pk=record.pk).update(error=detail[:2000])
+
+
 def _forward_hosted(*, record, raw, mailbox):
     """Store the message in one hosted mailbox; returns the error to retry on, or None.
 
@@ -92,7 +101,7 @@ def _forward_hosted(*, record, raw, mailbox):
     from mailboxes.hosted_delivery import deliver_hosted
     from mailboxes.ingest import ingest_batch
 
-    ForwardDelivery.objects.filter(pk=record.pk).update(attempts=F("attempts") + 1, attempted_at=timezone.now())
+    _attempt(record)
     try:
         # Stored and marked in one transaction: a hosted copy is made exactly once.
         with ingest_batch():
@@ -103,15 +112,14 @@ def _forward_hosted(*, record, raw, mailbox):
                 _complete([record], status=ForwardDelivery.Status.FAILED,
                           error=f"{record.recipient}: {outcome.refused.get(record.recipient, 'not delivered')}")
     except Exception as exc:
-        ForwardDelivery.objects.filter(pk=record.pk).update(error=f"{type(exc).__name__}: {exc}"[:2000])
+        _note_error(record, f"{type(exc).__name__}: {exc}")
         return exc
     return None
 
 
 def _forward_relayed(*, record, raw, mailbox):
     """Hand the message to the relay for one address; returns the error to retry on, or None."""
-    # The attempt is recorded before the hand-off, so a worker killed mid-send leaves a trace.
-    ForwardDelivery.objects.filter(pk=record.pk).update(attempts=F("attempts") + 1, attempted_at=timezone.now())
+    _attempt(record)
     try:
         relay_send(raw=raw, envelope_from=mailbox.address, recipients=[record.recipient])
     except Exception as exc:
@@ -119,7 +127,7 @@ def _forward_relayed(*, record, raw, mailbox):
         if permanent_failure(exc):
             _complete([record], status=ForwardDelivery.Status.FAILED, error=detail)
             return None
-        ForwardDelivery.objects.filter(pk=record.pk).update(error=detail[:2000])
+        _note_error(record, detail)
         return exc
     _complete([record], status=ForwardDelivery.Status.SENT)
     return None
