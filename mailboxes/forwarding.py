@@ -63,13 +63,10 @@ def forwarded_bytes(*, raw, mailbox):
         return marked
 
 
-def _forward_records(*, email, targets, hosted, local_done):
+def _forward_records(*, email, targets, hosted):
     """The email's per-address records, created (pending) for any target that has none yet."""
-    done = ForwardDelivery.Status.SENT
     ForwardDelivery.objects.bulk_create(
-        [ForwardDelivery(email=email, recipient=address, is_hosted=address in hosted,
-                         status=done if local_done and address in hosted else ForwardDelivery.Status.PENDING)
-         for address in targets],
+        [ForwardDelivery(email=email, recipient=address, is_hosted=address in hosted) for address in targets],
         ignore_conflicts=True,
     )
     return list(ForwardDelivery.objects.filter(email=email, recipient__in=targets))
@@ -133,7 +130,7 @@ def _forward_relayed(*, record, raw, mailbox):
     return None
 
 
-def email_forward(*, email_id, local_done=False):
+def email_forward(*, email_id):
     """Send a received email on to its mailbox's forwarding addresses (hosted ones directly).
 
     Progress is recorded per address (ForwardDelivery), so running it again (a retry, a redelivered
@@ -155,7 +152,7 @@ def email_forward(*, email_id, local_done=False):
         logger.info("not forwarding %s: it already passed through %s", email_id, mailbox.address)
         return
     hosted = {a for a in targets if mailbox_by_address(address=a) is not None}
-    records = _forward_records(email=email, targets=targets, hosted=hosted, local_done=local_done)
+    records = _forward_records(email=email, targets=targets, hosted=hosted)
     pending = [r for r in records if r.status == ForwardDelivery.Status.PENDING]
     # One message per address (forwarding targets never see each other), each with its own outcome.
     errors = [(_forward_hosted if r.is_hosted else _forward_relayed)(record=r, raw=raw, mailbox=mailbox)

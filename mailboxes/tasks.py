@@ -28,12 +28,11 @@ def email_deliver_task(self, email_id, recipients, bounced=False):
 
 
 @shared_task(bind=True, max_retries=MAX_DELIVERY_RETRIES, acks_late=True)
-def email_forward_task(self, email_id, local_done=False):
+def email_forward_task(self, email_id):
     from mailboxes.forwarding import email_forward
 
     try:
-        # local_done only comes from retries queued before per-recipient records existed.
-        email_forward(email_id=email_id, local_done=local_done)
+        email_forward(email_id=email_id)
     except Exception as exc:
         if self.request.retries >= self.max_retries:
             logger.warning("forwarding of %s failed for good: %s", email_id, exc)
