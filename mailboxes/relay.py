@@ -9,6 +9,7 @@ import smtplib
 from email import policy
 from email.parser import BytesParser
 
+from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
 from django.core.mail import EmailMultiAlternatives, get_connection
 
 from mailboxes.composition import header_value
@@ -111,8 +112,4 @@ def permanent_failure(exc):
         return bool(codes) and all(code >= 500 for code in codes)
     if isinstance(exc, smtplib.SMTPSenderRefused):
         return exc.smtp_code >= 500
-    try:
-        from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
-    except ImportError:
-        return False
     return isinstance(exc, (AnymailRecipientsRefused, AnymailInvalidAddress))

@@ -30,7 +30,7 @@ MAX_INDEXED_CHARS = 100_000
 
 
 def _config():
-    return getattr(settings, "QMAILING_SEARCH_CONFIG", "english")
+    return settings.QMAILING_SEARCH_CONFIG
 
 
 def search_document(*, subject, from_name, from_address, body, attachment_texts):
