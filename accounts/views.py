@@ -1,15 +1,17 @@
+from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import SignInForm, SignUpForm
+from accounts.selectors import plan_list
 from accounts.services import account_signup
 from domains.selectors import domain_list
 from mailboxes.selectors import group_list, mailbox_list
 from qmailing.errors import AppError
 from qmailing.forms import add_app_error
-from qmailing.web import account_view
+from qmailing.web import account_view, render_form
 
 
 @require_http_methods(["GET", "POST"])
@@ -24,7 +26,7 @@ def signup(request):
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect("dashboard")
-    return render(request, "accounts/signup.html", {"form": form}, status=400 if form.errors else 200)
+    return render_form(request, "accounts/signup.html", {"form": form})
 
 
 @require_http_methods(["GET", "POST"])
@@ -40,7 +42,7 @@ def signin(request):
             if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
                 return redirect(next_url)
             return redirect("dashboard")
-    return render(request, "accounts/signin.html", {"form": form, "next": next_url}, status=400 if form.errors else 200)
+    return render_form(request, "accounts/signin.html", {"form": form, "next": next_url})
 
 
 @require_POST
@@ -63,9 +65,5 @@ def dashboard(request, account):
 
 @account_view
 def plan_view(request, account):
-    from django.conf import settings
-
-    from accounts.selectors import plan_list
-
     return render(request, "accounts/plan.html", {"account": account, "plans": plan_list(),
                                                   "support_address": f"support@{settings.QMAILING_SHARED_DOMAIN}"})

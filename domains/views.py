@@ -7,7 +7,7 @@ from domains.selectors import access_domain, domain_records
 from domains.services import domain_add, domain_delete, domain_verify
 from qmailing.errors import AppError
 from qmailing.forms import add_app_error
-from qmailing.web import account_view
+from qmailing.web import account_view, render_form
 
 
 @account_view
@@ -22,7 +22,7 @@ def domain_add_view(request, account):
         else:
             messages.success(request, f"{domain.unicode_name} added. Publish the records below, then check DNS.")
             return redirect("domains:detail", domain_id=domain.id)
-    return render(request, "domains/add.html", {"form": form, "account": account}, status=400 if form.errors else 200)
+    return render_form(request, "domains/add.html", {"form": form, "account": account})
 
 
 @account_view

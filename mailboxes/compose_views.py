@@ -1,7 +1,7 @@
 """Dashboard pages for sending mail: a new message from a mailbox, or a reply to a stored email."""
 
 from django.contrib import messages
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
 
 from mailboxes.composition import reply_subject
@@ -12,7 +12,7 @@ from mailboxes.outbound import email_send
 from mailboxes.selectors import access_mailbox
 from qmailing.errors import AppError
 from qmailing.forms import add_app_error
-from qmailing.web import account_view
+from qmailing.web import account_view, render_form
 
 
 def _compose(request, account, *, mailbox, initial=None, parent=None):
@@ -27,7 +27,7 @@ def _compose(request, account, *, mailbox, initial=None, parent=None):
             messages.success(request, "Sent.")
             return redirect("mail:detail", email_id=copy.id)
     context = {"form": form, "mailbox": mailbox, "parent": parent}
-    return render(request, "mailboxes/compose.html", context, status=400 if form.errors else 200)
+    return render_form(request, "mailboxes/compose.html", context)
 
 
 @account_view

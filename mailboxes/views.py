@@ -1,5 +1,5 @@
 from django.contrib import messages
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from mailboxes.forms import GroupForm, MailboxCreateForm, MailboxUpdateForm
@@ -10,7 +10,7 @@ from mailboxes.services import (
 )
 from qmailing.errors import AppError
 from qmailing.forms import add_app_error
-from qmailing.web import account_view
+from qmailing.web import account_view, render_form
 
 @account_view
 @require_http_methods(["GET", "POST"])
@@ -27,7 +27,7 @@ def mailbox_create_view(request, account):
         else:
             messages.success(request, f"{mailbox.address} is ready.")
             return redirect("mailboxes:detail", mailbox_id=mailbox.id)
-    return render(request, "mailboxes/create.html", {"form": form, "account": account}, status=400 if form.errors else 200)
+    return render_form(request, "mailboxes/create.html", {"form": form, "account": account})
 
 @account_view
 @require_http_methods(["GET", "POST"])
@@ -44,8 +44,7 @@ def mailbox_detail_view(request, account, mailbox_id):
         else:
             messages.success(request, "Saved.")
             return redirect("mailboxes:detail", mailbox_id=mailbox.id)
-    return render(request, "mailboxes/detail.html", {"mailbox": mailbox, "form": form, "groups": mailbox.groups.all()},
-                  status=400 if form.errors else 200)
+    return render_form(request, "mailboxes/detail.html", {"mailbox": mailbox, "form": form, "groups": mailbox.groups.all()})
 
 @account_view
 @require_POST
@@ -81,8 +80,7 @@ def group_list_view(request, account):
         else:
             messages.success(request, f"Group {form.cleaned_data['name']} created.")
             return redirect("mailboxes:groups")
-    return render(request, "mailboxes/groups.html", {"groups": group_list(account=account), "form": form},
-                  status=400 if form.errors else 200)
+    return render_form(request, "mailboxes/groups.html", {"groups": group_list(account=account), "form": form})
 
 @account_view
 @require_http_methods(["GET", "POST"])
@@ -102,6 +100,6 @@ def group_detail_view(request, account, group_id):
         else:
             messages.success(request, "Group saved.")
             return redirect("mailboxes:group", group_id=group.id)
-    return render(request, "mailboxes/group.html", {"group": group, "form": form}, status=400 if form.errors else 200)
+    return render_form(request, "mailboxes/group.html", {"group": group, "form": form})
 
 STATUS_CHOICES = Mailbox.Status.choices

@@ -23,3 +23,8 @@ def account_view(view):
             return render(request, "not_found.html", {"detail": exc.detail}, status=404)
 
     return wrapper
+
+
+def render_form(request, template, context):
+    """Render a page holding `context["form"]`: 400 when the form shows errors, so a failed submit is visible as one."""
+    return render(request, template, context, status=400 if context["form"].errors else 200)
