@@ -70,7 +70,7 @@ def main():
     from django.db import connection
 
     from accounts.services import account_set_plan, account_signup
-    from mailboxes.ingest import email_ingest, ingest_batch
+    from mailboxes.inbound.ingest import email_ingest, ingest_batch
 
     call_command("migrate", verbosity=0)
     media = tempfile.mkdtemp(prefix="qmailing-bench-")

@@ -108,11 +108,11 @@ def _generate(*, account, mailbox, rows):
                     1 + (hashint4(g * 17) & 2147483647) %% {len(SENDERS)} AS who
                   FROM generate_series(%s, %s) g)
                 INSERT INTO mailboxes_email (id, direction, folder, previous_folder, is_read, is_starred, from_address,
-                  from_name, "to", cc, bcc, reply_to, subject, date, received_at, message_id, in_reply_to, "references",
+                  from_name, "to", cc, bcc, reply_to, recipients_text, subject, date, received_at, message_id, in_reply_to, "references",
                   size, raw, text, text_clean, html, snippet, has_attachments, defects, delivery_status, delivery_detail,
                   esp_message_id, account_id, mailbox_id, thread_id, search_vector)
                 SELECT md5('e' || %s || g)::uuid, 'inbound', CASE WHEN g %% 20 = 0 THEN 'ARCHIVE' ELSE 'INBOX' END, '',
-                  g > 200, g %% 97 = 0, ({addresses})[who], ({names})[who], '[]', '[]', '[]', '[]', subject,
+                  g > 200, g %% 97 = 0, ({addresses})[who], ({names})[who], '[]', '[]', '[]', '[]', '', subject,
                   now() - (g * interval '30 seconds'), now() - (g * interval '30 seconds'), 'bench-' || g || '@bench.example',
                   '', '[]', 2048, 'raw/bench/' || g || '.eml', body, body, '', left(body, 240), g %% 10 = 0, '[]', '', '', '',
                   %s, %s, md5('t' || %s || ((g - 1) / 4 + 1))::uuid,
@@ -123,7 +123,7 @@ def _generate(*, account, mailbox, rows):
                 FROM src""", [start, end, str(mailbox.pk), account.pk, mailbox.pk, str(mailbox.pk)])
             print(f"  generated {end:,} / {rows:,} messages ({time.perf_counter() - started:.0f} s)", flush=True)
         cursor.execute("UPDATE bench_marker SET done = true WHERE mailbox_id = %s", [mailbox.pk])
-    from mailboxes.counters import mailbox_counters_recompute
+    from mailboxes.store.counters import mailbox_counters_recompute
 
     mailbox_counters_recompute(mailbox=mailbox)
     with connection.cursor() as cursor:
@@ -158,9 +158,9 @@ def main():
     account, mailbox = _bench_mailbox()
     _generate(account=account, mailbox=mailbox, rows=args.rows)
 
-    from mailboxes.mail_selectors import email_list
+    from mailboxes.store.selectors import email_list
     from mailboxes.models import Email
-    from mailboxes.search import email_search
+    from mailboxes.store.search import email_search
     from qmailing.pagination import cursor_encode
 
     deep_row = (Email.objects.filter(mailbox=mailbox, folder="INBOX").order_by("-received_at", "-id")

@@ -8,12 +8,18 @@ class MailboxesConfig(AppConfig):
     def ready(self):
         from anymail.signals import inbound, tracking
 
-        from mailboxes.delivery import on_tracking
+        from mailboxes.outbound.delivery import on_tracking
 
         # ESP tracking webhooks (delivered / bounced / failed) move sent mail's delivery status.
-        tracking.connect(on_tracking, dispatch_uid="mailboxes.delivery.on_tracking")
+        tracking.connect(on_tracking, dispatch_uid="mailboxes.outbound.delivery.on_tracking")
 
-        from mailboxes.esp_inbound import on_inbound
+        from mailboxes.inbound.esp import on_inbound
 
         # ESP inbound webhooks (Mailgun routes) deliver through the same path as the SMTP server.
-        inbound.connect(on_inbound, dispatch_uid="mailboxes.esp_inbound.on_inbound")
+        inbound.connect(on_inbound, dispatch_uid="mailboxes.inbound.esp.on_inbound")
+
+        from mailboxes.inbound.ingest import on_email_received
+        from mailboxes.tasks import forward_on_commit
+
+        # Received mail is forwarded through this hook, so ingest never imports forwarding.
+        on_email_received(forward_on_commit)

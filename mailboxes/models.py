@@ -158,7 +158,7 @@ class Email(models.Model):
     delivery_detail = models.TextField(blank=True)
     esp_message_id = models.CharField(max_length=255, blank=True, db_index=True)
     # PostgreSQL full-text document (GIN-indexed by a postgres-only migration); always NULL on SQLite,
-    # where mailboxes_email_fts (FTS5) holds the index instead. Kept current by mailboxes.search.
+    # where mailboxes_email_fts (FTS5) holds the index instead. Kept current by mailboxes.store.search.
     search_vector = SearchVectorField(null=True, editable=False)
 
     class Meta:

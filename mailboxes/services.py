@@ -3,6 +3,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import Account
 from mailboxes.addresses import ROLE_NAMES, SYSTEM_NAMES, normalize_address, normalize_local_part
 from mailboxes.models import Group, Mailbox
+from mailboxes.store.services import email_purge
 from qmailing.errors import Conflict, Invalid, LimitReached, NotFound
 from webhooks.models import EventType
 from webhooks.services import event_publish
@@ -98,8 +99,6 @@ def _clean_group_name(name):
 
 def mailbox_delete(*, mailbox):
     """Delete a mailbox with all its mail (rows, raw messages, attachment files, search entries)."""
-    from mailboxes.mail_services import email_purge
-
     for email in mailbox.emails.only("pk").iterator():
         email_purge(email=email)
     with transaction.atomic():

@@ -3,8 +3,13 @@
 import logging
 
 from celery import shared_task
+from django.db import transaction
 
-from mailboxes.relay import permanent_failure
+from mailboxes.models import Email
+from mailboxes.outbound.delivery import email_deliver_external, email_set_delivery
+from mailboxes.outbound.forwarding import email_forward
+from mailboxes.outbound.relay import permanent_failure
+from mailboxes.store.services import emails_purge_expired
 
 logger = logging.getLogger(__name__)
 
@@ -14,9 +19,6 @@ MAX_DELIVERY_RETRIES = 6
 
 @shared_task(bind=True, max_retries=MAX_DELIVERY_RETRIES, acks_late=True)
 def email_deliver_task(self, email_id, recipients, bounced=False):
-    from mailboxes.delivery import email_deliver_external, email_set_delivery
-    from mailboxes.models import Email
-
     try:
         email_deliver_external(email_id=email_id, recipients=recipients, bounced=bounced)
     except Exception as exc:
@@ -29,8 +31,6 @@ def email_deliver_task(self, email_id, recipients, bounced=False):
 
 @shared_task(bind=True, max_retries=MAX_DELIVERY_RETRIES, acks_late=True)
 def email_forward_task(self, email_id):
-    from mailboxes.forwarding import email_forward
-
     try:
         email_forward(email_id=email_id)
     except Exception as exc:
@@ -41,10 +41,16 @@ def email_forward_task(self, email_id):
         raise self.retry(exc=exc, countdown=60 * 2 ** self.request.retries, kwargs={"email_id": email_id})
 
 
+def forward_on_commit(email):
+    """Ingest's received hook (registered in MailboxesConfig.ready): forward this email after commit."""
+    if email.direction != Email.Direction.INBOUND or not email.mailbox.forwarding_addresses:
+        return
+    email_id = str(email.id)
+    transaction.on_commit(lambda: email_forward_task.delay(email_id))
+
+
 @shared_task
 def mail_purge_trash_task():
-    from mailboxes.mail_services import emails_purge_expired
-
     purged = emails_purge_expired()
     if purged:
         logger.info("purged %d email(s) past their trash retention", purged)

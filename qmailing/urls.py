@@ -3,7 +3,8 @@ from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 
 from accounts.views import dashboard, plan_view
-from mailboxes.esp_inbound import MailgunInboundView
+from mailboxes.inbound.esp import MailgunInboundView
+from mailboxes.web.urls import mail_urls, mailbox_urls
 
 admin.site.site_header = "QMailing administration"
 admin.site.site_title = "QMailing admin"
@@ -13,8 +14,8 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("settings/plan", plan_view, name="plan"),
     path("domains/", include("domains.urls")),
-    path("mailboxes/", include("mailboxes.urls")),
-    path("mail/", include("mailboxes.mail_urls")),
+    path("mailboxes/", include(mailbox_urls)),
+    path("mail/", include(mail_urls)),
     path("docs/errors", TemplateView.as_view(template_name="docs/errors.html"), name="error-docs"),
     # ESP webhooks: inbound mail and delivery tracking (Mailgun inbound answers 406 for refused mail).
     re_path(r"^anymail/mailgun/inbound(_mime)?/$", MailgunInboundView.as_view(), name="mailgun_inbound_webhook"),

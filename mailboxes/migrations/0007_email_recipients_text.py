@@ -8,7 +8,7 @@ BATCH = 1000
 
 
 def _fold(text):
-    # Frozen copy of mailboxes.search.search_fold as it was when this migration was written.
+    # Frozen copy of mailboxes.store.search.search_fold as it was when this migration was written.
     return unicodedata.normalize("NFKC", " ".join(str(text or "").split()).casefold())
 
 

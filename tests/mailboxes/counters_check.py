@@ -1,4 +1,4 @@
-from mailboxes.counters import mailbox_counters_recompute
+from mailboxes.store.counters import mailbox_counters_recompute
 
 
 def counters_exact(*mailboxes):

@@ -8,7 +8,7 @@ import dns.resolver
 import pytest
 from aiosmtpd.controller import Controller
 
-from mailboxes.ingest import email_ingest
+from mailboxes.inbound.ingest import email_ingest
 from mailboxes.services import mailbox_create
 from tests.mailboxes.inbound_helpers import make_message
 

@@ -173,7 +173,7 @@ def test_groups_can_be_renamed_but_not_onto_another_name(owner, verified_domain)
 def test_deleting_a_mailbox_removes_its_mail_and_files_and_frees_the_address(owner, verified_domain):
     from django.core.files.storage import default_storage
 
-    from mailboxes.mail_services import email_trash
+    from mailboxes.store.services import email_trash
     from mailboxes.services import mailbox_delete
     from tests.mailboxes.outbound_helpers import receive
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from mailboxes.ingest import email_ingest, ingest_batch
+from mailboxes.inbound.ingest import email_ingest, ingest_batch
 from mailboxes.models import Folder
 from mailboxes.selectors import mailbox_by_address
 from qmailing.errors import AppError, LimitReached

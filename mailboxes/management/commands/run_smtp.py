@@ -4,7 +4,7 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from mailboxes.smtp import smtp_controller
+from mailboxes.inbound.smtp import smtp_controller
 
 
 class Command(BaseCommand):

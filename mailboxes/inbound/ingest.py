@@ -1,0 +1,171 @@
+"""The one path every message takes into the mail store: SMTP, ESP webhooks, imports, local delivery, SENT copies."""
+
+import hashlib
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Account
+from mailboxes.store.counters import counters_on_store
+from mailboxes.inbound.extraction import attachment_text
+from mailboxes.models import Attachment, Email, Folder
+from mailboxes.inbound.parsing import parse_message
+from mailboxes.store.search import (recipients_search_text, search_document, search_index_document,
+                                    search_index_on_insert)
+from mailboxes.store.services import delete_stored_files
+from mailboxes.store.threads import thread_find_or_create
+from qmailing.errors import Invalid, LimitReached
+from webhooks.models import EventType
+from webhooks.services import event_publish
+
+
+# Files written by messages of the open ingest_batch, deleted if that batch rolls back.
+_batch_files = ContextVar("ingest_batch_files", default=None)
+# Called with each newly received (inbound) Email inside the storing transaction; see on_email_received.
+_received_hooks = []
+
+
+def on_email_received(hook):
+    """Register hook(email), called for every inbound Email inside the transaction that stores it.
+
+    This is how other parts learn of new mail without ingest importing them (forwarding registers
+    here in MailboxesConfig.ready). A hook that acts outside the database defers itself with
+    transaction.on_commit, so a message that rolls back triggers nothing.
+    """
+    if hook not in _received_hooks:
+        _received_hooks.append(hook)
+    return hook
+
+
+def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, folder=Folder.INBOX, is_read=False,
+                 delivery_status="", use_header_date=False, parsed=None) -> Email:
+    """Store one raw message in a mailbox and return the Email.
+
+    Malformed mail never raises: the raw bytes are kept and parser defects recorded on the Email.
+    Raises LimitReached when the account's plan storage cannot hold it. Threads, counters, the
+    `email.received` event (inbound only), search indexing and the received hooks (forwarding)
+    run in the same transaction; forwarding and event push happen after commit. `use_header_date` (imports) sorts the
+    message by its Date header instead of the time of storing. `parsed` lets a caller that stores one
+    message in several mailboxes parse it once.
+    """
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise Invalid("A raw message must be bytes.", field="raw")
+    raw = bytes(raw)
+    parsed = parsed or parse_message(raw)
+    now = timezone.now()
+    received_at = parsed.date if use_header_date and parsed.date and parsed.date <= now else now
+    written = []
+    try:
+        with transaction.atomic():
+            _storage_check(mailbox=mailbox, size=len(raw))
+            email = _email_store(mailbox=mailbox, raw=raw, parsed=parsed, direction=direction, folder=folder,
+                                 is_read=is_read, delivery_status=delivery_status, received_at=received_at,
+                                 written=written)
+            counters_on_store(email)
+            if direction == Email.Direction.INBOUND:
+                event_publish(account=mailbox.account, mailbox=mailbox, type=EventType.EMAIL_RECEIVED,
+                              payload=_event_payload(email))
+                for hook in _received_hooks:
+                    hook(email)
+    except BaseException:
+        # The rows rolled back; the files written for them must not linger in storage.
+        delete_stored_files(written)
+        raise
+    batch = _batch_files.get()
+    if batch is not None:
+        batch.extend(written)
+    return email
+
+
+@contextmanager
+def ingest_batch():
+    """One transaction around several email_ingest calls (imports, one message to many mailboxes).
+
+    Each message still runs in its own savepoint, so a message that fails (including LimitReached)
+    rolls back alone and the caller may go on. If the batch itself rolls back, the files its
+    messages wrote are deleted with the rows.
+    """
+    outer, files = _batch_files.get(), []
+    token = _batch_files.set(files)
+    try:
+        with transaction.atomic():
+            yield
+    except BaseException:
+        delete_stored_files(files)
+        raise
+    finally:
+        _batch_files.reset(token)
+    if outer is not None:
+        outer.extend(files)  # committed only into the enclosing batch, which may still roll back
+
+
+def _storage_check(*, mailbox, size):
+    """Lock the account row and refuse a message its plan storage cannot hold (one query).
+
+    The lock (event_publish takes the same one) serialises concurrent deliveries to one account, so
+    two messages cannot both squeeze into the last free bytes. Only the account row is locked, never
+    the plan row that every account on the plan shares.
+    """
+    # Written out: every message runs it, and the ORM spends longer composing this query than the database running it.
+    lock = " FOR UPDATE OF account" if connection.features.has_select_for_update_of else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT plan.storage_bytes, plan.name,"
+            " (SELECT COALESCE(SUM(box.storage_used), 0) FROM mailboxes_mailbox box WHERE box.account_id = account.id)"
+            " FROM accounts_account account JOIN accounts_plan plan ON plan.id = account.plan_id"
+            f" WHERE account.id = %s{lock}",
+            [Account._meta.pk.get_db_prep_value(mailbox.account_id, connection)],
+        )
+        allowed, plan_name, used = cursor.fetchone()
+    if used + size > allowed:
+        raise LimitReached(f"The mail storage of the {plan_name} plan is used up; this message "
+                           f"({size} bytes) does not fit. Delete mail or upgrade the plan.", limit="storage")
+
+
+def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_status, received_at, written):
+    thread_id = thread_find_or_create(mailbox=mailbox, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
+                                   references=parsed.references, subject=parsed.subject, at=received_at)
+    sender = parsed.from_[0] if parsed.from_ else {"address": "", "name": ""}
+    email = Email(
+        account_id=mailbox.account_id, mailbox=mailbox, thread_id=thread_id, direction=direction, folder=folder,
+        is_read=is_read, from_address=sender["address"], from_name=sender["name"], to=parsed.to, cc=parsed.cc,
+        bcc=parsed.bcc, reply_to=parsed.reply_to, subject=parsed.subject, date=parsed.date,
+        recipients_text=recipients_search_text(parsed.to, parsed.cc),
+        received_at=received_at, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
+        references=parsed.references, size=len(raw), text=parsed.text, text_clean=parsed.text_clean,
+        html=parsed.html, snippet=parsed.snippet, has_attachments=bool(parsed.attachments),
+        defects=parsed.defects, delivery_status=delivery_status,
+    )
+    email.raw.save("message.eml", ContentFile(raw), save=False)
+    written.append((email.raw.storage, email.raw.name))
+    rows = []
+    for position, item in enumerate(parsed.attachments):
+        attachment = Attachment(
+            email=email, position=position, filename=item.filename, content_type=item.content_type,
+            content_id=item.content_id, is_inline=item.is_inline, size=len(item.data),
+            sha256=hashlib.sha256(item.data).hexdigest(),
+            extracted_text=attachment_text(content_type=item.content_type, data=item.data, text=item.text),
+        )
+        attachment.file.save(item.filename or "attachment", ContentFile(item.data), save=False)
+        written.append((attachment.file.storage, attachment.file.name))
+        rows.append(attachment)
+    # The search entry is built from what is in memory; reading the attachments back would cost a query.
+    document = search_document(subject=email.subject, from_name=email.from_name, from_address=email.from_address,
+                               body=email.text, attachment_texts=[row.extracted_text for row in rows])
+    indexed = search_index_on_insert(email=email, document=document)
+    email.save(force_insert=True)
+    if indexed:
+        del email.search_vector  # an expression until read back; deferred, so a later save() leaves it alone
+    Attachment.objects.bulk_create(rows)
+    if not indexed:
+        search_index_document(email_id=email.pk, document=document)
+    return email
+
+
+def _event_payload(email):
+    return {"email_id": str(email.id), "mailbox_id": str(email.mailbox_id), "thread_id": str(email.thread_id),
+            "from": {"address": email.from_address, "name": email.from_name}, "subject": email.subject,
+            "folder": email.folder}

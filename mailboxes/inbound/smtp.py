@@ -1,0 +1,163 @@
+"""Inbound SMTP (aiosmtpd): accepts mail for hosted active mailboxes only, up to the size cap.
+
+Replies: 550 for addresses not hosted here (or suspended), 552 above the size cap or when the
+account's storage cannot hold the message, 451 on a transient failure, 250 once a copy is stored.
+
+Storage is judged per recipient, at RCPT, against the size the client announced (ESMTP SIZE, which
+we advertise and mainstream MTAs send): a full account is refused for its own address only, and the
+sender's MTA bounces just that one. DATA has a single reply for every recipient, so a recipient that
+only turns out not to fit there (no SIZE given, or the account filled up in between) cannot be
+told apart: the copies that fit are kept and the reply is 250 if at least one was stored, 552 if
+none. Refusing everyone for one full account would punish the other tenants, and a 451 would make
+the sender retry, duplicating the copies already stored.
+"""
+
+import logging
+import re
+import ssl
+import uuid
+from email.utils import formatdate
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+from mailboxes.inbound.hosted import NOT_HOSTED, STORAGE_FULL, SUSPENDED, TOO_COMPLEX, deliver_hosted
+from mailboxes.selectors import mailbox_by_address
+
+logger = logging.getLogger(__name__)
+
+TOO_BIG = "552 5.3.4 Message size exceeds the maximum accepted here"
+
+
+def _with_fresh_connection(function):
+    """Run a database call the way a request would: drop stale connections before and after."""
+    def run(*args, **kwargs):
+        close_old_connections()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            close_old_connections()
+    return sync_to_async(run, thread_sensitive=True)
+
+
+def _recipient_status(address, size):
+    mailbox = mailbox_by_address(address=address)
+    if mailbox is None:
+        return NOT_HOSTED
+    if not mailbox.is_active:
+        return SUSPENDED
+    if mailbox.account.storage_available() < max(size, 1):
+        return STORAGE_FULL
+    return None
+
+
+def announced_size(mail_options):
+    """The SIZE= the client gave with MAIL FROM, in bytes (0 when absent or unreadable)."""
+    for option in mail_options or ():
+        name, _, value = str(option).partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return 0
+
+
+_recipient_status_async = _with_fresh_connection(_recipient_status)
+_deliver_async = _with_fresh_connection(deliver_hosted)
+
+
+_UNSAFE_TRACE = re.compile(r"[^A-Za-z0-9.@+_=:\[\]-]")
+
+
+def _trace_token(value, limit=255):
+    """Client-supplied words (HELO name, envelope sender) reduced to characters that cannot break a header."""
+    return _UNSAFE_TRACE.sub("", str(value or ""))[:limit]
+
+
+def trace_headers(*, session, envelope):
+    """Return-Path and Received (RFC 5321 §4.4), prepended to what the client sent."""
+    peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "unknown")
+    helo = _trace_token(session.host_name) or "unknown"
+    recipients = envelope.rcpt_tos
+    for_clause = f"\r\n\tfor <{_trace_token(recipients[0])}>" if len(recipients) == 1 else ""
+    protocol = "ESMTPS" if session.ssl else "ESMTP"  # RFC 3848: the S says the hop was encrypted
+    received = (f"Received: from {helo} ([{_trace_token(peer)}])\r\n\tby {settings.QMAILING_MX_HOST} with {protocol} "
+                f"id {uuid.uuid4().hex[:16]}{for_clause};\r\n\t{formatdate(usegmt=True)}\r\n")
+    return f"Return-Path: <{_trace_token(envelope.mail_from)}>\r\n{received}".encode("ascii")
+
+
+class InboundHandler:
+    def __init__(self, *, max_message_bytes):
+        self.max_message_bytes = max_message_bytes
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        try:
+            refusal = await _recipient_status_async(address, announced_size(envelope.mail_options))
+        except Exception:
+            logger.exception("recipient lookup failed for %r", address)
+            return "451 4.3.0 Temporary failure, please try again later"
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        raw = envelope.original_content or b""
+        if len(raw) > self.max_message_bytes:
+            return TOO_BIG
+        raw = trace_headers(session=session, envelope=envelope) + raw
+        try:
+            outcome = await _deliver_async(raw=raw, recipients=list(envelope.rcpt_tos),
+                                           envelope_from=envelope.mail_from or "", refuse_over_caps=True)
+        except Exception:
+            logger.exception("delivery failed; asking the sender to retry")
+            return "451 4.3.0 Temporary failure, please try again later"
+        if outcome.refused:
+            logger.warning("accepted at RCPT but not stored: %s", outcome.refused)
+        emails = outcome.emails
+        if emails:
+            return f"250 2.0.0 OK: stored as {emails[0].id}"
+        if TOO_COMPLEX in outcome.refused.values():
+            return TOO_COMPLEX
+        if STORAGE_FULL in outcome.refused.values():
+            return STORAGE_FULL
+        return NOT_HOSTED  # every recipient went away between RCPT and DATA
+
+
+class _CappedSMTP(SMTP):
+    """aiosmtpd's own over-size replies carry no enhanced status code; say 5.3.4 like the rest of the server."""
+
+    async def push(self, status):
+        if status.startswith("552 Error: message size exceeds") or status.startswith("552 Error: Too much mail data"):
+            status = TOO_BIG
+        await super().push(status)
+
+
+class InboundController(Controller):
+    def factory(self):
+        return _CappedSMTP(self.handler, **self.SMTP_kwargs)
+
+
+def tls_context():
+    """STARTTLS for senders that offer it, when a certificate is configured (opportunistic, as MX servers do)."""
+    cert, key = settings.QMAILING_SMTP_TLS_CERT_FILE, settings.QMAILING_SMTP_TLS_KEY_FILE
+    if not cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key or None)
+    return context
+
+
+def smtp_controller(*, host=None, port=None, max_message_bytes=None):
+    """An aiosmtpd controller for inbound mail; call start() / stop() on it."""
+    limit = max_message_bytes or settings.QMAILING_SMTP_MAX_MESSAGE_BYTES
+    return InboundController(
+        InboundHandler(max_message_bytes=limit),
+        hostname=host or settings.QMAILING_SMTP_HOST,
+        port=port or settings.QMAILING_SMTP_PORT,
+        server_hostname=settings.QMAILING_MX_HOST,
+        data_size_limit=limit,
+        enable_SMTPUTF8=True,
+        tls_context=tls_context(),
+    )

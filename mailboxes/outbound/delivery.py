@@ -1,0 +1,85 @@
+"""Delivery status of sent mail: hand-off to the backend, then the ESP's tracking events.
+
+queued → sent (handed to the backend) → delivered / bounced / failed. A status only moves forward, so
+late or repeated tracking events (one per recipient, retried webhooks) never undo a worse outcome.
+"""
+
+import logging
+from email.utils import formataddr
+
+from django.db import transaction
+
+from mailboxes.models import Email
+from mailboxes.outbound.relay import relay_send
+from webhooks.models import EventType
+from webhooks.services import event_publish
+
+logger = logging.getLogger(__name__)
+
+_RANK = {"": 0, Email.Delivery.QUEUED: 1, Email.Delivery.SENT: 2, Email.Delivery.DELIVERED: 3,
+         Email.Delivery.FAILED: 4, Email.Delivery.BOUNCED: 4}
+_EVENTS = {Email.Delivery.SENT: EventType.EMAIL_SENT, Email.Delivery.DELIVERED: EventType.EMAIL_DELIVERED,
+           Email.Delivery.BOUNCED: EventType.EMAIL_BOUNCED, Email.Delivery.FAILED: EventType.EMAIL_FAILED}
+# anymail's normalised tracking event types → our delivery status.
+TRACKING_STATUS = {"delivered": Email.Delivery.DELIVERED, "bounced": Email.Delivery.BOUNCED,
+                   "failed": Email.Delivery.FAILED, "rejected": Email.Delivery.FAILED}
+
+
+def delivery_payload(email):
+    return {"email_id": str(email.id), "mailbox_id": str(email.mailbox_id), "thread_id": str(email.thread_id),
+            "message_id": email.message_id, "subject": email.subject, "delivery_status": email.delivery_status}
+
+
+def email_set_delivery(*, email_id, status, detail="", esp_message_id=None):
+    """Move a sent email's delivery status forward and publish the matching event; returns the Email or None."""
+    with transaction.atomic():
+        email = Email.objects.select_for_update().filter(pk=email_id).select_related("account", "mailbox").first()
+        if email is None or _RANK[status] < _RANK[email.delivery_status] or status == email.delivery_status:
+            return email
+        email.delivery_status = status
+        fields = ["delivery_status"]
+        if detail:
+            email.delivery_detail = (f"{email.delivery_detail}\n{detail}" if email.delivery_detail else detail)[-4000:]
+            fields.append("delivery_detail")
+        if esp_message_id:
+            email.esp_message_id = esp_message_id.strip("<>")[:255]
+            fields.append("esp_message_id")
+        email.save(update_fields=fields)
+        event_publish(account=email.account, mailbox=email.mailbox, type=_EVENTS[status], payload=delivery_payload(email))
+    return email
+
+
+def email_deliver_external(*, email_id, recipients, bounced=False):
+    """Hand the stored signed bytes of a SENT copy to the backend; queued → sent.
+
+    `bounced`: a hosted recipient of the same send was refused (named in delivery_detail already);
+    once the others are handed off, the status moves on to bounced, the worst outcome winning.
+    """
+    email = Email.objects.filter(pk=email_id).select_related("mailbox__domain").first()
+    if email is None:
+        return email  # purged meanwhile
+    if email.delivery_status == Email.Delivery.QUEUED:  # otherwise a retry after the hand-off already succeeded
+        with email.raw.open("rb") as handle:
+            raw = handle.read()
+        esp_message_id = relay_send(raw=raw, envelope_from=email.mailbox.address, recipients=list(recipients),
+                                    header_from=formataddr((email.from_name, email.from_address)))
+        email = email_set_delivery(email_id=email.pk, status=Email.Delivery.SENT, esp_message_id=esp_message_id,
+                                   detail=f"Handed to the mail backend for {len(recipients)} recipient(s).")
+    if bounced and email.delivery_status in (Email.Delivery.SENT, Email.Delivery.DELIVERED):
+        email = email_set_delivery(email_id=email.pk, status=Email.Delivery.BOUNCED)
+    return email
+
+
+def on_tracking(sender, event, esp_name, **kwargs):
+    """anymail `tracking` signal receiver: match by ESP message id and move the status."""
+    status = TRACKING_STATUS.get(getattr(event, "event_type", ""))
+    message_id = (getattr(event, "message_id", "") or "").strip("<>")
+    if status is None or not message_id:
+        return
+    email_id = (Email.objects.filter(esp_message_id=message_id, direction=Email.Direction.OUTBOUND)
+                .values_list("pk", flat=True).first())
+    if email_id is None:
+        logger.info("%s tracking event %s for unknown message %s", esp_name, event.event_type, message_id)
+        return
+    detail = f"{esp_name}: {event.event_type} {getattr(event, 'recipient', '') or ''} {getattr(event, 'description', '') or ''}"
+    email_set_delivery(email_id=email_id, status=status, detail=detail.strip())

@@ -1,0 +1,115 @@
+"""Hand prepared (DKIM-signed) bytes to Django's configured email backend.
+
+Raw-capable backends (SMTP relay, file, console, SES) send exactly our bytes, signature intact.
+Structured-API ESPs behind django-anymail rebuild the message from the fields filled in here; they sign
+with the ESP's DKIM for the domain, so that domain must be set up at the ESP too.
+"""
+
+import smtplib
+from email import policy
+from email.parser import BytesParser
+
+from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
+from django.core.mail import EmailMultiAlternatives, get_connection
+
+from mailboxes.outbound.composition import header_value
+
+# Headers a structured ESP must carry over so threading and loop detection survive.
+_CARRIED_HEADERS = ("Message-ID", "In-Reply-To", "References", "Date", "Reply-To", "X-QMailing-Loop")
+
+
+class _PreparedBytes:
+    """Quacks like email.message.Message for the backends: returns our bytes unchanged."""
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def as_bytes(self, unixfrom=False, linesep="\n", **kwargs):
+        return self.raw if linesep == "\r\n" else self.raw.replace(b"\r\n", linesep.encode())
+
+    def as_string(self, unixfrom=False, linesep="\n", **kwargs):
+        return self.as_bytes(linesep=linesep).decode("utf-8", "replace")
+
+    def __bytes__(self):
+        return self.raw
+
+    def __str__(self):
+        return self.as_string()
+
+    def get_charset(self):
+        return None
+
+
+class PreparedEmailMessage(EmailMultiAlternatives):
+    def __init__(self, *, raw, envelope_from, recipients, header_from=None):
+        parsed = BytesParser(policy=policy.default).parsebytes(raw)
+        addresses = {r.lower() for r in recipients}
+
+        def listed(name):
+            try:
+                found = [a.addr_spec for a in getattr(parsed.get(name), "addresses", ())]
+            except Exception:  # a malformed header only costs the structured fields, not the send
+                found = []
+            return [a for a in found if a.lower() in addresses]
+
+        to, cc = listed("to"), listed("cc")
+        shown = {a.lower() for a in to + cc}
+        hidden = [r for r in recipients if r.lower() not in shown]
+        if not to and not cc:
+            to, hidden = hidden, []
+        headers = {}
+        for name in _CARRIED_HEADERS:
+            if parsed.get(name) is not None:
+                headers[name] = header_value(str(parsed.get(name)))
+        super().__init__(subject=header_value(str(parsed.get("subject", ""))), body=self._text(parsed),
+                         from_email=header_from or envelope_from, to=to, cc=cc, bcc=hidden, headers=headers)
+        self.envelope_from = envelope_from
+        self._raw = raw
+        self._fill_parts(parsed)
+
+    @staticmethod
+    def _text(parsed):
+        try:
+            part = parsed.get_body(preferencelist=("plain",))
+            return part.get_content() if part is not None else ""
+        except Exception:
+            return ""
+
+    def _fill_parts(self, parsed):
+        try:
+            html = parsed.get_body(preferencelist=("html",))
+            if html is not None:
+                self.attach_alternative(html.get_content(), "text/html")
+            for part in parsed.iter_attachments():
+                self.attach(part.get_filename() or "attachment", part.get_payload(decode=True) or b"",
+                            part.get_content_type())
+        except Exception:
+            pass
+
+    def message(self, *args, **kwargs):
+        return _PreparedBytes(self._raw)
+
+
+def relay_send(*, raw, envelope_from, recipients, header_from=None):
+    """Send through the configured backend; returns the ESP's message id ("" when it has none)."""
+    message = PreparedEmailMessage(raw=raw, envelope_from=envelope_from, recipients=recipients, header_from=header_from)
+    connection = get_connection(fail_silently=False)
+    sent = connection.send_messages([message])
+    if not sent:
+        raise RuntimeError("The mail backend accepted no message.")
+    status = getattr(message, "anymail_status", None)
+    return (getattr(status, "message_id", None) or "") if status is not None else ""
+
+
+def permanent_failure(exc):
+    """Whether a send error is a refusal that retrying cannot fix (bad recipient, rejected sender).
+
+    SMTP 4xx replies (greylisting, a full queue, "try again later") are temporary even when they
+    refuse every recipient, so only 5xx counts as permanent.
+    """
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return bool(codes) and all(code >= 500 for code in codes)
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return exc.smtp_code >= 500
+    return isinstance(exc, (AnymailRecipientsRefused, AnymailInvalidAddress))

@@ -1,0 +1,202 @@
+"""Sending mail: the one service the dashboard, the REST API and the MCP tools call."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from accounts.models import Account
+from mailboxes.addresses import normalize_address
+from mailboxes.inbound.hosted import accounts_lock, deliver_hosted
+from mailboxes.inbound.ingest import email_ingest, ingest_batch
+from mailboxes.outbound.composition import (MAX_REFERENCES, build_message, dkim_sign, header_value, new_message_id,
+                                   reply_subject, safe_message_id)
+from mailboxes.models import Email, Folder, Mailbox, Thread
+from mailboxes.outbound.delivery import delivery_payload
+from mailboxes.selectors import mailbox_by_address
+from mailboxes.tasks import email_deliver_task
+from qmailing.errors import Forbidden, Invalid, LimitReached, NotFound, TooLarge
+from webhooks.models import EventType
+from webhooks.services import event_publish
+
+MAX_RECIPIENTS = 50
+MAX_SUBJECT_CHARS = 998
+MAX_BODY_CHARS = 2_000_000
+SEND_WINDOW = timedelta(hours=24)
+
+
+def _max_attachment_bytes():
+    return settings.QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES
+
+
+def _recipients(values, *, field):
+    """[(name, address)] from addresses or "Name <address>" strings; Invalid names the field."""
+    if isinstance(values, str):
+        values = [values]
+    result = []
+    for value in values or ():
+        value = str(value or "")
+        if header_value(value) != value.strip():
+            raise Invalid(f"{value!r} contains line breaks or control characters.", field=field)
+        name, address = "", value.strip()
+        if address.endswith(">") and "<" in address:
+            name, address = address[:-1].rsplit("<", 1)
+            name = name.strip().strip('"').strip()
+        result.append((name, normalize_address(address, field=field)))
+    return result
+
+
+def _attachments(items):
+    cleaned, total = [], 0
+    for index, item in enumerate(items or ()):
+        try:
+            filename, content_type, content = item
+        except (TypeError, ValueError):
+            raise Invalid(f"Attachment {index} must be (filename, content type, bytes).", field="attachments")
+        if not isinstance(content, (bytes, bytearray, memoryview)):
+            raise Invalid(f"Attachment {index} content must be bytes.", field="attachments")
+        total += len(content)
+        cleaned.append((str(filename or ""), str(content_type or ""), bytes(content)))
+    cap = _max_attachment_bytes()
+    if total > cap:
+        raise TooLarge(f"Attachments total {total} bytes; the limit is {cap // (1024 * 1024)} MB per message.",
+                       code="attachments_too_large", limit=cap)
+    return cleaned
+
+
+def _check_send_limit(account):
+    """Raise LimitReached when the plan's sends in the last 24 hours (UTC clock) are used up."""
+    allowed = account.plan.sends_per_day
+    since = timezone.now() - SEND_WINDOW
+    sent = Email.objects.filter(account=account, direction=Email.Direction.OUTBOUND, received_at__gte=since).count()
+    if sent >= allowed:
+        raise LimitReached(
+            f"Your {account.plan.name} plan allows {allowed} sent emails per day and {sent} were sent in the last "
+            "24 hours. Wait until earlier sends age out of that window, or upgrade your plan.",
+            limit="sends_per_day",
+        )
+
+
+def _reply_headers(*, mailbox, reply_to_email_id):
+    try:
+        parent = Email.objects.get(pk=reply_to_email_id, mailbox=mailbox)
+    except (Email.DoesNotExist, ValidationError, ValueError):
+        raise NotFound("No email with this id exists in this mailbox.", field="reply_to_email_id")
+    # Only ids that pass the msg-id pattern are used, rebuilt by us: nothing from the inbound header is copied.
+    references = [ref for ref in (safe_message_id(r) for r in (parent.references or [])) if ref]
+    parent_id = safe_message_id(parent.message_id)
+    if parent_id:
+        references = [ref for ref in references if ref != parent_id] + [parent_id]
+    return parent, parent_id, references[-MAX_REFERENCES:]
+
+
+def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html="", attachments=(),
+               reply_to_email_id=None) -> Email:
+    """Send from one of the account's active mailboxes; returns the copy stored in SENT.
+
+    Hosted recipients get their copy now, in this transaction; one that is suspended or out of storage
+    is a bounce for that address alone (named in delivery_detail, event email.bounced). The others
+    are handed to the mail backend by a task after commit (delivery_status queued → sent / failed,
+    then delivered / bounced from the ESP's tracking). The message is DKIM-signed with the mailbox
+    domain's key.
+    """
+    if not isinstance(mailbox, Mailbox) or mailbox.account_id != account.pk:
+        raise NotFound("No mailbox with this id exists in your account.", field="mailbox")
+    if not mailbox.is_active:
+        raise Forbidden(f"{mailbox.address} is suspended and cannot send mail.", code="mailbox_suspended")
+    errors = {}
+    lists = {}
+    for field, values in (("to", to), ("cc", cc), ("bcc", bcc)):
+        try:
+            lists[field] = _recipients(values, field=field)
+        except Invalid as exc:
+            errors.setdefault(field, []).append(exc.detail)
+    if errors:
+        raise Invalid("Some recipients are not valid email addresses.", errors=errors)
+    everyone = lists["to"] + lists["cc"] + lists["bcc"]
+    if not everyone:
+        raise Invalid("Add at least one recipient in to, cc or bcc.", field="to")
+    if len(everyone) > MAX_RECIPIENTS:
+        raise Invalid(f"At most {MAX_RECIPIENTS} recipients per message (to, cc and bcc together).", field="to")
+    if len(subject or "") > MAX_SUBJECT_CHARS:
+        raise Invalid(f"The subject can be at most {MAX_SUBJECT_CHARS} characters.", field="subject")
+    if len(text or "") > MAX_BODY_CHARS or len(html or "") > MAX_BODY_CHARS:
+        raise Invalid(f"The body can be at most {MAX_BODY_CHARS} characters.", field="text")
+    files = _attachments(attachments)
+
+    in_reply_to, references, parent = "", [], None
+    if reply_to_email_id:
+        parent, in_reply_to, references = _reply_headers(mailbox=mailbox, reply_to_email_id=reply_to_email_id)
+        subject = reply_subject(subject or parent.subject)
+    domain = mailbox.domain
+    raw = build_message(
+        sender=(mailbox.display_name, mailbox.address), to=lists["to"], cc=lists["cc"], subject=subject,
+        text=text, html=html, attachments=files, message_id=new_message_id(domain_name=domain.name),
+        in_reply_to=in_reply_to, references=references,
+    )
+    signed = dkim_sign(raw=raw, domain=domain)
+
+    addresses = list(dict.fromkeys(address for _, address in everyone))
+    hosted = {address: mailbox_by_address(address=address) for address in addresses}
+    local = [address for address, found in hosted.items() if found is not None]
+    external = [address for address in addresses if address not in local]
+    # A batch, not a bare atomic: if anything below fails, the files already written go with the rows.
+    with ingest_batch():
+        # Sender and hosted recipients locked up front in one order: crosswise sends cannot deadlock,
+        # and the sender's lock makes count-then-store one step, so parallel sends cannot overrun the limit.
+        accounts_lock(account_ids=[account.pk, *(found.account_id for found in hosted.values() if found)])
+        locked = Account.objects.select_related("plan").get(pk=account.pk)
+        _check_send_limit(locked)
+        copy = email_ingest(mailbox=mailbox, raw=signed, direction=Email.Direction.OUTBOUND, folder=Folder.SENT,
+                            is_read=True, delivery_status=Email.Delivery.QUEUED)
+        copy.bcc = [{"address": address, "name": header_value(name, limit=320)} for name, address in lists["bcc"]]
+        copy.save(update_fields=["bcc"])
+        if parent is not None and copy.thread_id != parent.thread_id:
+            _join_thread(email=copy, thread_id=parent.thread_id)
+        outcome = deliver_hosted(raw=signed, recipients=local, envelope_from=mailbox.address)
+        bounced = [f"{address}: {reason}" for address, reason in outcome.refused.items()]
+        if external:
+
+            if bounced:  # shown now; the status turns bounced once the others are handed off
+                copy.delivery_detail = "\n".join(bounced)
+                copy.save(update_fields=["delivery_detail"])
+            copy_id = str(copy.id)
+            transaction.on_commit(lambda: email_deliver_task.delay(copy_id, external, bounced=bool(bounced)))
+        else:
+            _mark_local_outcome(copy, delivered=len(outcome.stored), bounced=bounced)
+    return copy
+
+
+def _join_thread(*, email, thread_id):
+    """Keep a reply in its parent's thread even when the parent had no usable Message-ID."""
+    old = email.thread_id
+    Email.objects.filter(pk=email.pk).update(thread_id=thread_id)
+    # The reply is the thread's newest message: it moves the thread to the top of the list.
+    Thread.objects.filter(pk=thread_id).update(message_count=F("message_count") + 1,
+                                               last_message_at=Greatest(F("last_message_at"), email.received_at))
+    Thread.objects.filter(pk=old).update(message_count=F("message_count") - 1)
+    Thread.objects.filter(pk=old, message_count__lte=0).delete()
+    email.thread_id = thread_id
+
+
+def _mark_local_outcome(copy, *, delivered, bounced):
+    """Every recipient is hosted: delivered for those who got a copy, bounced (worst wins) for the rest."""
+    publish = [EventType.EMAIL_SENT]
+    lines = []
+    if delivered:
+        copy.delivery_status = Email.Delivery.DELIVERED
+        lines.append(f"Delivered to hosted mailboxes for {delivered} recipient(s).")
+        publish.append(EventType.EMAIL_DELIVERED)
+    if bounced:
+        copy.delivery_status = Email.Delivery.BOUNCED
+        lines += bounced
+        publish.append(EventType.EMAIL_BOUNCED)
+    copy.delivery_detail = "\n".join(lines)
+    copy.save(update_fields=["delivery_status", "delivery_detail"])
+    payload = delivery_payload(copy)
+    for event_type in publish:
+        event_publish(account=copy.account, mailbox=copy.mailbox, type=event_type, payload=payload)

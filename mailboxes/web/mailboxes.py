@@ -1,0 +1,105 @@
+from django.contrib import messages
+from django.shortcuts import redirect
+from django.views.decorators.http import require_http_methods, require_POST
+
+from mailboxes.web.forms import GroupForm, MailboxCreateForm, MailboxUpdateForm
+from mailboxes.models import Mailbox
+from mailboxes.selectors import access_group, access_mailbox, group_list
+from mailboxes.services import (
+    group_create, group_delete, group_update, mailbox_create, mailbox_delete, mailbox_set_status, mailbox_update,
+)
+from qmailing.errors import AppError
+from qmailing.forms import add_app_error
+from qmailing.web import account_view, render_form
+
+@account_view
+@require_http_methods(["GET", "POST"])
+def mailbox_create_view(request, account):
+    form = MailboxCreateForm(request.POST or None, account=account, initial={"forward_keep_copy": True})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            mailbox = mailbox_create(account=account, domain=data["domain"], local_part=data["local_part"],
+                                     display_name=data["display_name"], forwarding_addresses=data["forwarding_addresses"],
+                                     forward_keep_copy=data["forward_keep_copy"])
+        except AppError as exc:
+            add_app_error(form, exc)
+        else:
+            messages.success(request, f"{mailbox.address} is ready.")
+            return redirect("mailboxes:detail", mailbox_id=mailbox.id)
+    return render_form(request, "mailboxes/create.html", {"form": form, "account": account})
+
+@account_view
+@require_http_methods(["GET", "POST"])
+def mailbox_detail_view(request, account, mailbox_id):
+    mailbox = access_mailbox(account=account, mailbox_id=mailbox_id)
+    initial = {"display_name": mailbox.display_name, "forwarding_addresses": "\n".join(mailbox.forwarding_addresses),
+               "forward_keep_copy": mailbox.forward_keep_copy}
+    form = MailboxUpdateForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            mailbox_update(mailbox=mailbox, **form.cleaned_data)
+        except AppError as exc:
+            add_app_error(form, exc)
+        else:
+            messages.success(request, "Saved.")
+            return redirect("mailboxes:detail", mailbox_id=mailbox.id)
+    return render_form(request, "mailboxes/detail.html", {"mailbox": mailbox, "form": form, "groups": mailbox.groups.all()})
+
+@account_view
+@require_POST
+def mailbox_status_view(request, account, mailbox_id):
+    mailbox = access_mailbox(account=account, mailbox_id=mailbox_id)
+    try:
+        mailbox_set_status(mailbox=mailbox, status=request.POST.get("status", ""))
+    except AppError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"{mailbox.address} is now {mailbox.get_status_display().lower()}.")
+    return redirect("mailboxes:detail", mailbox_id=mailbox.id)
+
+@account_view
+@require_POST
+def mailbox_delete_view(request, account, mailbox_id):
+    mailbox = access_mailbox(account=account, mailbox_id=mailbox_id)
+    address = mailbox.address
+    mailbox_delete(mailbox=mailbox)
+    messages.success(request, f"{address} and its mail were deleted.")
+    return redirect("dashboard")
+
+
+@account_view
+@require_http_methods(["GET", "POST"])
+def group_list_view(request, account):
+    form = GroupForm(request.POST or None, account=account)
+    if request.method == "POST" and form.is_valid():
+        try:
+            group_create(account=account, **form.cleaned_data)
+        except AppError as exc:
+            add_app_error(form, exc)
+        else:
+            messages.success(request, f"Group {form.cleaned_data['name']} created.")
+            return redirect("mailboxes:groups")
+    return render_form(request, "mailboxes/groups.html", {"groups": group_list(account=account), "form": form})
+
+@account_view
+@require_http_methods(["GET", "POST"])
+def group_detail_view(request, account, group_id):
+    group = access_group(account=account, group_id=group_id)
+    if request.method == "POST" and request.POST.get("action") == "delete":
+        group_delete(group=group)
+        messages.success(request, f"Group {group.name} deleted.")
+        return redirect("mailboxes:groups")
+    form = GroupForm(request.POST or None, account=account,
+                     initial={"name": group.name, "description": group.description, "members": group.members.all()})
+    if request.method == "POST" and form.is_valid():
+        try:
+            group_update(group=group, **form.cleaned_data)
+        except AppError as exc:
+            add_app_error(form, exc)
+        else:
+            messages.success(request, "Group saved.")
+            return redirect("mailboxes:group", group_id=group.id)
+    return render_form(request, "mailboxes/group.html", {"group": group, "form": form})
+
+STATUS_CHOICES = Mailbox.Status.choices

@@ -1,0 +1,25 @@
+"""The dashboard's mailbox and mail pages: two URL namespaces, `mailboxes` and `mail`."""
+
+from django.urls import path
+
+from mailboxes.web import compose, mail, mailboxes
+
+mailbox_urls = ([
+    path("new/", mailboxes.mailbox_create_view, name="create"),
+    path("<uuid:mailbox_id>/", mailboxes.mailbox_detail_view, name="detail"),
+    path("<uuid:mailbox_id>/status/", mailboxes.mailbox_status_view, name="status"),
+    path("<uuid:mailbox_id>/delete/", mailboxes.mailbox_delete_view, name="delete"),
+    path("<uuid:mailbox_id>/mail/", mail.mailbox_mail_view, name="mail"),
+    path("<uuid:mailbox_id>/compose/", compose.compose_view, name="compose"),
+    path("groups/", mailboxes.group_list_view, name="groups"),
+    path("groups/<uuid:group_id>/", mailboxes.group_detail_view, name="group"),
+], "mailboxes")
+
+mail_urls = ([
+    path("search/", mail.mail_search_view, name="search"),
+    path("<uuid:email_id>/", mail.email_detail_view, name="detail"),
+    path("<uuid:email_id>/html", mail.email_html_view, name="html"),
+    path("<uuid:email_id>/attachments/<int:index>", mail.attachment_download_view, name="attachment"),
+    path("<uuid:email_id>/action/", mail.email_action_view, name="action"),
+    path("<uuid:email_id>/reply/", compose.reply_view, name="reply"),
+], "mail")
