@@ -157,6 +157,8 @@ class Email(models.Model):
     delivery_status = models.CharField(max_length=10, choices=Delivery.choices, blank=True, default="")
     delivery_detail = models.TextField(blank=True)
     esp_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # Inbound SPF / DKIM / DMARC / ARC results, checked by us on arrival: {"verdict": …, "spf": …, …}.
+    authentication = models.JSONField(default=dict, blank=True)
     # PostgreSQL full-text document (GIN-indexed by a postgres-only migration); always NULL on SQLite,
     # where mailboxes_email_fts (FTS5) holds the index instead. Kept current by mailboxes.store.search.
     search_vector = SearchVectorField(null=True, editable=False)
@@ -179,6 +181,13 @@ class Email(models.Model):
         return self.subject or "(no subject)"
 
 
+class Extraction(models.TextChoices):
+    NONE = "none", "Nothing to extract"
+    PENDING = "pending", "Waiting for a worker"
+    DONE = "done", "Extracted"
+    FAILED = "failed", "Failed or over a limit"
+
+
 class Attachment(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="attachments")
@@ -191,6 +200,8 @@ class Attachment(models.Model):
     sha256 = models.CharField(max_length=64)
     file = models.FileField(upload_to=_attachment_path, max_length=255)
     extracted_text = models.TextField(blank=True)
+    extraction = models.CharField(max_length=8, choices=Extraction.choices, default=Extraction.NONE,
+                                  help_text="Text extraction runs in a worker after the message is stored.")
 
     class Meta:
         ordering = ["email", "position"]
@@ -230,3 +241,49 @@ class ForwardDelivery(models.Model):
 
     def __str__(self):
         return f"{self.recipient} ({self.status})"
+
+
+class ForwardingConfirmation(models.Model):
+    """An address outside the account that a mailbox wants to forward to: nothing goes there until the
+    address's owner follows the link in the confirmation mail (only a hash of the link's token is kept)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="forwarding_confirmations")
+    address = models.CharField(max_length=320)
+    token_hash = models.CharField(max_length=64, unique=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["address"]
+        constraints = [models.UniqueConstraint(fields=["account", "address"], name="forwarding_confirmation_unique")]
+
+    def __str__(self):
+        return f"{self.address} ({'confirmed' if self.confirmed_at else 'pending'})"
+
+    @property
+    def is_confirmed(self):
+        return self.confirmed_at is not None
+
+
+class SendRecord(models.Model):
+    """The send ledger: one row per recipient of every message that leaves an account (sends, forwards,
+    confirmation mails). The plan's sends per day count these rows, which outlive the mail they record."""
+
+    class Kind(models.TextChoices):
+        SEND = "send", "Send"
+        FORWARD = "forward", "Forward"
+        SYSTEM = "system", "Confirmation mail"
+
+    id = models.BigAutoField(primary_key=True)
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="send_records")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    recipient = models.CharField(max_length=320)
+    email_id = models.UUIDField(null=True, blank=True, help_text="The email it was sent for; kept after the email is gone.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "created_at"], name="send_record_account_recent")]
+
+    def __str__(self):
+        return f"{self.kind} to {self.recipient} at {self.created_at:%Y-%m-%d %H:%M}"
