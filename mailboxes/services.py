@@ -3,6 +3,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import Account
 from mailboxes.addresses import ROLE_NAMES, SYSTEM_NAMES, normalize_address, normalize_local_part
 from mailboxes.models import Group, Mailbox
+from mailboxes.outbound.composition import has_control_characters
 from mailboxes.store.services import email_purge
 from qmailing.errors import Conflict, Invalid, LimitReached, NotFound
 from webhooks.models import EventType
@@ -24,6 +25,15 @@ def _clean_forwarding(addresses, *, own_address):
     return cleaned
 
 
+def _clean_display_name(display_name):
+    """The name shown in From: one line, no control character, raw or inside an encoded word."""
+    display_name = (display_name or "").strip()
+    if len(display_name) > 120 or has_control_characters(display_name):
+        raise Invalid("The display name must be one line of at most 120 characters, without control characters.",
+                      field="display_name")
+    return display_name
+
+
 def mailbox_create(*, account, domain, local_part, display_name="", forwarding_addresses=(), forward_keep_copy=True):
     """Create a mailbox on the account's verified domain (or the shared domain), within the plan."""
     local_part = normalize_local_part(local_part)
@@ -33,9 +43,7 @@ def mailbox_create(*, account, domain, local_part, display_name="", forwarding_a
         raise Invalid(f"{domain.name} is not verified yet. Publish its DNS records and run verification first.", field="domain", code="domain_not_verified")
     if local_part in SYSTEM_NAMES or (domain.is_shared and local_part in ROLE_NAMES):
         raise Invalid(f"{local_part}@{domain.name} is reserved. Choose another name.", field="local_part", code="address_reserved")
-    display_name = (display_name or "").strip()
-    if len(display_name) > 120 or any(ch in display_name for ch in "\r\n"):
-        raise Invalid("The display name must be one line of at most 120 characters.", field="display_name")
+    display_name = _clean_display_name(display_name)
     address = f"{local_part}@{domain.name}"
     forwarding = _clean_forwarding(forwarding_addresses, own_address=address)
 
@@ -66,10 +74,7 @@ def mailbox_update(*, mailbox, display_name=None, forwarding_addresses=None, for
     """Change a mailbox's display name and forwarding; omitted arguments stay as they are."""
     fields = []
     if display_name is not None:
-        display_name = display_name.strip()
-        if len(display_name) > 120 or any(ch in display_name for ch in "\r\n"):
-            raise Invalid("The display name must be one line of at most 120 characters.", field="display_name")
-        mailbox.display_name = display_name
+        mailbox.display_name = _clean_display_name(display_name)
         fields.append("display_name")
     if forwarding_addresses is not None:
         mailbox.forwarding_addresses = _clean_forwarding(forwarding_addresses, own_address=mailbox.address)

@@ -1,24 +1,39 @@
 """Build outbound MIME messages and DKIM-sign them.
 
-Every value placed in a header goes through `header_value` (no CR, LF or other control character),
-and the finished header block is checked against the names we wrote: Python here is not patched for
-CVE-2024-6923, so a decoded inbound subject must never be able to start a header line of its own.
+Python here is not patched for CVE-2024-6923: a header value holding an RFC 2047 encoded word is
+decoded by the header registry when it is set, and a CR or LF inside comes out raw when the message is
+folded, starting a header line (or a body) of its own. So every value placed in a header, from any
+source (a form, stored mail, mailbox settings, the API), goes through `header_value`, which decodes
+encoded words itself, to a fixpoint, and removes control characters from the result; no encoded word is
+left for the registry to decode. Then the serialised message must parse back to exactly the headers we
+meant to write (`check_header_block`).
 """
 
 import re
 import uuid
+from email.errors import HeaderParseError
+from email.header import decode_header
 from datetime import datetime, timezone as dt_timezone
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.utils import format_datetime
 
 import dkim
 
 from qmailing.errors import Invalid
 
-# C0/C1 controls, DEL and the Unicode line/paragraph separators some parsers treat as newlines.
+# C0/C1 controls (NEL is \x85), DEL and the Unicode line/paragraph separators some parsers treat as newlines.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# An RFC 2047 encoded word, as loosely as Python's header parser recognises one (it decodes these too).
+_ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[^?\s]*\?[^\s]*?\?=")
+# Rounds of decoding before what is still encoded is defused instead: an encoded word inside an encoded
+# word inside … is an attack, never mail.
+MAX_DECODE_ROUNDS = 4
+# The header block of any message we hand on (sent, forwarded): Postfix's header_size_limit. Parsing a
+# bigger one (a To of 10,000 addresses) costs seconds per copy, and no legitimate message needs it.
+MAX_HEADER_BLOCK_BYTES = 102_400
 _MESSAGE_ID = re.compile(r"^[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[A-Za-z0-9.\-\[\]:]{1,250}$")  # no <, >, spaces
 _REPLY_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
@@ -30,9 +45,44 @@ DKIM_SIGNED_HEADERS = (
 )
 
 
+def _decoded_word(match):
+    word = match.group(0)
+    try:
+        (data, charset), = decode_header(word)
+        if isinstance(data, str):  # not an encoded word after all: defuse it
+            return word.replace("=?", "= ?")
+        return data.decode(charset or "ascii", "replace")
+    except (HeaderParseError, LookupError, ValueError):
+        return word.replace("=?", "= ?")
+
+
+def _decoded(value):
+    """Encoded words decoded, nested ones too, controls kept; what is still encoded after
+    MAX_DECODE_ROUNDS is defused ("=?" → "= ?") so that no header parser can decode it later."""
+    text = str(value or "")
+    for _ in range(MAX_DECODE_ROUNDS):
+        if not _ENCODED_WORD.search(text):
+            return text
+        text = _ENCODED_WORD.sub(_decoded_word, text)
+    return _ENCODED_WORD.sub(lambda match: match.group(0).replace("=?", "= ?"), text)
+
+
+def header_text(value):
+    """The text a header value really says: encoded words decoded, every control character a space.
+
+    The result holds no CR, LF, NEL, U+2028 or other control character, and no encoded word.
+    """
+    return _CONTROL.sub(" ", _decoded(value))
+
+
 def header_value(value, *, limit=998):
-    """One header line's worth of text: controls become spaces, runs of spaces collapse."""
-    return re.sub(r"\s{2,}", " ", _CONTROL.sub(" ", str(value or ""))).strip()[:limit]
+    """One header line's worth of text (see header_text); runs of spaces collapse."""
+    return re.sub(r"\s{2,}", " ", header_text(value)).strip()[:limit]
+
+
+def has_control_characters(value):
+    """Whether input holds a line break or another control character, raw or inside an encoded word."""
+    return bool(_CONTROL.search(_decoded(value)))
 
 
 def safe_message_id(value):
@@ -71,14 +121,10 @@ def build_message(*, sender, to, cc, subject, text, html, attachments, message_i
     message["Subject"] = header_value(subject)
     message["Date"] = format_datetime(datetime.now(dt_timezone.utc), usegmt=True)
     message["Message-ID"] = f"<{message_id}>"
-    written = {"from", "to", "cc", "subject", "date", "message-id", "mime-version", "content-type",
-               "content-transfer-encoding"}
     if in_reply_to:
         message["In-Reply-To"] = f"<{in_reply_to}>"
-        written.add("in-reply-to")
     if references:
         message["References"] = " ".join(f"<{ref}>" for ref in references)
-        written.add("references")
     message["MIME-Version"] = "1.0"
     message.set_content(text or "")
     if html:
@@ -88,18 +134,31 @@ def build_message(*, sender, to, cc, subject, text, html, attachments, message_i
         message.add_attachment(bytes(content), maintype=maintype, subtype=subtype,
                                filename=header_value(filename, limit=255) or "attachment")
     raw = message.as_bytes()
-    _check_header_block(raw, allowed=written)
+    check_header_block(raw, intended=[(name, str(value)) for name, value in message.items()])
     return raw
 
 
-def _check_header_block(raw, *, allowed):
-    head = raw.split(b"\r\n\r\n", 1)[0]
-    for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t"):
-            continue  # a folded continuation of the previous header
-        name = line.split(b":", 1)[0].decode("ascii", "replace").strip().lower()
-        if name not in allowed:
-            raise Invalid("The message could not be built safely (an unexpected header appeared).", code="unsafe_header")
+def _header_block(raw):
+    end = raw.find(b"\r\n\r\n")
+    return raw if end < 0 else raw[: end + 2]
+
+
+def check_header_block(raw, *, intended):
+    """Refuse to hand on a message whose header block does not parse back to exactly `intended`.
+
+    `intended` is [(name, value)] as set on the message. Parsing the serialised bytes again catches
+    what any folding bug could do: a second From, a Bcc, or headers ended early so that the rest of
+    a value becomes the body.
+    """
+    head = _header_block(raw)
+    if len(head) > MAX_HEADER_BLOCK_BYTES:
+        raise Invalid(f"The message headers exceed {MAX_HEADER_BLOCK_BYTES} bytes.", code="unsafe_header")
+    parsed = BytesParser(policy=policy.SMTP).parsebytes(head, headersonly=True)
+    found = [(name.lower(), " ".join(str(value).split())) for name, value in parsed.items()]
+    wanted = [(name.lower(), " ".join(value.split())) for name, value in intended]
+    if found != wanted or parsed.defects:
+        raise Invalid("The message could not be built safely (its headers did not read back as written).",
+                      code="unsafe_header")
 
 
 def dkim_sign(*, raw, domain):

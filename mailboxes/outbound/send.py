@@ -13,8 +13,8 @@ from accounts.models import Account
 from mailboxes.addresses import normalize_address
 from mailboxes.inbound.hosted import accounts_lock, deliver_hosted
 from mailboxes.inbound.ingest import email_ingest, ingest_batch
-from mailboxes.outbound.composition import (MAX_REFERENCES, build_message, dkim_sign, header_value, new_message_id,
-                                   reply_subject, safe_message_id)
+from mailboxes.outbound.composition import (MAX_REFERENCES, build_message, dkim_sign, has_control_characters,
+                                            header_value, new_message_id, reply_subject, safe_message_id)
 from mailboxes.models import Email, Folder, Mailbox, Thread
 from mailboxes.outbound.delivery import delivery_payload
 from mailboxes.selectors import mailbox_by_address
@@ -40,7 +40,7 @@ def _recipients(values, *, field):
     result = []
     for value in values or ():
         value = str(value or "")
-        if header_value(value) != value.strip():
+        if has_control_characters(value):
             raise Invalid(f"{value!r} contains line breaks or control characters.", field=field)
         name, address = "", value.strip()
         if address.endswith(">") and "<" in address:
