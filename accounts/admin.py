@@ -2,10 +2,11 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from accounts.models import Account, Plan, User
+from qmailing.admin_mixins import NoSecretLookups
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(NoSecretLookups, admin.ModelAdmin):
     list_display = ("code", "name", "rank", "tool_groups", "max_domains", "max_mailboxes", "storage_bytes", "sends_per_day", "daily_request_cap")
     ordering = ("rank",)
 
@@ -19,7 +20,7 @@ class UserInline(admin.TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(NoSecretLookups, admin.ModelAdmin):
     list_display = ("name", "plan", "created_at", "mailbox_count", "domain_count")
     list_filter = ("plan",)
     search_fields = ("name", "users__email")
@@ -36,7 +37,7 @@ class AccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(NoSecretLookups, BaseUserAdmin):
     ordering = ("email",)
     list_display = ("email", "full_name", "account", "is_staff", "is_active", "date_joined")
     list_filter = ("is_staff", "is_superuser", "is_active")

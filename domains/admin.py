@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from domains.models import DnsRecord, Domain
+from qmailing.admin_mixins import NoSecretLookups
 
 
 def wrapped(value):
@@ -29,7 +30,7 @@ class DnsRecordInline(admin.TabularInline):
 
 
 @admin.register(Domain)
-class DomainAdmin(admin.ModelAdmin):
+class DomainAdmin(NoSecretLookups, admin.ModelAdmin):
     list_display = ("name", "account", "is_shared", "status", "last_checked_at", "verified_at", "check_slot")
     list_filter = ("status", "is_shared")
     search_fields = ("name", "account__name")
@@ -56,7 +57,7 @@ class DomainAdmin(admin.ModelAdmin):
 
 
 @admin.register(DnsRecord)
-class DnsRecordAdmin(admin.ModelAdmin):
+class DnsRecordAdmin(NoSecretLookups, admin.ModelAdmin):
     list_display = ("domain", "kind", "host", "type", "state", "checked_at")
     list_filter = ("kind", "state")
     search_fields = ("domain__name", "host")

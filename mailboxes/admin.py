@@ -1,12 +1,12 @@
 from django.contrib import admin
 
-from qmailing.admin_mixins import ReadOnlyAdmin
+from qmailing.admin_mixins import NoSecretLookups, ReadOnlyAdmin
 
-from mailboxes.models import Attachment, Email, ForwardDelivery, Group, Mailbox, Thread
+from mailboxes.models import Attachment, Email, ForwardDelivery, ForwardingConfirmation, Group, Mailbox, SendRecord, Thread
 
 
 @admin.register(Mailbox)
-class MailboxAdmin(admin.ModelAdmin):
+class MailboxAdmin(NoSecretLookups, admin.ModelAdmin):
     list_display = ("address", "account", "display_name", "status", "message_count", "unread_count", "storage_used", "created_at")
     list_filter = ("status", "domain__is_shared")
     search_fields = ("local_part", "domain__name", "display_name", "account__name")
@@ -16,7 +16,7 @@ class MailboxAdmin(admin.ModelAdmin):
 
 
 @admin.register(Group)
-class GroupAdmin(admin.ModelAdmin):
+class GroupAdmin(NoSecretLookups, admin.ModelAdmin):
     list_display = ("name", "account", "created_at")
     search_fields = ("name", "account__name")
     filter_horizontal = ("members",)
@@ -35,7 +35,7 @@ class AttachmentInline(admin.TabularInline):
 
 
 @admin.register(Email)
-class EmailAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class EmailAdmin(NoSecretLookups, ReadOnlyAdmin, admin.ModelAdmin):
     """Stored mail is changed only through the mail services (counters, search index, events)."""
 
     list_display = ("subject", "from_address", "mailbox", "direction", "folder", "is_read", "delivery_status", "received_at")
@@ -48,14 +48,14 @@ class EmailAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(Thread)
-class ThreadAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class ThreadAdmin(NoSecretLookups, ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("subject", "mailbox", "message_count", "last_message_at")
     search_fields = ("subject", "mailbox__local_part", "mailbox__domain__name")
     list_select_related = ("mailbox__domain",)
 
 
 @admin.register(Attachment)
-class AttachmentAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class AttachmentAdmin(NoSecretLookups, ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("filename", "content_type", "size", "email")
     search_fields = ("filename", "sha256", "email__subject")
     list_filter = ("content_type", "is_inline")
@@ -63,8 +63,25 @@ class AttachmentAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(ForwardDelivery)
-class ForwardDeliveryAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class ForwardDeliveryAdmin(NoSecretLookups, ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("recipient", "status", "attempts", "is_hosted", "attempted_at", "completed_at", "email")
     list_filter = ("status", "is_hosted")
     search_fields = ("recipient", "email__subject", "error")
     list_select_related = ("email",)
+
+
+@admin.register(ForwardingConfirmation)
+class ForwardingConfirmationAdmin(NoSecretLookups, ReadOnlyAdmin, admin.ModelAdmin):
+    list_display = ("address", "account", "requested_at", "confirmed_at")
+    search_fields = ("address", "account__name")
+    exclude = ("token_hash",)
+
+
+@admin.register(SendRecord)
+class SendRecordAdmin(NoSecretLookups, ReadOnlyAdmin, admin.ModelAdmin):
+    """The send ledger: what counted against each account's sends per day."""
+
+    list_display = ("created_at", "account", "kind", "recipient", "email_id")
+    list_filter = ("kind",)
+    search_fields = ("recipient", "account__name")
+    date_hierarchy = "created_at"

@@ -251,6 +251,8 @@ class ForwardingConfirmation(models.Model):
     account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="forwarding_confirmations")
     address = models.CharField(max_length=320)
     token_hash = models.CharField(max_length=64, unique=True)
+
+    secret_fields = ("token_hash",)  # never filterable in the admin (qmailing.admin_mixins.NoSecretLookups)
     requested_at = models.DateTimeField(default=timezone.now)
     confirmed_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,11 +1,11 @@
 from django.contrib import admin
 
-from qmailing.admin_mixins import ReadOnlyAdmin
+from qmailing.admin_mixins import NoSecretLookups, ReadOnlyAdmin
 from webhooks.models import Event
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+class EventAdmin(NoSecretLookups, ReadOnlyAdmin, admin.ModelAdmin):
     """The event log is append-only: visible, never editable."""
 
     list_display = ("created_at", "account", "cursor", "type", "mailbox")
