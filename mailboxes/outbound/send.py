@@ -1,22 +1,20 @@
 """Sending mail: the one service the dashboard, the REST API and the MCP tools call."""
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
-from django.utils import timezone
 
-from accounts.models import Account
 from mailboxes.addresses import normalize_address
 from mailboxes.inbound.hosted import accounts_lock, deliver_hosted
 from mailboxes.inbound.ingest import email_ingest, ingest_batch
 from mailboxes.outbound.composition import (MAX_REFERENCES, build_message, dkim_sign, has_control_characters,
                                             header_value, new_message_id, reply_subject, safe_message_id)
-from mailboxes.models import Email, Folder, Mailbox, Thread
+from domains.models import Domain
+from mailboxes.models import Email, Folder, Mailbox, SendRecord, Thread
 from mailboxes.outbound.delivery import delivery_payload
+from mailboxes.outbound.ledger import send_reserve
 from mailboxes.selectors import mailbox_by_address
 from mailboxes.tasks import email_deliver_task
 from qmailing.errors import Forbidden, Invalid, LimitReached, NotFound, TooLarge
@@ -26,7 +24,6 @@ from webhooks.services import event_publish
 MAX_RECIPIENTS = 50
 MAX_SUBJECT_CHARS = 998
 MAX_BODY_CHARS = 2_000_000
-SEND_WINDOW = timedelta(hours=24)
 
 
 def _max_attachment_bytes():
@@ -68,17 +65,13 @@ def _attachments(items):
     return cleaned
 
 
-def _check_send_limit(account):
-    """Raise LimitReached when the plan's sends in the last 24 hours (UTC clock) are used up."""
-    allowed = account.plan.sends_per_day
-    since = timezone.now() - SEND_WINDOW
-    sent = Email.objects.filter(account=account, direction=Email.Direction.OUTBOUND, received_at__gte=since).count()
-    if sent >= allowed:
-        raise LimitReached(
-            f"Your {account.plan.name} plan allows {allowed} sent emails per day and {sent} were sent in the last "
-            "24 hours. Wait until earlier sends age out of that window, or upgrade your plan.",
-            limit="sends_per_day",
-        )
+def _check_sending_domain(*, account, mailbox):
+    """The mailbox's domain must be verified now, and held by this account (a lost domain sends nothing)."""
+    domain = Domain.objects.get(pk=mailbox.domain_id)  # fresh: the cached one may predate a DNS check
+    if not domain.is_shared and (domain.status != Domain.Status.VERIFIED or domain.account_id != account.pk):
+        raise Forbidden(f"{domain.name} is not verified for your account, so {mailbox.address} cannot send. "
+                        "Publish its DNS records and run verification again.", code="domain_not_verified")
+    return domain
 
 
 def _reply_headers(*, mailbox, reply_to_email_id):
@@ -132,7 +125,7 @@ def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html
     if reply_to_email_id:
         parent, in_reply_to, references = _reply_headers(mailbox=mailbox, reply_to_email_id=reply_to_email_id)
         subject = reply_subject(subject or parent.subject)
-    domain = mailbox.domain
+    domain = _check_sending_domain(account=account, mailbox=mailbox)
     raw = build_message(
         sender=(mailbox.display_name, mailbox.address), to=lists["to"], cc=lists["cc"], subject=subject,
         text=text, html=html, attachments=files, message_id=new_message_id(domain_name=domain.name),
@@ -149,10 +142,10 @@ def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html
         # Sender and hosted recipients locked up front in one order: crosswise sends cannot deadlock,
         # and the sender's lock makes count-then-store one step, so parallel sends cannot overrun the limit.
         accounts_lock(account_ids=[account.pk, *(found.account_id for found in hosted.values() if found)])
-        locked = Account.objects.select_related("plan").get(pk=account.pk)
-        _check_send_limit(locked)
+        reserved = send_reserve(account=account, kind=SendRecord.Kind.SEND, recipients=addresses)
         copy = email_ingest(mailbox=mailbox, raw=signed, direction=Email.Direction.OUTBOUND, folder=Folder.SENT,
                             is_read=True, delivery_status=Email.Delivery.QUEUED)
+        SendRecord.objects.filter(pk__in=[record.pk for record in reserved]).update(email_id=copy.pk)
         copy.bcc = [{"address": address, "name": header_value(name, limit=320)} for name, address in lists["bcc"]]
         copy.save(update_fields=["bcc"])
         if parent is not None and copy.thread_id != parent.thread_id:
@@ -160,7 +153,6 @@ def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html
         outcome = deliver_hosted(raw=signed, recipients=local, envelope_from=mailbox.address)
         bounced = [f"{address}: {reason}" for address, reason in outcome.refused.items()]
         if external:
-
             if bounced:  # shown now; the status turns bounced once the others are handed off
                 copy.delivery_detail = "\n".join(bounced)
                 copy.save(update_fields=["delivery_detail"])
