@@ -10,10 +10,11 @@ same order, as the single query it replaces.
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models.expressions import RawSQL
 
 from mailboxes.models import Email
+from qmailing.errors import Invalid
 from qmailing.pagination import keyset_after, page_of
 
 RECENT_WINDOW = 20_000
@@ -95,7 +96,23 @@ def text_filter(queryset, query):
 
 
 def search_page(*, scope, query, cursor, limit):
-    """One keyset page of the scope's emails matching `query` (web-search syntax), newest first."""
-    return search_page_postgres(scope=scope, matching=text_filter(scope, query),
-                                tsquery_sql="websearch_to_tsquery(%s::regconfig, %s)",
-                                tsquery_params=(search_config(), query), cursor=cursor, limit=limit)
+    """One keyset page of the scope's emails matching `query` (web-search syntax), newest first.
+
+    A query PostgreSQL finds too complex (a program limit, or the tsquery parser's stack) is Invalid,
+    whatever shape got it there; the savepoint keeps the caller's transaction usable.
+    """
+    try:
+        with transaction.atomic():
+            return search_page_postgres(scope=scope, matching=text_filter(scope, query),
+                                        tsquery_sql="websearch_to_tsquery(%s::regconfig, %s)",
+                                        tsquery_params=(search_config(), query), cursor=cursor, limit=limit)
+    except DatabaseError as exc:
+        if not _too_complex(exc):
+            raise
+        raise Invalid("This search is too complex. Use fewer words and operators.", field="query")
+
+
+def _too_complex(exc):
+    # Program limits are class 54; the tsquery parser's own stack check raises a bare internal error.
+    state = str(getattr(exc.__cause__, "sqlstate", "") or "")
+    return state.startswith("54") or (state == "XX000" and "tsquery" in str(exc))

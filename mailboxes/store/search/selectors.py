@@ -1,5 +1,6 @@
 """Searching the mail store: the account's emails matching a query and filters, newest first, by keyset page."""
 
+import re
 from datetime import date, datetime, time, timezone
 
 from django.db import connection
@@ -16,6 +17,10 @@ from qmailing.errors import Invalid
 from qmailing.pagination import clean_limit, keyset_page
 
 MAX_QUERY_LENGTH = 500
+MAX_QUERY_TERMS = 32
+# "- - -x" or "---x" is a NOT of a NOT of …: PostgreSQL's tsquery stack overflows past 32 of them,
+# and a double negation never means anything a person wants. Any run of minus signs is one.
+_NEGATION_RUN = re.compile(r"-(?:\s*-)+")
 
 
 def _bound(value, *, field, end):
@@ -48,6 +53,9 @@ def email_search(*, account, query, mailbox=None, folder=None, from_=None, to=No
     query = (query or "").replace("\x00", " ").strip()
     if len(query) > MAX_QUERY_LENGTH:
         raise Invalid(f"The search query can be at most {MAX_QUERY_LENGTH} characters.", field="query")
+    query = _NEGATION_RUN.sub("-", query)
+    if len(query.split()) > MAX_QUERY_TERMS:
+        raise Invalid(f"The search query can have at most {MAX_QUERY_TERMS} words and operators.", field="query")
     emails = Email.objects.filter(account=account).defer(*LIST_DEFERRED)
     if mailbox is not None:
         emails = emails.filter(mailbox=own_mailbox(account=account, mailbox=mailbox))

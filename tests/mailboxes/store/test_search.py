@@ -166,3 +166,34 @@ def test_pages_are_the_same_whichever_phase_answers(owner, mailbox, monkeypatch,
                 break
         assert seen == expected
     assert email_search(account=owner, query="harbor -crane").items == []
+
+
+NEGATION_BOMBS = ["-" * 33 + "x", "- " * 40 + "x", "x " + "-" * 400 + "y", "-" * 499]
+
+
+@pytest.mark.parametrize("query", NEGATION_BOMBS)
+def test_a_pile_of_negations_is_one_negation_never_a_500(client, owner, corpus, query):
+    """PostgreSQL's tsquery stack overflowed at 33 minus signs ("tsquery stack too small", a 500)."""
+    client.force_login(owner.users.get())
+    response = client.get("/mail/search/", {"q": query})
+    assert response.status_code == 200
+    email_search(account=owner, query=query)
+
+
+def test_too_many_terms_is_a_clear_400(client, owner, corpus):
+    client.force_login(owner.users.get())
+    response = client.get("/mail/search/", {"q": " ".join(["word"] * 40)})
+    assert response.status_code == 400 and "at most 32 words" in response.content.decode()
+
+
+@pytest.mark.postgres
+def test_a_query_postgres_finds_too_complex_is_invalid_and_the_transaction_survives(owner, corpus):
+    from django.db import transaction
+
+    from mailboxes.store.search import postgres
+
+    scope = Email.objects.filter(account=owner)
+    with transaction.atomic():
+        with pytest.raises(Invalid):
+            postgres.search_page(scope=scope, query="-" * 40 + "x", cursor=None, limit=5)
+        assert Email.objects.filter(account=owner).exists()  # the outer transaction is still usable
