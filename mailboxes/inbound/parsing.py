@@ -29,6 +29,11 @@ MAX_PARSED_HEADER = 32_000
 MIN_DATE_YEAR, MAX_DATE_YEAR = 1900, 9998
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+# Bidi overrides, embeddings and isolates, zero-width and other invisible formatting characters: in a
+# filename they make "invoice\u202egpj.exe" look like "invoiceexe.jpg".
+_INVISIBLE_FORMATTING = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]+")
+# multipart/* and message/* Content-Type headers (folded or not): each is a container the parser recurses into.
+_CONTAINER_HEADER = re.compile(rb"^content-type:[ \t]*(?:\r?\n[ \t]+)*(?:multipart|message)/", re.IGNORECASE | re.MULTILINE)
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _SUBJECT_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|wg|vs|antw|tr|r|rif|odp)(\s*[\[(]\d+[\])])?\s*:\s*)+", re.IGNORECASE)
 
@@ -103,6 +108,11 @@ def clean_text(value):
 def header_line(value):
     """One header value on one line: every CR, LF and other control character becomes a space."""
     return re.sub(r"\s{2,}", " ", _CONTROL.sub(" ", clean_text(value))).strip()
+
+
+def safe_filename(value):
+    """A filename fit to show and to offer for download: one line, no bidi or invisible formatting."""
+    return _INVISIBLE_FORMATTING.sub("", header_line(value))[:255]
 
 
 def normalize_subject(subject):
@@ -232,7 +242,7 @@ def _walk(message, defects):
 
 def _filename(part):
     try:
-        return header_line(part.get_filename() or "")[:255]
+        return safe_filename(part.get_filename() or "")
     except Exception:
         return ""
 
@@ -260,24 +270,46 @@ def _payload(part, defects):
         return b""
 
 
+def containers_over_cap(raw):
+    """Whether the raw message declares more than MAX_PARTS multipart/message containers.
+
+    Counted with one linear scan of the bytes, before any parsing: the standard library parses nested
+    parts recursively, so a message nested thousands deep fails inside the parser (RecursionError)
+    before the MAX_DEPTH check of _walk could see it. Every container is a part, so more than
+    MAX_PARTS of them is over the parts cap whatever their shape.
+    """
+    count = 0
+    for _ in _CONTAINER_HEADER.finditer(raw):
+        count += 1
+        if count > MAX_PARTS:
+            return True
+    return False
+
+
 def parse_message(raw):
     """Parse raw bytes into a ParsedMessage. Defects are recorded, never raised."""
     parsed = ParsedMessage()
     defects = parsed.defects
+    over_cap = containers_over_cap(raw)
+    if over_cap:
+        defects.append(f"TooManyParts: more than {MAX_PARTS} nested MIME containers; the body was not read")
     try:
-        message = BytesParser(policy=MODERN_POLICY).parsebytes(raw)
+        # Over the cap only the header block is read: its fields are still worth storing.
+        message = BytesParser(policy=MODERN_POLICY).parsebytes(raw, headersonly=over_cap)
     except Exception as exc:  # the feed parser is meant never to raise; this is the last guard
         defects.append(f"ParseError: {type(exc).__name__}")
         return parsed
     try:
-        _fill(parsed, message, defects)
+        _fill_headers(parsed, message, defects)
+        if not over_cap:
+            _fill_body(parsed, message, defects)
     except Exception as exc:
         defects.append(f"ParseError: {type(exc).__name__}")
     parsed.defects = [header_line(d)[:300] for d in dict.fromkeys(defects)][:200]
     return parsed
 
 
-def _fill(parsed, message, defects):
+def _fill_headers(parsed, message, defects):
     parsed.from_ = _addresses(message, "from", defects)
     parsed.to = _addresses(message, "to", defects)
     parsed.cc = _addresses(message, "cc", defects)
@@ -291,6 +323,8 @@ def _fill(parsed, message, defects):
     parsed.in_reply_to = ids[0] if ids else ""
     parsed.references = _message_ids(_header(message, "references", defects))[-MAX_REFERENCES:]
 
+
+def _fill_body(parsed, message, defects):
     texts, html = [], ""
     for part in _walk(message, defects):
         try:

@@ -2,6 +2,8 @@
 
 from django import template
 
+from mailboxes.inbound.parsing import safe_filename
+
 register = template.Library()
 
 
@@ -19,3 +21,9 @@ def addresses(people):
 @register.filter
 def sender(email):
     return email.from_name or email.from_address or "(unknown sender)"
+
+
+@register.filter
+def filename(attachment):
+    """An attachment's name as shown: no bidi override or invisible character can disguise it."""
+    return safe_filename(attachment.filename)
