@@ -5,6 +5,7 @@ Structured-API ESPs behind django-anymail rebuild the message from the fields fi
 with the ESP's DKIM for the domain, so that domain must be set up at the ESP too.
 """
 
+import re
 import smtplib
 from email import policy
 from email.parser import BytesParser
@@ -12,7 +13,7 @@ from email.parser import BytesParser
 from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
 from django.core.mail import EmailMultiAlternatives, get_connection
 
-from mailboxes.outbound.composition import header_value
+from mailboxes.outbound.composition import MAX_HEADER_BLOCK_BYTES, header_value
 
 # Headers a structured ESP must carry over so threading and loop detection survive.
 _CARRIED_HEADERS = ("Message-ID", "In-Reply-To", "References", "Date", "Reply-To", "X-QMailing-Loop")
@@ -40,19 +41,35 @@ class _PreparedBytes:
         return None
 
 
+class HeadersTooLarge(ValueError):
+    """The message's header block is over MAX_HEADER_BLOCK_BYTES: refused for good, never retried."""
+
+
+def _header_block_size(raw):
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        end = raw.find(b"\n\n")
+    return len(raw) if end < 0 else end
+
+
+def _listed(header, recipients):
+    """The recipients whose address stands in this header's text: one linear scan per recipient.
+
+    The header registry's address-list parse is quadratic (10,000 addresses took seconds per copy),
+    and only membership is needed here: which envelope recipients a structured ESP shows in To / Cc.
+    """
+    text = str(header or "").lower()
+    return [r for r in recipients if re.search(r"(?<![\w.+-])" + re.escape(r.lower()) + r"(?![\w-])", text)]
+
+
 class PreparedEmailMessage(EmailMultiAlternatives):
     def __init__(self, *, raw, envelope_from, recipients, header_from=None):
+        if _header_block_size(raw) > MAX_HEADER_BLOCK_BYTES:
+            raise HeadersTooLarge(f"The message headers exceed {MAX_HEADER_BLOCK_BYTES} bytes; it is not sent on.")
         parsed = BytesParser(policy=policy.default).parsebytes(raw)
-        addresses = {r.lower() for r in recipients}
-
-        def listed(name):
-            try:
-                found = [a.addr_spec for a in getattr(parsed.get(name), "addresses", ())]
-            except Exception:  # a malformed header only costs the structured fields, not the send
-                found = []
-            return [a for a in found if a.lower() in addresses]
-
-        to, cc = listed("to"), listed("cc")
+        raw_headers = {name.lower(): value for name, value in parsed.raw_items() if name.lower() in ("to", "cc")}
+        to = _listed(raw_headers.get("to"), recipients)
+        cc = [r for r in _listed(raw_headers.get("cc"), recipients) if r not in to]
         shown = {a.lower() for a in to + cc}
         hidden = [r for r in recipients if r.lower() not in shown]
         if not to and not cc:
@@ -112,4 +129,4 @@ def permanent_failure(exc):
         return bool(codes) and all(code >= 500 for code in codes)
     if isinstance(exc, smtplib.SMTPSenderRefused):
         return exc.smtp_code >= 500
-    return isinstance(exc, (AnymailRecipientsRefused, AnymailInvalidAddress))
+    return isinstance(exc, (AnymailRecipientsRefused, AnymailInvalidAddress, HeadersTooLarge))
