@@ -1,5 +1,9 @@
+import hashlib
+import math
 import re
 
+from django.conf import settings
+from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -7,7 +11,8 @@ from django.db import transaction
 
 from accounts.models import Account, Plan, User
 from accounts.selectors import plan_get
-from qmailing.errors import Conflict, Invalid
+from qmailing import ratelimit
+from qmailing.errors import Conflict, Invalid, RateLimited
 
 
 def _first_free_local_part(base, domain):
@@ -56,3 +61,46 @@ def account_set_plan(*, account, plan_code):
     account.plan = plan_get(code=plan_code)
     account.save(update_fields=["plan"])
     return account
+
+
+def user_authenticate(*, request, email, password):
+    """The password check behind every sign-in form (dashboard and admin): the user, or None when they do not match.
+
+    Throttled per email tried and per client IP (`QMAILING_SIGNIN_FAILURES_PER_ACCOUNT` / `_PER_IP` failures per
+    `QMAILING_SIGNIN_WINDOW_SECONDS`). Each check takes an attempt from both budgets before the password is looked
+    at, so concurrent guesses cannot overshoot, and a successful sign-in gives its attempt back, so the budgets
+    count failures. Over either budget this raises RateLimited, even for the right password, in the same words
+    whether or not the account exists.
+    """
+    email = (email or "").strip().lower()
+    window = settings.QMAILING_SIGNIN_WINDOW_SECONDS
+    budgets = [
+        (f"signin:email:{hashlib.sha256(email.encode()).hexdigest()}", settings.QMAILING_SIGNIN_FAILURES_PER_ACCOUNT),
+        (f"signin:ip:{ratelimit.client_ip(request)}", settings.QMAILING_SIGNIN_FAILURES_PER_IP),
+    ]
+    taken = []
+    for key, limit in budgets:
+        allowed, retry_after = ratelimit.hit(key, limit=limit, window_seconds=window)
+        taken.append(key)
+        if not allowed:
+            for earlier in taken:  # no password was checked, so this attempt costs nothing
+                ratelimit.give_back(earlier)
+            minutes = math.ceil(retry_after / 60)
+            raise RateLimited(f"Too many sign-in attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+                              retry_after=retry_after)
+    user = authenticate(request, username=email, password=password)
+    if user is not None:
+        for key in taken:
+            ratelimit.give_back(key)
+    return user
+
+
+def user_set_password(*, user, password):
+    """Give `user` a new password (validated like a sign-up's); their other sessions end."""
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise Invalid(" ".join(exc.messages), errors={"password": list(exc.messages)})
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    return user

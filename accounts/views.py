@@ -1,19 +1,22 @@
 from django.conf import settings
-from django.contrib.auth import authenticate, login, logout
+from django.contrib import admin
+from django.contrib.auth import login, logout
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import SignInForm, SignUpForm
 from accounts.selectors import plan_list
-from accounts.services import account_signup
+from accounts.services import account_signup, user_authenticate
 from domains.selectors import domain_list
 from mailboxes.selectors import group_list, mailbox_list
-from qmailing.errors import AppError
+from qmailing.errors import AppError, RateLimited
 from qmailing.forms import add_app_error
 from qmailing.web import account_view, render_form
 
 
+@sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 def signup(request):
     form = SignUpForm(request.POST or None)
@@ -29,12 +32,19 @@ def signup(request):
     return render_form(request, "accounts/signup.html", {"form": form})
 
 
+@sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 def signin(request):
     form = SignInForm(request.POST or None)
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     if request.method == "POST" and form.is_valid():
-        user = authenticate(request, username=form.cleaned_data["email"].lower(), password=form.cleaned_data["password"])
+        try:
+            user = user_authenticate(request=request, email=form.cleaned_data["email"], password=form.cleaned_data["password"])
+        except RateLimited as exc:
+            form.add_error(None, exc.detail)
+            response = render(request, "accounts/signin.html", {"form": form, "next": next_url}, status=exc.status)
+            response["Retry-After"] = str(exc.extra["retryAfter"])
+            return response
         if user is None:
             form.add_error(None, "That email and password do not match an account.")
         else:
@@ -43,6 +53,16 @@ def signin(request):
                 return redirect(next_url)
             return redirect("dashboard")
     return render_form(request, "accounts/signin.html", {"form": form, "next": next_url})
+
+
+def admin_login(request):
+    """The admin's own login page (its form is AdminSignInForm), answering 429 with Retry-After when throttled."""
+    response = admin.site.login(request)
+    form = (getattr(response, "context_data", None) or {}).get("form")
+    if form is not None and form.rate_limited is not None:
+        response.status_code = form.rate_limited.status
+        response["Retry-After"] = str(form.rate_limited.extra["retryAfter"])
+    return response
 
 
 @require_POST

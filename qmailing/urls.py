@@ -2,12 +2,14 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 
-from accounts.views import dashboard, plan_view
+from accounts.forms import AdminSignInForm
+from accounts.views import admin_login, dashboard, plan_view
 from mailboxes.inbound.esp import MailgunInboundView
 from mailboxes.web.urls import mail_urls, mailbox_urls
 
 admin.site.site_header = "QMailing administration"
 admin.site.site_title = "QMailing admin"
+admin.site.login_form = AdminSignInForm  # the throttled password check the dashboard uses
 
 urlpatterns = [
     path("", dashboard, name="dashboard"),
@@ -20,5 +22,6 @@ urlpatterns = [
     # ESP webhooks: inbound mail and delivery tracking (Mailgun inbound answers 406 for refused mail).
     re_path(r"^anymail/mailgun/inbound(_mime)?/$", MailgunInboundView.as_view(), name="mailgun_inbound_webhook"),
     path("anymail/", include("anymail.urls")),
+    path("admin/login/", admin_login),  # before the admin's own login/, to answer 429 when throttled
     path("admin/", admin.site.urls),
 ]

@@ -1,4 +1,5 @@
 import os
+import uuid
 
 import pytest
 from django.conf import settings
@@ -31,6 +32,8 @@ def _test_settings(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     # Real hashing costs ~0.3 s per sign-up; the tests exercise accounts, not PBKDF2.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Fresh rate-limit counters per test (in memory or Redis); old ones expire with their window.
+    settings.QMAILING_RATELIMIT_KEY_PREFIX = f"qmailing-test:{uuid.uuid4().hex}:"
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env.str("QMAILING_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", False)
+# Error pages and reports mask credentials: DATABASE_URL, REDIS_URL, passwords inside any URL, secret-looking names.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "qmailing.error_reports.CredentialMaskingFilter"
 # Without DJANGO_SECRET_KEY, one machine keeps a random key of its own beside its data; several nodes
 # must share DJANGO_SECRET_KEY instead.
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", "") or local_secret(VAR_DIR / "secret_key")
@@ -113,7 +115,9 @@ MEDIA_URL = "/media/"
 
 SESSION_COOKIE_SECURE = env.bool("QMAILING_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("QMAILING_BEHIND_TLS_PROXY", False) else None
+# Behind our TLS proxy: trust its X-Forwarded-Proto, and its X-Forwarded-For hop as the client address (rate limits).
+QMAILING_BEHIND_TLS_PROXY = env.bool("QMAILING_BEHIND_TLS_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if QMAILING_BEHIND_TLS_PROXY else None
 SECURE_SSL_REDIRECT = env.bool("QMAILING_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env.int("QMAILING_HSTS_SECONDS", 0)
 
@@ -167,6 +171,13 @@ QMAILING_DOMAIN_RELEASE_DAYS = env.int("QMAILING_DOMAIN_RELEASE_DAYS", 7)
 QMAILING_UPGRADE_URL = env.str("QMAILING_UPGRADE_URL", f"{QMAILING_BASE_URL}/settings/plan")
 QMAILING_ERROR_DOCS_URL = env.str("QMAILING_ERROR_DOCS_URL", f"{QMAILING_BASE_URL}/docs/errors")
 
+# --- Rate limits (qmailing.ratelimit): counters in Redis when REDIS_URL is set, in process memory otherwise.
+QMAILING_RATELIMIT_KEY_PREFIX = env.str("QMAILING_RATELIMIT_KEY_PREFIX", "qmailing:rl:")
+# Failed sign-ins (dashboard and admin) allowed per email address and per client IP in one window.
+QMAILING_SIGNIN_FAILURES_PER_ACCOUNT = env.int("QMAILING_SIGNIN_FAILURES_PER_ACCOUNT", 10)
+QMAILING_SIGNIN_FAILURES_PER_IP = env.int("QMAILING_SIGNIN_FAILURES_PER_IP", 30)
+QMAILING_SIGNIN_WINDOW_SECONDS = env.int("QMAILING_SIGNIN_WINDOW_SECONDS", 15 * 60)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -182,6 +193,11 @@ LOGGING = {
 QMAILING_SMTP_HOST = env.str("QMAILING_SMTP_HOST", "127.0.0.1")
 QMAILING_SMTP_PORT = env.int("QMAILING_SMTP_PORT", 2525)
 QMAILING_SMTP_MAX_MESSAGE_BYTES = env.int("QMAILING_SMTP_MAX_MESSAGE_BYTES", 35 * 1024 * 1024)
+# Sessions open at once (more are answered 421 4.3.2), and the message bytes all sessions may hold at
+# once, reserved at MAIL FROM from the announced SIZE (the maximum message size without one; 452 4.3.1
+# when used up). Memory in use is a few times the bytes in flight while messages are parsed and stored.
+QMAILING_SMTP_MAX_SESSIONS = env.int("QMAILING_SMTP_MAX_SESSIONS", 100)
+QMAILING_SMTP_MAX_INFLIGHT_BYTES = env.int("QMAILING_SMTP_MAX_INFLIGHT_BYTES", 4 * QMAILING_SMTP_MAX_MESSAGE_BYTES)
 # PEM certificate chain and key for STARTTLS; without a certificate the server offers no STARTTLS.
 QMAILING_SMTP_TLS_CERT_FILE = env.str("QMAILING_SMTP_TLS_CERT_FILE", "")
 QMAILING_SMTP_TLS_KEY_FILE = env.str("QMAILING_SMTP_TLS_KEY_FILE", "")

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -76,13 +78,37 @@ def test_set_plan_service_rejects_unknown_plans(owner):
         account_set_plan(account=owner, plan_code="ENTERPRISE")
 
 
-def test_demo_command_is_idempotent(db, capsys):
+def _printed_demo_password(out):
+    return re.search(r"demo@example\.com / (\S+) ", out)[1]
+
+
+def test_demo_command_is_idempotent_and_prints_a_random_password_once(db, capsys):
     call_command("create_demo")
+    first = capsys.readouterr().out
+    password = _printed_demo_password(first)
+    assert password != "demo-password-2026" and len(password) >= 16
     call_command("create_demo")
-    out = capsys.readouterr().out
-    assert out.count("demo@example.com / demo-password-2026") == 2
+    again = capsys.readouterr().out
+    assert password not in again and "--new-password" in again
     user = User.objects.get(email="demo@example.com")
-    assert user.account.plan.code == "PLUS" and user.is_staff and user.account.mailboxes.count() == 1
+    assert user.account.plan.code == "PLUS" and user.is_staff and user.is_superuser and user.account.mailboxes.count() == 1
+    assert user.check_password(password)
+    call_command("create_demo", "--new-password")
+    renewed = _printed_demo_password(capsys.readouterr().out)
+    user.refresh_from_db()
+    assert renewed != password and user.check_password(renewed) and not user.check_password(password)
+
+
+def test_demo_command_replaces_the_password_earlier_versions_published(db, capsys):
+    call_command("create_demo")
+    user = User.objects.get(email="demo@example.com")
+    user.set_password("demo-password-2026")
+    user.save()
+    capsys.readouterr()
+    call_command("create_demo")
+    password = _printed_demo_password(capsys.readouterr().out)
+    user.refresh_from_db()
+    assert not user.check_password("demo-password-2026") and user.check_password(password)
 
 
 def test_limit_helpers_reflect_usage(free_account):

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -143,3 +145,92 @@ def test_plan_page_is_where_limit_errors_point(client, free_account, settings):
         domain_add(account=free_account, name="two.example")
     assert err.value.extra["upgradeUrl"].endswith(reverse("plan"))
     assert client.get(reverse("plan")).status_code == 200
+
+
+def _sign_in(client, email, password, ip="198.51.100.7", url=None):
+    url = url or reverse("accounts:signin")
+    fields = {"username": email} if url.startswith("/admin/") else {"email": email}
+    return client.post(url, {**fields, "password": password}, REMOTE_ADDR=ip)
+
+
+def test_eleventh_wrong_password_is_refused_even_when_correct(client, owner):
+    for _ in range(10):
+        assert _sign_in(client, "owner@example.org", "wrong").status_code == 400
+    refused = _sign_in(client, "owner@example.org", "correct horse battery 9")
+    assert refused.status_code == 429
+    assert 0 < int(refused["Retry-After"]) <= 15 * 60
+    assert "Too many sign-in attempts. Try again in 15 minutes." in refused.content.decode()
+    assert client.get(reverse("dashboard")).status_code == 302  # not signed in
+    # The lock is on the email, whichever address the guesses come from.
+    assert _sign_in(client, "owner@example.org", "correct horse battery 9", ip="192.0.2.99").status_code == 429
+
+
+def test_another_account_from_another_ip_is_unaffected(client, owner, outsider):
+    for _ in range(11):
+        _sign_in(client, "owner@example.org", "wrong")
+    assert _sign_in(client, "outsider@example.net", "correct horse battery 9", ip="192.0.2.44").status_code == 302
+
+
+def test_throttling_does_not_reveal_whether_an_account_exists(client, owner):
+    answers = {}
+    for email in ("owner@example.org", "nobody@example.org"):
+        statuses = [_sign_in(client, email, "wrong").status_code for _ in range(11)]
+        refused = _sign_in(client, email, "wrong")
+        message = re.search(r'<ul class="errorlist nonfield">.*?</ul>', refused.content.decode(), re.S)[0]
+        answers[email] = (statuses, refused.status_code, 0 < int(refused["Retry-After"]) <= 900, message)
+    assert answers["owner@example.org"] == answers["nobody@example.org"]
+    assert answers["owner@example.org"][0] == [400] * 10 + [429]
+
+
+def test_successful_sign_ins_give_their_attempt_back(client, owner):
+    for _ in range(9):
+        _sign_in(client, "owner@example.org", "wrong")
+    for _ in range(3):
+        assert _sign_in(client, "owner@example.org", "correct horse battery 9").status_code == 302
+        client.post(reverse("accounts:signout"))
+    assert _sign_in(client, "owner@example.org", "wrong").status_code == 400  # the tenth failure
+    assert _sign_in(client, "owner@example.org", "correct horse battery 9").status_code == 429
+
+
+def test_per_ip_limit_across_many_accounts(client, owner):
+    for n in range(30):
+        assert _sign_in(client, f"guess{n}@example.org", "wrong", ip="203.0.113.5").status_code == 400
+    refused = _sign_in(client, "owner@example.org", "correct horse battery 9", ip="203.0.113.5")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert _sign_in(client, "owner@example.org", "correct horse battery 9", ip="203.0.113.6").status_code == 302
+
+
+def test_behind_the_proxy_the_forwarded_client_is_counted(client, owner, settings):
+    settings.QMAILING_BEHIND_TLS_PROXY = True
+    for n in range(30):
+        client.post(reverse("accounts:signin"), {"email": f"guess{n}@example.org", "password": "wrong"},
+                    REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=f"10.9.9.{n}, 203.0.113.5")  # a spoofed first hop
+    blocked = client.post(reverse("accounts:signin"), {"email": "owner@example.org", "password": "correct horse battery 9"},
+                          REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.5")
+    assert blocked.status_code == 429
+    other = client.post(reverse("accounts:signin"), {"email": "owner@example.org", "password": "correct horse battery 9"},
+                        REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.6")
+    assert other.status_code == 302
+
+
+def test_admin_login_is_throttled_too(client, db):
+    User.objects.create_superuser(email="root@example.com", password="root password 1")
+    admin_login = reverse("admin:login")
+    for _ in range(10):
+        response = _sign_in(client, "root@example.com", "wrong", url=admin_login)
+        assert response.status_code == 200 and "correct email and password" in response.content.decode()
+    refused = _sign_in(client, "root@example.com", "root password 1", url=admin_login)
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert "Too many sign-in attempts" in refused.content.decode()
+    assert client.get(reverse("admin:index")).status_code == 302  # not signed in
+    assert _sign_in(client, "root@example.com", "root password 1", url=admin_login, ip="192.0.2.1").status_code == 429
+    User.objects.create_superuser(email="other@example.com", password="other password 1")
+    assert _sign_in(client, "other@example.com", "other password 1", url=admin_login, ip="192.0.2.1").status_code == 302
+
+
+def test_admin_and_dashboard_share_one_budget(client, owner):
+    for _ in range(5):
+        _sign_in(client, "owner@example.org", "wrong", url=reverse("admin:login"))
+    for _ in range(5):
+        _sign_in(client, "owner@example.org", "wrong")
+    assert _sign_in(client, "owner@example.org", "correct horse battery 9").status_code == 429

@@ -117,3 +117,25 @@ def test_channel_layer_round_trip_over_redis():
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.send)(channel, {"type": "ping", "n": 1})
     assert async_to_sync(layer.receive)(channel) == {"type": "ping", "n": 1}
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.0.0.2", True), ("localhost", True), ("::1", True),
+                                            ("[::1]", True), ("0.0.0.0", False), ("::", False), ("192.0.2.1", False),
+                                            ("example.com", False)])
+def test_run_all_knows_loopback_hosts(host, loopback):
+    from qmailing.management.commands.run_all import is_loopback
+
+    assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize("host, warned", [("0.0.0.0", True), ("127.0.0.1", False)])
+def test_run_all_warns_loudly_when_not_on_loopback(host, warned, monkeypatch, capsys):
+    from django.core.management import call_command
+
+    from qmailing.management.commands import run_all
+
+    monkeypatch.setattr(run_all, "process_table", lambda host, port: [("noop", [sys.executable, "-c", "pass"])])
+    monkeypatch.setattr(run_all.signal, "signal", lambda *args: None)  # keep pytest's own Ctrl-C handler
+    with pytest.raises(SystemExit):  # the one child exits at once, which stops run_all
+        call_command("run_all", "--host", host, "--port", "8999")
+    assert ("WARNING: HTTP on 0.0.0.0:8999 is not loopback" in capsys.readouterr().err) is warned

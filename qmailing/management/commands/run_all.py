@@ -1,5 +1,6 @@
 """Start every QMailing process in the foreground and stop them all together (Ctrl-C)."""
 
+import ipaddress
 import os
 import selectors
 import signal
@@ -25,6 +26,15 @@ def process_table(host, port):
     return table
 
 
+def is_loopback(host):
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class Command(BaseCommand):
     help = "Run web (daphne), Celery worker, Celery beat and the SMTP server together; Ctrl-C stops them all."
 
@@ -33,6 +43,15 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("QMAILING_HTTP_PORT", "8000")))
 
     def handle(self, *args, host, port, **options):
+        if not is_loopback(host):
+            debug = " with DEBUG on (error pages show code and settings)" if settings.DEBUG else ""
+            self.stderr.write("\n".join([
+                "!" * 78,
+                f"[run_all] WARNING: HTTP on {host}:{port} is not loopback. This is a local setup{debug};",
+                "[run_all] anyone who can reach the port gets it, and the demo superuser if create_demo made one.",
+                "[run_all] Leave --host at 127.0.0.1 unless you mean it.",
+                "!" * 78,
+            ]))
         children = {}
         selector = selectors.DefaultSelector()
         for name, command in process_table(host, port):

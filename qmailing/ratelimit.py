@@ -1,0 +1,144 @@
+"""Fixed-window rate limits: one atomic check-and-increment per call, shared by every gate.
+
+    allowed, retry_after = hit("signin:ip:203.0.113.9", limit=30, window_seconds=900)
+    if not allowed:
+        raise RateLimited("…", retry_after=retry_after)
+
+A key's window opens on its first hit and lasts `window_seconds`; within it the first `limit` hits are
+allowed and the rest are refused, with `retry_after` the whole seconds until the window closes. The
+check and the increment are one step, so N concurrent hits on one key let exactly `limit` through.
+
+Where the counters live: with `REDIS_URL` set, in Redis (one Lua script, one round trip, so every web
+node shares them); without it, in this process's memory under a lock (the embedded default runs one
+web process). Keys are prefixed with `QMAILING_RATELIMIT_KEY_PREFIX`; callers pass short names such as
+`signin:email:<hash>` and should hash anything personal. Counters need no cleanup: they expire with
+their window.
+"""
+
+import ipaddress
+import math
+import threading
+import time
+from typing import NamedTuple
+
+import redis
+from django.conf import settings
+
+
+class Decision(NamedTuple):
+    allowed: bool
+    retry_after: int  # when refused: whole seconds until the key's window closes; 0 when allowed
+
+
+def hit(key, *, limit, window_seconds):
+    """Count one hit on `key` and say whether it is within `limit` hits per `window_seconds`."""
+    count, ttl_ms = _backend().incr(_full_key(key), window_seconds * 1000)
+    retry_after = max(1, math.ceil(ttl_ms / 1000)) if count > limit else 0
+    return Decision(allowed=count <= limit, retry_after=retry_after)
+
+
+def give_back(key):
+    """Undo one earlier hit on `key` (for callers that count only failures); a closed window is left alone."""
+    _backend().decr(_full_key(key))
+
+
+def _full_key(key):
+    return f"{settings.QMAILING_RATELIMIT_KEY_PREFIX}{key}"
+
+
+def _backend():
+    return _redis_backend(settings.REDIS_URL) if settings.REDIS_URL else _memory
+
+
+class MemoryCounters:
+    """The embedded backend: a dict under one lock, exact for every thread of this process."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counters = {}  # key -> [count, expires_at (time.monotonic())]
+        self._next_sweep = 0.0
+
+    def incr(self, key, window_ms):
+        now = time.monotonic()
+        with self._lock:
+            if now >= self._next_sweep:  # drop closed windows now and then so memory stays bounded
+                self._counters = {k: v for k, v in self._counters.items() if v[1] > now}
+                self._next_sweep = now + 60
+            entry = self._counters.get(key)
+            if entry is None or entry[1] <= now:
+                entry = self._counters[key] = [0, now + window_ms / 1000]
+            entry[0] += 1
+            return entry[0], (entry[1] - now) * 1000
+
+    def decr(self, key):
+        now = time.monotonic()
+        with self._lock:
+            entry = self._counters.get(key)
+            if entry is not None and entry[1] > now and entry[0] > 0:
+                entry[0] -= 1
+
+
+_memory = MemoryCounters()
+
+# INCR, then start the window on the first hit; PTTL < 0 mends a key that somehow lost its expiry.
+_INCR_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {count, ttl}
+"""
+# DECR only inside an open window: a bare DECR on an expired key would create one without expiry.
+_DECR_SCRIPT = """
+if redis.call('PTTL', KEYS[1]) > 0 and tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then
+  return redis.call('DECR', KEYS[1])
+end
+return 0
+"""
+
+
+class RedisCounters:
+    def __init__(self, url):
+        self.client = redis.Redis.from_url(url)
+        self._incr = self.client.register_script(_INCR_SCRIPT)
+        self._decr = self.client.register_script(_DECR_SCRIPT)
+
+    def incr(self, key, window_ms):
+        count, ttl_ms = self._incr(keys=[key], args=[int(window_ms)])
+        return int(count), int(ttl_ms)
+
+    def decr(self, key):
+        self._decr(keys=[key])
+
+
+_redis_clients = {}
+_redis_lock = threading.Lock()
+
+
+def _redis_backend(url):
+    with _redis_lock:  # one connection pool per URL for the whole process
+        if url not in _redis_clients:
+            _redis_clients[url] = RedisCounters(url)
+        return _redis_clients[url]
+
+
+def client_ip(request):
+    """The address to count a request against: REMOTE_ADDR, or, behind our TLS proxy, the last X-Forwarded-For hop.
+
+    Only the entry our own proxy appended (the rightmost) is trusted; anything left of it came from the client.
+    IPv6 clients are counted per /64, the block one subscriber usually holds.
+    """
+    address = request.META.get("REMOTE_ADDR", "")
+    if settings.QMAILING_BEHIND_TLS_PROXY:
+        forwarded = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+        if forwarded:
+            address = forwarded[-1]
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address or "unknown"
+    if ip.version == 6:
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
