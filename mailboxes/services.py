@@ -4,7 +4,9 @@ from accounts.models import Account
 from mailboxes.addresses import ROLE_NAMES, SYSTEM_NAMES, normalize_address, normalize_local_part
 from mailboxes.models import Group, Mailbox
 from mailboxes.outbound.composition import has_control_characters
+from mailboxes.outbound.confirmation import forwarding_confirmations_request
 from mailboxes.store.services import email_purge
+from mailboxes.tasks import forwarding_confirmation_send_task
 from qmailing.errors import Conflict, Invalid, LimitReached, NotFound
 from webhooks.models import EventType
 from webhooks.services import event_publish
@@ -67,11 +69,24 @@ def mailbox_create(*, account, domain, local_part, display_name="", forwarding_a
             raise Conflict(f"{address} already exists.", code="mailbox_exists")
         event_publish(account=account, mailbox=mailbox, type=EventType.MAILBOX_CREATED,
                       payload={"mailbox_id": str(mailbox.id), "address": address})
+        _confirmations_request(mailbox=mailbox)
     return mailbox
 
 
+def _confirmations_request(*, mailbox):
+    """Ask the mailbox's outside forwarding addresses to confirm; their mails go out after commit."""
+    pending = forwarding_confirmations_request(account=mailbox.account, addresses=mailbox.forwarding_addresses)
+    mailbox_id = str(mailbox.pk)
+    for confirmation_id in pending:
+        transaction.on_commit(lambda c=confirmation_id: forwarding_confirmation_send_task.delay(c, mailbox_id))
+
+
 def mailbox_update(*, mailbox, display_name=None, forwarding_addresses=None, forward_keep_copy=None):
-    """Change a mailbox's display name and forwarding; omitted arguments stay as they are."""
+    """Change a mailbox's display name and forwarding; omitted arguments stay as they are.
+
+    A forwarding address outside the account receives a confirmation mail, and nothing is
+    forwarded to it until its owner confirms (mailboxes.outbound.confirmation).
+    """
     fields = []
     if display_name is not None:
         mailbox.display_name = _clean_display_name(display_name)
@@ -83,7 +98,10 @@ def mailbox_update(*, mailbox, display_name=None, forwarding_addresses=None, for
         mailbox.forward_keep_copy = bool(forward_keep_copy)
         fields.append("forward_keep_copy")
     if fields:
-        mailbox.save(update_fields=fields)
+        with transaction.atomic():
+            mailbox.save(update_fields=fields)
+            if forwarding_addresses is not None:
+                _confirmations_request(mailbox=mailbox)
     return mailbox
 
 

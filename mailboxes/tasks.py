@@ -6,6 +6,7 @@ from celery import shared_task
 from django.db import transaction
 
 from mailboxes.models import Email
+from mailboxes.outbound.confirmation import confirmation_mail_send
 from mailboxes.outbound.delivery import email_deliver_external, email_set_delivery
 from mailboxes.outbound.forwarding import email_forward
 from mailboxes.outbound.relay import permanent_failure
@@ -39,6 +40,17 @@ def email_forward_task(self, email_id):
             return
         # Each address's progress is recorded, so the retry sends only to those not done yet.
         raise self.retry(exc=exc, countdown=60 * 2 ** self.request.retries, kwargs={"email_id": email_id})
+
+
+@shared_task(bind=True, max_retries=MAX_DELIVERY_RETRIES, acks_late=True)
+def forwarding_confirmation_send_task(self, confirmation_id, mailbox_id):
+    try:
+        confirmation_mail_send(confirmation_id=confirmation_id, mailbox_id=mailbox_id)
+    except Exception as exc:
+        if permanent_failure(exc) or self.request.retries >= self.max_retries:
+            logger.warning("forwarding confirmation %s could not be sent: %s", confirmation_id, exc)
+            return
+        raise self.retry(exc=exc, countdown=60 * 2 ** self.request.retries)
 
 
 def forward_on_commit(email):

@@ -110,9 +110,14 @@ def header_line(value):
     return re.sub(r"\s{2,}", " ", _CONTROL.sub(" ", clean_text(value))).strip()
 
 
+def without_invisible_formatting(text):
+    """The text without bidi controls, zero-width or other invisible formatting characters."""
+    return _INVISIBLE_FORMATTING.sub("", text)
+
+
 def safe_filename(value):
     """A filename fit to show and to offer for download: one line, no bidi or invisible formatting."""
-    return _INVISIBLE_FORMATTING.sub("", header_line(value))[:255]
+    return without_invisible_formatting(header_line(value))[:255]
 
 
 def normalize_subject(subject):

@@ -3,6 +3,12 @@
 The original message is re-sent unchanged (its own DKIM signature stays valid) with one header added
 on top, `X-QMailing-Loop`, naming the forwarding mailbox by a keyed hash. A mailbox never forwards a
 message that already carries its own marker, so A → B → A stops at A instead of circling forever.
+
+Forwarding is not a relay for anyone's mail: an address outside the account receives copies only
+after confirming (outbound.confirmation); every copy that leaves the account counts in the send ledger,
+per recipient; the envelope sender is rewritten with SRS; mail that failed DMARC or sits in SPAM is
+never forwarded; and a mailbox whose domain is no longer verified for its account forwards nothing.
+In each of those cases the mailbox keeps its copy.
 """
 
 import hashlib
@@ -17,8 +23,12 @@ from django.utils import timezone
 from mailboxes.outbound.composition import dkim_sign
 from mailboxes.inbound.hosted import deliver_hosted
 from mailboxes.inbound.ingest import ingest_batch
-from mailboxes.models import Email, ForwardDelivery
+from mailboxes.models import Email, Folder, ForwardDelivery, SendRecord
+from mailboxes.outbound.confirmation import forwarding_allowed, is_own_address
+from mailboxes.outbound.ledger import send_reserve, sending_domain
 from mailboxes.outbound.relay import permanent_failure, relay_send
+from mailboxes.outbound.srs import srs_forward
+from qmailing.errors import AppError
 from mailboxes.selectors import mailbox_by_address
 from mailboxes.store.services import email_purge
 
@@ -27,6 +37,7 @@ logger = logging.getLogger(__name__)
 LOOP_HEADER = b"X-QMailing-Loop"
 MAX_LOOP_MARKERS = 10  # a longer chain of forwards is a loop we cannot see, so it stops too
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_RETURN_PATH = re.compile(rb"^Return-Path:[ \t]*<([^<>\s]*)>", re.IGNORECASE | re.MULTILINE)
 
 
 def loop_marker(mailbox):
@@ -81,7 +92,47 @@ def _note_error(record, detail):
     ForwardDelivery.objects.filter(pk=record.pk).update(error=detail[:2000])
 
 
-def _forward_hosted(*, record, raw, mailbox):
+def _forward_refusal(email):
+    """Why this email must not be forwarded to anyone, or None."""
+    if email.folder == Folder.SPAM:
+        return "it is marked as spam"
+    authentication = email.authentication or {}
+    if authentication.get("verdict") == "fail" or (authentication.get("dmarc") or {}).get("result") == "fail":
+        return "it failed DMARC (the From address is forged or not authorised)"
+    return None
+
+
+def envelope_sender(*, raw, mailbox):
+    """The forwarded copy's envelope sender: the original one (Return-Path) rewritten with SRS.
+
+    A bounce (null sender) or a message without a Return-Path is sent from the mailbox itself.
+    """
+    match = _HEADER_END.search(raw)
+    found = _RETURN_PATH.search(raw[: match.start()] if match else raw)
+    original = found.group(1).decode("ascii", "replace") if found else ""
+    return srs_forward(original, forwarding_domain=mailbox.domain.name) or mailbox.address
+
+
+def _reserve(*, record, email, mailbox):
+    """Count a copy that leaves the account in the send ledger, once per address and email.
+
+    Returns the reason it may not be sent (the plan's sends are used up), or None.
+    """
+    if is_own_address(account=mailbox.account, address=record.recipient):
+        return None
+    already = SendRecord.objects.filter(account_id=mailbox.account_id, kind=SendRecord.Kind.FORWARD,
+                                        email_id=email.pk, recipient=record.recipient[:320]).exists()
+    if already:  # a retry: the copy was counted before the first attempt
+        return None
+    try:
+        send_reserve(account=mailbox.account, kind=SendRecord.Kind.FORWARD, recipients=[record.recipient],
+                     email_id=email.pk)
+    except AppError as exc:
+        return exc.detail
+    return None
+
+
+def _forward_hosted(*, record, raw, mailbox, sender):
     """Store the message in one hosted mailbox; returns the error to retry on, or None.
 
     A suspended or full mailbox is a permanent refusal for that address alone: the record fails
@@ -91,7 +142,7 @@ def _forward_hosted(*, record, raw, mailbox):
     try:
         # Stored and marked in one transaction: a hosted copy is made exactly once.
         with ingest_batch():
-            outcome = deliver_hosted(raw=raw, recipients=[record.recipient], envelope_from=mailbox.address)
+            outcome = deliver_hosted(raw=raw, recipients=[record.recipient], envelope_from=sender)
             if record.recipient in outcome.stored:
                 _complete([record], status=ForwardDelivery.Status.SENT)
             else:
@@ -103,11 +154,11 @@ def _forward_hosted(*, record, raw, mailbox):
     return None
 
 
-def _forward_relayed(*, record, raw, mailbox):
+def _forward_relayed(*, record, raw, mailbox, sender):
     """Hand the message to the relay for one address; returns the error to retry on, or None."""
     _attempt(record)
     try:
-        relay_send(raw=raw, envelope_from=mailbox.address, recipients=[record.recipient])
+        relay_send(raw=raw, envelope_from=sender, recipients=[record.recipient])
     except Exception as exc:
         detail = f"{type(exc).__name__}: {exc}"
         if permanent_failure(exc):
@@ -125,29 +176,48 @@ def email_forward(*, email_id):
     Progress is recorded per address (ForwardDelivery), so running it again (a retry, a redelivered
     task) sends only to addresses not done yet. A temporary error (relay or local store) is raised
     after every other address had its turn; a permanent refusal (a relay 5xx, a hosted mailbox that
-    is suspended or full) fails that address alone. When the mailbox keeps no copy, the stored email
-    is purged once every address has it.
+    is suspended or full, the plan's sends used up) fails that address alone. Addresses still waiting
+    for their confirmation get nothing. When the mailbox keeps no copy, the stored email is purged
+    once every address has it.
     """
-    email = Email.objects.filter(pk=email_id).select_related("mailbox__domain").first()
+    email = Email.objects.filter(pk=email_id).select_related("mailbox__domain", "mailbox__account__plan").first()
     if email is None:
         return
     mailbox = email.mailbox
-    targets = list(dict.fromkeys(a for a in mailbox.forwarding_addresses if a.lower() != mailbox.address.lower()))
-    with email.raw.open("rb") as handle:
-        raw = forwarded_bytes(raw=handle.read(), mailbox=mailbox)
-    if raw is None or not targets:
-        logger.info("not forwarding %s: it already passed through %s", email_id, mailbox.address)
+    refusal = _forward_refusal(email)
+    if refusal is None:
+        try:
+            sending_domain(account=mailbox.account, mailbox=mailbox)
+        except AppError as exc:
+            refusal = exc.detail
+    if refusal is not None:
+        logger.info("not forwarding %s from %s: %s", email_id, mailbox.address, refusal)
         return
+    configured = list(dict.fromkeys(a for a in mailbox.forwarding_addresses if a.lower() != mailbox.address.lower()))
+    targets = [a for a in configured if forwarding_allowed(account=mailbox.account, address=a)]
+    with email.raw.open("rb") as handle:
+        original = handle.read()
+    raw = forwarded_bytes(raw=original, mailbox=mailbox)
+    if raw is None or not targets:
+        logger.info("not forwarding %s: it already passed through %s, or no address is confirmed", email_id,
+                    mailbox.address)
+        return
+    sender = envelope_sender(raw=original, mailbox=mailbox)
     hosted = {a for a in targets if mailbox_by_address(address=a) is not None}
     records = _forward_records(email=email, targets=targets, hosted=hosted)
-    pending = [r for r in records if r.status == ForwardDelivery.Status.PENDING]
+    errors = []
     # One message per address (forwarding targets never see each other), each with its own outcome.
-    errors = [(_forward_hosted if r.is_hosted else _forward_relayed)(record=r, raw=raw, mailbox=mailbox)
-              for r in pending]
+    for record in (r for r in records if r.status == ForwardDelivery.Status.PENDING):
+        over_limit = _reserve(record=record, email=email, mailbox=mailbox)
+        if over_limit is not None:
+            _complete([record], status=ForwardDelivery.Status.FAILED, error=f"{record.recipient}: {over_limit}")
+            continue
+        forward = _forward_hosted if record.is_hosted else _forward_relayed
+        errors.append(forward(record=record, raw=raw, mailbox=mailbox, sender=sender))
     errors = [e for e in errors if e is not None]
     if errors:
         raise errors[0]
-    everyone_has_it = not (email.forward_deliveries.filter(recipient__in=targets)
-                           .exclude(status=ForwardDelivery.Status.SENT).exists())
+    everyone_has_it = len(targets) == len(configured) and not (
+        email.forward_deliveries.filter(recipient__in=targets).exclude(status=ForwardDelivery.Status.SENT).exists())
     if not mailbox.forward_keep_copy and everyone_has_it:
         email_purge(email=email)

@@ -1,4 +1,6 @@
-"""The send ledger: what counts against a plan's sends per day.
+"""Who may send and how much: the sending domain check and the send ledger.
+
+A mailbox sends (and forwards) only while its domain is verified and held by its account.
 
 Every recipient of every message that leaves an account is one SendRecord: sends, forwarded copies,
 forwarding confirmation mails. The rows are the account's own and outlive the mail they record, so
@@ -11,8 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account
+from domains.models import Domain
 from mailboxes.models import SendRecord
-from qmailing.errors import LimitReached
+from qmailing.errors import Forbidden, LimitReached
 
 SEND_WINDOW = timedelta(hours=24)
 
@@ -40,5 +43,14 @@ def send_reserve(*, account, kind, recipients, email_id=None):
                 "sends age out of that window, or upgrade your plan.",
                 limit="sends_per_day",
             )
-        return SendRecord.objects.bulk_create([SendRecord(account=locked, kind=kind, recipient=address[:320], email_id=email_id)
-                                        for address in recipients])
+        return SendRecord.objects.bulk_create([
+            SendRecord(account=locked, kind=kind, recipient=address[:320], email_id=email_id) for address in recipients])
+
+
+def sending_domain(*, account, mailbox):
+    """The mailbox's domain must be verified now, and held by this account (a lost domain sends nothing)."""
+    domain = Domain.objects.get(pk=mailbox.domain_id)  # fresh: the cached one may predate a DNS check
+    if not domain.is_shared and (domain.status != Domain.Status.VERIFIED or domain.account_id != account.pk):
+        raise Forbidden(f"{domain.name} is not verified for your account, so {mailbox.address} cannot send. "
+                        "Publish its DNS records and run verification again.", code="domain_not_verified")
+    return domain

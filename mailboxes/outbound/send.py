@@ -11,13 +11,12 @@ from mailboxes.inbound.hosted import accounts_lock, deliver_hosted
 from mailboxes.inbound.ingest import email_ingest, ingest_batch
 from mailboxes.outbound.composition import (MAX_REFERENCES, build_message, dkim_sign, has_control_characters,
                                             header_value, new_message_id, reply_subject, safe_message_id)
-from domains.models import Domain
 from mailboxes.models import Email, Folder, Mailbox, SendRecord, Thread
 from mailboxes.outbound.delivery import delivery_payload
-from mailboxes.outbound.ledger import send_reserve
+from mailboxes.outbound.ledger import send_reserve, sending_domain
 from mailboxes.selectors import mailbox_by_address
 from mailboxes.tasks import email_deliver_task
-from qmailing.errors import Forbidden, Invalid, LimitReached, NotFound, TooLarge
+from qmailing.errors import Forbidden, Invalid, NotFound, TooLarge
 from webhooks.models import EventType
 from webhooks.services import event_publish
 
@@ -63,15 +62,6 @@ def _attachments(items):
         raise TooLarge(f"Attachments total {total} bytes; the limit is {cap // (1024 * 1024)} MB per message.",
                        code="attachments_too_large", limit=cap)
     return cleaned
-
-
-def _check_sending_domain(*, account, mailbox):
-    """The mailbox's domain must be verified now, and held by this account (a lost domain sends nothing)."""
-    domain = Domain.objects.get(pk=mailbox.domain_id)  # fresh: the cached one may predate a DNS check
-    if not domain.is_shared and (domain.status != Domain.Status.VERIFIED or domain.account_id != account.pk):
-        raise Forbidden(f"{domain.name} is not verified for your account, so {mailbox.address} cannot send. "
-                        "Publish its DNS records and run verification again.", code="domain_not_verified")
-    return domain
 
 
 def _reply_headers(*, mailbox, reply_to_email_id):
@@ -125,7 +115,7 @@ def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html
     if reply_to_email_id:
         parent, in_reply_to, references = _reply_headers(mailbox=mailbox, reply_to_email_id=reply_to_email_id)
         subject = reply_subject(subject or parent.subject)
-    domain = _check_sending_domain(account=account, mailbox=mailbox)
+    domain = sending_domain(account=account, mailbox=mailbox)
     raw = build_message(
         sender=(mailbox.display_name, mailbox.address), to=lists["to"], cc=lists["cc"], subject=subject,
         text=text, html=html, attachments=files, message_id=new_message_id(domain_name=domain.name),

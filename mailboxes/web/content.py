@@ -3,7 +3,7 @@
 import re
 import unicodedata
 
-from mailboxes.inbound.parsing import safe_filename
+from mailboxes.inbound.parsing import without_invisible_formatting
 
 HTML_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 # Directives that do not fall back to default-src, closed as well.
@@ -30,7 +30,7 @@ def has_remote_images(html: str) -> bool:
 
 def attachment_download_name(attachment) -> str:
     """The sender's filename without paths, control or quoting characters, hidden-file dots or excess length."""
-    name = unicodedata.normalize("NFC", safe_filename(attachment.filename or ""))
+    name = unicodedata.normalize("NFC", without_invisible_formatting(attachment.filename or ""))
     name = _UNSAFE_NAME_CHARACTERS.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip(" ._")
     if len(name) > MAX_DOWNLOAD_NAME:
         stem, dot, extension = name.rpartition(".")

@@ -4,6 +4,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from mailboxes.web.forms import GroupForm, MailboxCreateForm, MailboxUpdateForm
 from mailboxes.models import Mailbox
+from mailboxes.outbound.confirmation import forwarding_status
 from mailboxes.selectors import access_group, access_mailbox, group_list
 from mailboxes.services import (
     group_create, group_delete, group_update, mailbox_create, mailbox_delete, mailbox_set_status, mailbox_update,
@@ -44,7 +45,8 @@ def mailbox_detail_view(request, account, mailbox_id):
         else:
             messages.success(request, "Saved.")
             return redirect("mailboxes:detail", mailbox_id=mailbox.id)
-    return render_form(request, "mailboxes/detail.html", {"mailbox": mailbox, "form": form, "groups": mailbox.groups.all()})
+    return render_form(request, "mailboxes/detail.html", {"mailbox": mailbox, "form": form, "groups": mailbox.groups.all(),
+                                                          "forwarding": forwarding_status(mailbox=mailbox)})
 
 @account_view
 @require_POST

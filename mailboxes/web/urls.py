@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from mailboxes.web import compose, mail, mailboxes
+from mailboxes.web import compose, forwarding, mail, mailboxes
 
 mailbox_urls = ([
     path("new/", mailboxes.mailbox_create_view, name="create"),
@@ -13,6 +13,7 @@ mailbox_urls = ([
     path("<uuid:mailbox_id>/compose/", compose.compose_view, name="compose"),
     path("groups/", mailboxes.group_list_view, name="groups"),
     path("groups/<uuid:group_id>/", mailboxes.group_detail_view, name="group"),
+    path("forwarding/confirm/<str:token>/", forwarding.forwarding_confirm_view, name="forwarding-confirm"),
 ], "mailboxes")
 
 mail_urls = ([

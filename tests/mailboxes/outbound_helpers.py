@@ -97,3 +97,15 @@ def receive(mailbox, **kwargs):
     """Store an inbound message in the mailbox through the real ingest path."""
     kwargs.setdefault("to", mailbox.address)
     return email_ingest(mailbox=mailbox, raw=make_message(**kwargs))
+
+
+def confirmed_forwarding(mailbox):
+    """The mailbox, with every forwarding address it asked to confirm confirmed (the flow itself is
+    tested in test_forwarding_security)."""
+    from django.utils import timezone
+
+    from mailboxes.models import ForwardingConfirmation
+
+    ForwardingConfirmation.objects.filter(account_id=mailbox.account_id, confirmed_at__isnull=True).update(
+        confirmed_at=timezone.now())
+    return mailbox

@@ -7,13 +7,13 @@ from mailboxes.inbound.hosted import deliver_hosted
 from mailboxes.models import Email, ForwardDelivery, Mailbox
 from mailboxes.services import mailbox_create, mailbox_update
 from tests.mailboxes.inbound_helpers import make_message
-from tests.mailboxes.outbound_helpers import dkim_valid
+from tests.mailboxes.outbound_helpers import confirmed_forwarding, dkim_valid
 
 
 def test_forward_to_external_address_goes_through_the_relay_marked_and_signed(
         owner, verified_domain, dns_server, smtp_relay, eager_tasks, django_capture_on_commit_callbacks):
-    box = mailbox_create(account=owner, domain=verified_domain, local_part="hello",
-                         forwarding_addresses=["me@personal.example", "backup@other.example"])
+    box = confirmed_forwarding(mailbox_create(account=owner, domain=verified_domain, local_part="hello",
+                         forwarding_addresses=["me@personal.example", "backup@other.example"]))
     with django_capture_on_commit_callbacks(execute=True):
         deliver_hosted(raw=make_message(subject="Forward me", to=box.address, text="body text"), recipients=[box.address])
     assert sorted(m.rcpt_tos[0] for m in smtp_relay.messages) == ["backup@other.example", "me@personal.example"]
@@ -30,8 +30,8 @@ def test_forward_to_external_address_goes_through_the_relay_marked_and_signed(
 def test_forwarding_loop_between_two_hosted_mailboxes_stops(owner, verified_domain, eager_tasks,
                                                            django_capture_on_commit_callbacks):
     a = mailbox_create(account=owner, domain=verified_domain, local_part="a")
-    b = mailbox_create(account=owner, domain=verified_domain, local_part="b", forwarding_addresses=[a.address])
-    mailbox_update(mailbox=a, forwarding_addresses=[b.address])
+    b = confirmed_forwarding(mailbox_create(account=owner, domain=verified_domain, local_part="b", forwarding_addresses=[a.address]))
+    confirmed_forwarding(mailbox_update(mailbox=a, forwarding_addresses=[b.address]))
     with django_capture_on_commit_callbacks(execute=True):
         deliver_hosted(raw=make_message(subject="Ping", to=a.address), recipients=[a.address])
     # a → b → a, and there it stops: a sees its own marker.
@@ -42,8 +42,8 @@ def test_forwarding_loop_between_two_hosted_mailboxes_stops(owner, verified_doma
 
 def test_without_keep_copy_the_stored_email_is_removed_after_hand_off(
         owner, verified_domain, smtp_relay, eager_tasks, django_capture_on_commit_callbacks):
-    box = mailbox_create(account=owner, domain=verified_domain, local_part="relay",
-                         forwarding_addresses=["me@personal.example"], forward_keep_copy=False)
+    box = confirmed_forwarding(mailbox_create(account=owner, domain=verified_domain, local_part="relay",
+                         forwarding_addresses=["me@personal.example"], forward_keep_copy=False))
     with django_capture_on_commit_callbacks(execute=True):
         deliver_hosted(raw=make_message(subject="Pass through", to=box.address), recipients=[box.address])
     assert len(smtp_relay.messages) == 1
@@ -54,7 +54,7 @@ def test_without_keep_copy_the_stored_email_is_removed_after_hand_off(
 def test_sent_mail_is_never_forwarded(owner, verified_domain, smtp_relay, eager_tasks, django_capture_on_commit_callbacks):
     from mailboxes.outbound.send import email_send
 
-    box = mailbox_create(account=owner, domain=verified_domain, local_part="fw", forwarding_addresses=["me@personal.example"])
+    box = confirmed_forwarding(mailbox_create(account=owner, domain=verified_domain, local_part="fw", forwarding_addresses=["me@personal.example"]))
     with django_capture_on_commit_callbacks(execute=True):
         email_send(account=owner, mailbox=box, to=["client@else.example"], text="hi")
     assert [m.rcpt_tos for m in smtp_relay.messages] == [["client@else.example"]]
@@ -69,7 +69,7 @@ def _received_by(smtp_relay):
 
 def test_retry_after_a_refused_address_sends_only_to_addresses_not_done(
         owner, verified_domain, smtp_relay, eager_tasks, django_capture_on_commit_callbacks):
-    box = mailbox_create(account=owner, domain=verified_domain, local_part="fan", forwarding_addresses=FORWARD_TO)
+    box = confirmed_forwarding(mailbox_create(account=owner, domain=verified_domain, local_part="fan", forwarding_addresses=FORWARD_TO))
     smtp_relay.refuse_once.add("flaky@other.example")
     with django_capture_on_commit_callbacks(execute=True):
         email = deliver_hosted(raw=make_message(subject="Once each", to=box.address), recipients=[box.address]).emails[0]
@@ -83,8 +83,8 @@ def test_retry_after_a_refused_address_sends_only_to_addresses_not_done(
 
 def test_a_rerun_after_the_worker_died_mid_task_sends_the_rest_only(
         owner, verified_domain, smtp_relay, monkeypatch):
-    box = mailbox_create(account=owner, domain=verified_domain, local_part="crash",
-                         forwarding_addresses=FORWARD_TO, forward_keep_copy=False)
+    box = confirmed_forwarding(mailbox_create(account=owner, domain=verified_domain, local_part="crash",
+                         forwarding_addresses=FORWARD_TO, forward_keep_copy=False))
     email = deliver_hosted(raw=make_message(subject="Crash", to=box.address), recipients=[box.address]).emails[0]
     real_send, handed = forwarding.relay_send, []
 
@@ -106,8 +106,8 @@ def test_a_rerun_after_the_worker_died_mid_task_sends_the_rest_only(
 
 def test_permanent_refusal_fails_that_address_only_and_keeps_the_copy(
         owner, verified_domain, smtp_relay, eager_tasks, django_capture_on_commit_callbacks, monkeypatch):
-    box = mailbox_create(account=owner, domain=verified_domain, local_part="strict",
-                         forwarding_addresses=["gone@personal.example", "ok@other.example"], forward_keep_copy=False)
+    box = confirmed_forwarding(mailbox_create(account=owner, domain=verified_domain, local_part="strict",
+                         forwarding_addresses=["gone@personal.example", "ok@other.example"], forward_keep_copy=False))
 
     async def refuse_gone(server, session, envelope, address, rcpt_options):
         if address == "gone@personal.example":
@@ -127,8 +127,8 @@ def test_permanent_refusal_fails_that_address_only_and_keeps_the_copy(
 def test_hosted_forward_targets_get_one_copy_across_retries(
         owner, verified_domain, smtp_relay, eager_tasks, django_capture_on_commit_callbacks):
     team = mailbox_create(account=owner, domain=verified_domain, local_part="team")
-    box = mailbox_create(account=owner, domain=verified_domain, local_part="mixed",
-                         forwarding_addresses=[team.address, "flaky@other.example"])
+    box = confirmed_forwarding(mailbox_create(account=owner, domain=verified_domain, local_part="mixed",
+                         forwarding_addresses=[team.address, "flaky@other.example"]))
     smtp_relay.refuse_once.add("flaky@other.example")
     with django_capture_on_commit_callbacks(execute=True):
         deliver_hosted(raw=make_message(subject="Mixed", to=box.address), recipients=[box.address])
@@ -143,8 +143,8 @@ def test_forward_to_a_suspended_hosted_mailbox_fails_that_address_and_keeps_the_
 
     paused = mailbox_create(account=owner, domain=verified_domain, local_part="paused")
     mailbox_set_status(mailbox=paused, status="suspended")
-    box = mailbox_create(account=owner, domain=verified_domain, local_part="only",
-                         forwarding_addresses=[paused.address], forward_keep_copy=False)
+    box = confirmed_forwarding(mailbox_create(account=owner, domain=verified_domain, local_part="only",
+                         forwarding_addresses=[paused.address], forward_keep_copy=False))
     with django_capture_on_commit_callbacks(execute=True):
         email = deliver_hosted(raw=make_message(subject="Important", to=box.address), recipients=[box.address]).emails[0]
     record = ForwardDelivery.objects.get(email=email)
@@ -159,8 +159,8 @@ def test_a_full_hosted_forward_target_does_not_hold_back_the_external_ones(
         owner, outsider, verified_domain, smtp_relay, eager_tasks, django_capture_on_commit_callbacks):
     full = outsider.mailboxes.get()
     Mailbox.objects.filter(pk=full.pk).update(storage_used=outsider.plan.storage_bytes)
-    box = mailbox_create(account=owner, domain=verified_domain, local_part="both",
-                         forwarding_addresses=[full.address, "me@personal.example"])
+    box = confirmed_forwarding(mailbox_create(account=owner, domain=verified_domain, local_part="both",
+                         forwarding_addresses=[full.address, "me@personal.example"]))
     with django_capture_on_commit_callbacks(execute=True):
         email = deliver_hosted(raw=make_message(subject="Both", to=box.address), recipients=[box.address]).emails[0]
     assert _received_by(smtp_relay) == ["me@personal.example"]
