@@ -110,11 +110,11 @@ def _generate(*, account, mailbox, rows):
                 INSERT INTO mailboxes_email (id, direction, folder, previous_folder, is_read, is_starred, from_address,
                   from_name, "to", cc, bcc, reply_to, recipients_text, subject, date, received_at, message_id, in_reply_to, "references",
                   size, raw, text, text_clean, html, snippet, has_attachments, defects, delivery_status, delivery_detail,
-                  esp_message_id, account_id, mailbox_id, thread_id, search_vector)
+                  esp_message_id, authentication, account_id, mailbox_id, thread_id, search_vector)
                 SELECT md5('e' || %s || g)::uuid, 'inbound', CASE WHEN g %% 20 = 0 THEN 'ARCHIVE' ELSE 'INBOX' END, '',
                   g > 200, g %% 97 = 0, ({addresses})[who], ({names})[who], '[]', '[]', '[]', '[]', '', subject,
                   now() - (g * interval '30 seconds'), now() - (g * interval '30 seconds'), 'bench-' || g || '@bench.example',
-                  '', '[]', 2048, 'raw/bench/' || g || '.eml', body, body, '', left(body, 240), g %% 10 = 0, '[]', '', '', '',
+                  '', '[]', 2048, 'raw/bench/' || g || '.eml', body, body, '', left(body, 240), g %% 10 = 0, '[]', '', '', '', '{}',
                   %s, %s, md5('t' || %s || ((g - 1) / 4 + 1))::uuid,
                   setweight(to_tsvector('english', subject), 'A') ||
                   setweight(to_tsvector('english', ({names})[who] || ' ' || ({addresses})[who] || ' ' ||

@@ -5,6 +5,7 @@ import logging
 from celery import shared_task
 from django.db import transaction
 
+from mailboxes.inbound.extraction import attachments_extract
 from mailboxes.models import Email
 from mailboxes.outbound.confirmation import confirmation_mail_send
 from mailboxes.outbound.delivery import email_deliver_external, email_set_delivery
@@ -59,6 +60,19 @@ def forward_on_commit(email):
         return
     email_id = str(email.id)
     transaction.on_commit(lambda: email_forward_task.delay(email_id))
+
+
+@shared_task(bind=True, max_retries=3, acks_late=True)
+def attachments_extract_task(self, email_id):
+    # Enqueued by ingest after commit. A document that fails or breaks a limit is recorded as failed, not
+    # retried; a retry is for the database or storage being away, and redoes only what is still pending.
+    try:
+        attachments_extract(email_id=email_id)
+    except Exception as exc:
+        if self.request.retries >= self.max_retries:
+            logger.warning("text extraction of %s failed for good: %s", email_id, exc)
+            return
+        raise self.retry(exc=exc, countdown=60 * 2 ** self.request.retries)
 
 
 @shared_task

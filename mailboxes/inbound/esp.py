@@ -10,6 +10,7 @@ import logging
 from anymail.webhooks.mailgun import MailgunInboundWebhookView
 from django.http import HttpResponse
 
+from mailboxes.inbound.authentication import authentication_stamp, message_authenticate, top_received_client
 from mailboxes.inbound.hosted import NOT_HOSTED, TOO_COMPLEX, deliver_hosted
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,12 @@ def on_inbound(sender, event, esp_name, **kwargs):
     raw = inbound_raw_bytes(event)
     recipients = inbound_recipients(event)
     envelope_from = getattr(event.message, "envelope_sender", None) or ""
-    outcome = deliver_hosted(raw=raw, recipients=recipients, envelope_from=envelope_from, refuse_over_caps=True)
+    # The post is signed, so its topmost Received line is Mailgun's: the server that handed it the message.
+    client_ip, helo = top_received_client(raw)
+    authentication = message_authenticate(raw=raw, client_ip=client_ip, helo=helo, mail_from=envelope_from)
+    raw = authentication_stamp(raw=raw, authentication=authentication)
+    outcome = deliver_hosted(raw=raw, recipients=recipients, envelope_from=envelope_from, refuse_over_caps=True,
+                             authentication=authentication)
     if not outcome.stored and TOO_COMPLEX in outcome.refused.values():
         raise MessageRefused(TOO_COMPLEX)
     # Cc'd addresses elsewhere are in the list too: only hosted ones that were refused are news.

@@ -43,13 +43,15 @@ def accounts_lock(*, account_ids):
         list(Account.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
 
 
-def deliver_hosted(*, raw: bytes, recipients, envelope_from: str = "", refuse_over_caps=False) -> HostedDelivery:
+def deliver_hosted(*, raw: bytes, recipients, envelope_from: str = "", refuse_over_caps=False,
+                   authentication=None) -> HostedDelivery:
     """Store one copy per distinct hosted, active mailbox among the recipients; refuse the rest per address.
 
     A mailbox whose account storage cannot hold the message is refused alone (its savepoint rolls
     back); the others keep their copy. Any other error rolls back the whole delivery. With
     `refuse_over_caps` (mail from the outside world) a message beyond the MIME part or nesting caps is
     refused for every recipient; otherwise it is stored with the cap recorded as a defect.
+    `authentication` (mail from the outside world) is stored on every copy; see inbound.authentication.
     """
     outcome, targets = HostedDelivery(), {}
     for address in dict.fromkeys(recipients):
@@ -71,7 +73,7 @@ def deliver_hosted(*, raw: bytes, recipients, envelope_from: str = "", refuse_ov
         accounts_lock(account_ids=[mailbox.account_id for mailbox, _ in targets.values()])
         for mailbox, addresses in targets.values():
             try:
-                email = email_ingest(mailbox=mailbox, raw=raw, parsed=parsed)
+                email = email_ingest(mailbox=mailbox, raw=raw, parsed=parsed, authentication=authentication)
             except LimitReached:
                 outcome.refused.update(dict.fromkeys(addresses, STORAGE_FULL))
                 continue

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from accounts.models import Account
 from mailboxes.store.counters import counters_on_store
-from mailboxes.inbound.extraction import attachment_text
-from mailboxes.models import Attachment, Email, Folder
+from mailboxes.inbound.extraction import extraction_wanted
+from mailboxes.models import Attachment, Email, Extraction, Folder
 from mailboxes.inbound.parsing import parse_message
 from mailboxes.store.search import (recipients_search_text, search_document, search_index_document,
                                     search_index_on_insert)
@@ -41,15 +41,17 @@ def on_email_received(hook):
 
 
 def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, folder=Folder.INBOX, is_read=False,
-                 delivery_status="", use_header_date=False, parsed=None) -> Email:
+                 delivery_status="", use_header_date=False, parsed=None, authentication=None) -> Email:
     """Store one raw message in a mailbox and return the Email.
 
     Malformed mail never raises: the raw bytes are kept and parser defects recorded on the Email.
     Raises LimitReached when the account's plan storage cannot hold it. Threads, counters, the
     `email.received` event (inbound only), search indexing and the received hooks (forwarding)
-    run in the same transaction; forwarding and event push happen after commit. `use_header_date` (imports) sorts the
+    run in the same transaction; forwarding, event push and attachment text extraction (a worker,
+    which then rewrites the search entry) happen after commit. `use_header_date` (imports) sorts the
     message by its Date header instead of the time of storing. `parsed` lets a caller that stores one
-    message in several mailboxes parse it once.
+    message in several mailboxes parse it once. `authentication` is the SPF/DKIM/DMARC record of mail
+    from the outside world (mailboxes.inbound.authentication), checked by the caller before any lock.
     """
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise Invalid("A raw message must be bytes.", field="raw")
@@ -63,7 +65,7 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
             _storage_check(mailbox=mailbox, size=len(raw))
             email = _email_store(mailbox=mailbox, raw=raw, parsed=parsed, direction=direction, folder=folder,
                                  is_read=is_read, delivery_status=delivery_status, received_at=received_at,
-                                 written=written)
+                                 written=written, authentication=authentication or {})
             counters_on_store(email)
             if direction == Email.Direction.INBOUND:
                 event_publish(account=mailbox.account, mailbox=mailbox, type=EventType.EMAIL_RECEIVED,
@@ -125,7 +127,8 @@ def _storage_check(*, mailbox, size):
                            f"({size} bytes) does not fit. Delete mail or upgrade the plan.", limit="storage")
 
 
-def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_status, received_at, written):
+def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_status, received_at, written,
+                 authentication):
     thread_id = thread_find_or_create(mailbox=mailbox, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
                                    references=parsed.references, subject=parsed.subject, at=received_at)
     sender = parsed.from_[0] if parsed.from_ else {"address": "", "name": ""}
@@ -137,7 +140,7 @@ def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_s
         received_at=received_at, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
         references=parsed.references, size=len(raw), text=parsed.text, text_clean=parsed.text_clean,
         html=parsed.html, snippet=parsed.snippet, has_attachments=bool(parsed.attachments),
-        defects=parsed.defects, delivery_status=delivery_status,
+        defects=parsed.defects, delivery_status=delivery_status, authentication=authentication,
     )
     email.raw.save("message.eml", ContentFile(raw), save=False)
     written.append((email.raw.storage, email.raw.name))
@@ -147,14 +150,16 @@ def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_s
             email=email, position=position, filename=item.filename, content_type=item.content_type,
             content_id=item.content_id, is_inline=item.is_inline, size=len(item.data),
             sha256=hashlib.sha256(item.data).hexdigest(),
-            extracted_text=attachment_text(content_type=item.content_type, data=item.data, text=item.text),
+            # Text is extracted by a worker after commit: a hostile PDF must not hold up receiving.
+            extraction=(Extraction.PENDING if extraction_wanted(content_type=item.content_type, data=item.data)
+                        else Extraction.NONE),
         )
         attachment.file.save(item.filename or "attachment", ContentFile(item.data), save=False)
         written.append((attachment.file.storage, attachment.file.name))
         rows.append(attachment)
     # The search entry is built from what is in memory; reading the attachments back would cost a query.
     document = search_document(subject=email.subject, from_name=email.from_name, from_address=email.from_address,
-                               body=email.text, attachment_texts=[row.extracted_text for row in rows])
+                               body=email.text, attachment_texts=[])
     indexed = search_index_on_insert(email=email, document=document)
     email.save(force_insert=True)
     if indexed:
@@ -162,7 +167,18 @@ def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_s
     Attachment.objects.bulk_create(rows)
     if not indexed:
         search_index_document(email_id=email.pk, document=document)
+    if any(row.extraction == Extraction.PENDING for row in rows):
+        _extraction_on_commit(email.pk)
     return email
+
+
+def _extraction_on_commit(email_id):
+    # Imported here: the tasks module imports outbound, which imports ingest.
+    from mailboxes.tasks import attachments_extract_task
+
+    email_id = str(email_id)
+    # robust: a broker hiccup must not turn a stored message into an error (its attachments stay pending).
+    transaction.on_commit(lambda: attachments_extract_task.delay(email_id), robust=True)
 
 
 def _event_payload(email):

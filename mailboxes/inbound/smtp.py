@@ -10,12 +10,20 @@ only turns out not to fit there (no SIZE given, or the account filled up in betw
 told apart: the copies that fit are kept and the reply is 250 if at least one was stored, 552 if
 none. Refusing everyone for one full account would punish the other tenants, and a 451 would make
 the sender retry, duplicating the copies already stored.
+
+No client can hold up another: database work runs on a pool with a thread for every session (never
+one thread shared by all sessions), at most QMAILING_SMTP_MAX_SESSIONS sessions are open at once (421
+4.3.2 beyond), and all sessions together hold at most QMAILING_SMTP_MAX_INFLIGHT_BYTES of message,
+reserved at MAIL FROM from the announced SIZE (452 4.3.1 while it is used up; a message longer than
+it announced is refused 552 5.3.4). Attachment text is extracted later by a worker, never here.
 """
 
+import asyncio
 import logging
 import re
 import ssl
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 
 from aiosmtpd.controller import Controller
@@ -24,12 +32,20 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
+from mailboxes.inbound.authentication import authentication_stamp, message_authenticate
 from mailboxes.inbound.hosted import NOT_HOSTED, STORAGE_FULL, SUSPENDED, TOO_COMPLEX, deliver_hosted
 from mailboxes.selectors import mailbox_by_address
 
 logger = logging.getLogger(__name__)
 
 TOO_BIG = "552 5.3.4 Message size exceeds the maximum accepted here"
+TOO_MANY_SESSIONS = "421 4.3.2 Too many connections, try again later"
+BUSY = "452 4.3.1 Too much mail in progress here, try again later"
+
+# A thread for every session the server admits: a slow delivery (a locked account, a huge message)
+# holds up its own session only. Threads start when needed and each keeps its own database connection.
+_database_threads = ThreadPoolExecutor(max_workers=max(1, settings.QMAILING_SMTP_MAX_SESSIONS),
+                                       thread_name_prefix="smtp-db")
 
 
 def _with_fresh_connection(function):
@@ -40,7 +56,7 @@ def _with_fresh_connection(function):
             return function(*args, **kwargs)
         finally:
             close_old_connections()
-    return sync_to_async(run, thread_sensitive=True)
+    return sync_to_async(run, thread_sensitive=False, executor=_database_threads)
 
 
 def _recipient_status(address, size):
@@ -65,6 +81,8 @@ def announced_size(mail_options):
 
 _recipient_status_async = _with_fresh_connection(_recipient_status)
 _deliver_async = _with_fresh_connection(deliver_hosted)
+# DNS only (up to its time budget): on the session's own thread, so a slow lookup holds up no other session.
+_authenticate_async = sync_to_async(message_authenticate, thread_sensitive=False, executor=_database_threads)
 
 
 _UNSAFE_TRACE = re.compile(r"[^A-Za-z0-9.@+_=:\[\]-]")
@@ -87,9 +105,59 @@ def trace_headers(*, session, envelope):
     return f"Return-Path: <{_trace_token(envelope.mail_from)}>\r\n{received}".encode("ascii")
 
 
+def announced_or_cap(mail_options, cap):
+    """The bytes a transaction reserves: what it announced with a margin (dot-stuffing), else the size cap."""
+    size = announced_size(mail_options)
+    return min(cap, size + size // 10 + 4096) if size else cap
+
+
+class _Reservation:
+    """Bytes of the in-flight budget held by one transaction, from MAIL FROM until its message is stored."""
+
+    def __init__(self, handler, size):
+        self.handler, self.size = handler, size
+
+    def release(self):
+        if self.handler is not None:
+            self.handler.inflight_bytes -= self.size
+            self.handler = None
+
+
 class InboundHandler:
-    def __init__(self, *, max_message_bytes):
+    """The hooks of every session of one server; its counters are only touched on the event loop's thread."""
+
+    def __init__(self, *, max_message_bytes, max_sessions, max_inflight_bytes):
         self.max_message_bytes = max_message_bytes
+        self.max_sessions, self.sessions = max_sessions, 0
+        # Never below one largest message, or a client without SIZE could never send.
+        self.max_inflight_bytes, self.inflight_bytes = max(max_inflight_bytes, max_message_bytes), 0
+
+    def session_open(self):
+        if self.sessions >= self.max_sessions:
+            return False
+        self.sessions += 1
+        return True
+
+    def session_close(self):
+        self.sessions -= 1
+
+    def release(self, envelope):
+        """Give back what the envelope's transaction reserved (a new transaction began, or the client left)."""
+        reservation = getattr(envelope, "reservation", None)
+        if reservation is not None:
+            reservation.release()
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        size = announced_or_cap(mail_options, self.max_message_bytes)
+        if self.inflight_bytes + size > self.max_inflight_bytes:
+            logger.warning("in-flight budget used up (%d of %d bytes); refusing %d more for now",
+                           self.inflight_bytes, self.max_inflight_bytes, size)
+            return BUSY
+        self.inflight_bytes += size
+        envelope.reservation = _Reservation(self, size)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         try:
@@ -106,10 +174,22 @@ class InboundHandler:
         raw = envelope.original_content or b""
         if len(raw) > self.max_message_bytes:
             return TOO_BIG
-        raw = trace_headers(session=session, envelope=envelope) + raw
+        peer = session.peer[0] if isinstance(session.peer, tuple) else ""
+        authentication = await _authenticate_async(raw=raw, client_ip=peer, helo=session.host_name or "",
+                                                   mail_from=envelope.mail_from or "")
+        raw = (trace_headers(session=session, envelope=envelope)
+               + authentication_stamp(raw=raw, authentication=authentication))
+        envelope.content = envelope.original_content = None  # one copy of the message in memory, not two
+        # The reservation goes with the delivery: a client that leaves now does not free the bytes its
+        # message occupies in the delivery thread, which carries on to the end.
+        reservation, envelope.reservation = getattr(envelope, "reservation", None), None
+        delivery = asyncio.ensure_future(_deliver_async(raw=raw, recipients=list(envelope.rcpt_tos),
+                                                        envelope_from=envelope.mail_from or "", refuse_over_caps=True,
+                                                        authentication=authentication))
+        if reservation is not None:
+            delivery.add_done_callback(lambda _: reservation.release())
         try:
-            outcome = await _deliver_async(raw=raw, recipients=list(envelope.rcpt_tos),
-                                           envelope_from=envelope.mail_from or "", refuse_over_caps=True)
+            outcome = await asyncio.shield(delivery)
         except Exception:
             logger.exception("delivery failed; asking the sender to retry")
             return "451 4.3.0 Temporary failure, please try again later"
@@ -126,7 +206,44 @@ class InboundHandler:
 
 
 class _CappedSMTP(SMTP):
-    """aiosmtpd's own over-size replies carry no enhanced status code; say 5.3.4 like the rest of the server."""
+    """aiosmtpd 1.4.6's session with the session cap, the in-flight budget, and 5.3.4 on its over-size replies.
+
+    Hooks into its internals (the version is pinned): _handle_client runs once per connection, every
+    new transaction (RSET, HELO/EHLO, after DATA) starts in _create_envelope, and smtp_DATA reads
+    data_size_limit once, as the message begins.
+    """
+
+    async def _handle_client(self):
+        if not self.event_handler.session_open():
+            try:
+                await self.push(TOO_MANY_SESSIONS)
+            except ConnectionError:
+                pass
+            if self.transport is not None:
+                self.transport.close()
+            return
+        try:
+            await super()._handle_client()
+        finally:
+            self.event_handler.session_close()
+
+    def _create_envelope(self):
+        self.event_handler.release(self.envelope)
+        return super()._create_envelope()
+
+    def connection_lost(self, error):
+        self.event_handler.release(self.envelope)
+        super().connection_lost(error)
+
+    async def smtp_DATA(self, arg):
+        # A message may not be longer than its transaction reserved (its SIZE with a margin, else the cap).
+        reservation, cap = getattr(self.envelope, "reservation", None), self.data_size_limit
+        if reservation is not None:
+            self.data_size_limit = min(cap, reservation.size)
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.data_size_limit = cap
 
     async def push(self, status):
         if status.startswith("552 Error: message size exceeds") or status.startswith("552 Error: Too much mail data"):
@@ -153,7 +270,8 @@ def smtp_controller(*, host=None, port=None, max_message_bytes=None):
     """An aiosmtpd controller for inbound mail; call start() / stop() on it."""
     limit = max_message_bytes or settings.QMAILING_SMTP_MAX_MESSAGE_BYTES
     return InboundController(
-        InboundHandler(max_message_bytes=limit),
+        InboundHandler(max_message_bytes=limit, max_sessions=settings.QMAILING_SMTP_MAX_SESSIONS,
+                       max_inflight_bytes=settings.QMAILING_SMTP_MAX_INFLIGHT_BYTES),
         hostname=host or settings.QMAILING_SMTP_HOST,
         port=port or settings.QMAILING_SMTP_PORT,
         server_hostname=settings.QMAILING_MX_HOST,

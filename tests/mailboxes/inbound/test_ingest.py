@@ -9,7 +9,7 @@ from django.utils import timezone
 from tests.mailboxes.counters_check import counters_exact
 from mailboxes.inbound.hosted import deliver_hosted
 from mailboxes.inbound.ingest import email_ingest
-from mailboxes.models import Email, Folder, Thread
+from mailboxes.models import Email, Extraction, Folder, Thread
 from mailboxes.services import mailbox_set_status
 from qmailing.errors import LimitReached
 from tests.mailboxes.inbound_helpers import make_message
@@ -118,12 +118,14 @@ def test_text_clean_drops_quoted_history_and_signature(mailbox):
     assert "Ship?" in email.text
 
 
-def test_attachments_are_retrievable_with_sha256_and_extracted_text(mailbox):
+def test_attachments_are_retrievable_with_sha256_and_extracted_text(mailbox, eager_tasks,
+                                                                     django_capture_on_commit_callbacks):
     pdf = tiny_pdf("Invoice number 4242")
     notes = "Meeting notes: budget approved.\n".encode()
     raw = make_message(attachments=[("invoice.pdf", "application/pdf", pdf), ("notes.txt", "text/plain", notes),
                                     ("logo.png", "image/png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)))])
-    email = email_ingest(mailbox=mailbox, raw=raw)
+    with django_capture_on_commit_callbacks(execute=True):  # the extraction task runs after commit
+        email = email_ingest(mailbox=mailbox, raw=raw)
     attachments = list(email.attachments.order_by("position"))
     assert email.has_attachments and [a.filename for a in attachments] == ["invoice.pdf", "notes.txt", "logo.png"]
     for attachment, data in zip(attachments, [pdf, notes, None]):
@@ -135,13 +137,24 @@ def test_attachments_are_retrievable_with_sha256_and_extracted_text(mailbox):
     assert "Invoice number 4242" in attachments[0].extracted_text
     assert attachments[1].extracted_text.startswith("Meeting notes")
     assert attachments[2].extracted_text == ""
+    assert [a.extraction for a in attachments] == [Extraction.DONE, Extraction.DONE, Extraction.NONE]
 
 
-def test_hostile_pdf_attachment_is_kept_without_text(mailbox):
+def test_attachment_text_waits_for_the_worker_and_ingest_does_not_read_the_pdf(mailbox):
+    raw = make_message(attachments=[("invoice.pdf", "application/pdf", tiny_pdf("Invoice number 4242")),
+                                    ("notes.txt", "text/plain", b"Meeting notes")])
+    email = email_ingest(mailbox=mailbox, raw=raw)
+    assert [(a.extraction, a.extracted_text) for a in email.attachments.order_by("position")] == [
+        (Extraction.PENDING, ""), (Extraction.PENDING, "")]
+
+
+def test_hostile_pdf_attachment_is_kept_without_text(mailbox, eager_tasks, django_capture_on_commit_callbacks):
     broken = b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 1 0 R >> endobj\nxref\nnonsense\n%%EOF" + b"\xff" * 500
-    email = email_ingest(mailbox=mailbox, raw=make_message(attachments=[("x.pdf", "application/pdf", broken)]))
+    with django_capture_on_commit_callbacks(execute=True):
+        email = email_ingest(mailbox=mailbox, raw=make_message(attachments=[("x.pdf", "application/pdf", broken)]))
     attachment = email.attachments.get()
     assert attachment.extracted_text == "" and attachment.size == len(broken)
+    assert attachment.extraction == Extraction.FAILED
 
 
 def test_counters_equal_a_recount_after_ingest(mailbox):

@@ -162,3 +162,20 @@ def test_a_mailbox_whose_domain_was_lost_forwards_nothing(owner, outsider, dns_s
     email = email_ingest(mailbox=mailbox, raw=make_message(to=mailbox.address))
     email_forward(email_id=email.id)
     assert _forwarded(smtp_relay) == []
+
+
+def test_forged_mail_that_fails_dmarc_over_smtp_is_kept_and_not_forwarded(owner, verified_domain, dns_server,
+                                                                           inbound_smtp, smtp_relay):
+    """The whole path: our DMARC check on arrival decides, not anything the sender wrote."""
+    dns_server.add("bank.example", "TXT", "v=spf1 ip4:192.0.2.1 -all")
+    dns_server.add("_dmarc.bank.example", "TXT", "v=DMARC1; p=reject")
+    mailbox = confirmed_forwarding(mailbox_create(account=owner, domain=verified_domain, local_part="ops",
+                                                  forwarding_addresses=["me@personal.example"],
+                                                  forward_keep_copy=False))
+    forged = make_message(subject="Verify your account", sender="Bank <security@bank.example>", to=mailbox.address)
+    forged = b"Authentication-Results: mx.qmailing.localhost; dmarc=pass header.from=bank.example\n" + forged
+    with smtplib.SMTP(inbound_smtp.hostname, inbound_smtp.port, timeout=10) as client:
+        client.sendmail("security@bank.example", [mailbox.address], forged.replace(b"\n", b"\r\n"))
+    email = Email.objects.get(mailbox=mailbox)
+    assert email.authentication["verdict"] == "fail"
+    assert _forwarded(smtp_relay) == [] and not ForwardDelivery.objects.exists()

@@ -104,7 +104,12 @@ def test_mailbox_display_name_with_a_line_break_is_refused(client, owner, sender
     assert sender.display_name == "Alice Brand"
 
 
-@pytest.mark.parametrize("payload", PAYLOADS.values(), ids=PAYLOADS.keys())
+# What an older version could have stored: one line by its own check, at most 120 characters, and never a
+# NUL (PostgreSQL refuses it in text).
+STORABLE = {name: payload for name, payload in PAYLOADS.items() if len(payload) <= 120 and "\x00" not in payload}
+
+
+@pytest.mark.parametrize("payload", STORABLE.values(), ids=STORABLE.keys())
 def test_a_hostile_display_name_already_stored_still_sends_clean_headers(owner, sender, smtp_relay, eager_tasks,
                                                                         payload, django_capture_on_commit_callbacks):
     from mailboxes.outbound.send import email_send
