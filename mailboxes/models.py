@@ -151,6 +151,8 @@ class Email(models.Model):
     text_clean = models.TextField(blank=True, help_text="Text without quoted history and signature.")
     html = models.TextField(blank=True, help_text="Sanitised HTML.")
     snippet = models.CharField(max_length=240, blank=True)
+    # The links of an HTML-only message, which `text` cites by number ("Shop now [3]"): {"3": "https://…"}.
+    links = models.JSONField(default=dict, blank=True)
     has_attachments = models.BooleanField(default=False)
     defects = models.JSONField(default=list, blank=True, help_text="Parser defects; the raw message is kept as it came.")
 

@@ -139,7 +139,7 @@ def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_s
         recipients_text=recipients_search_text(parsed.to, parsed.cc),
         received_at=received_at, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
         references=parsed.references, size=len(raw), text=parsed.text, text_clean=parsed.text_clean,
-        html=parsed.html, snippet=parsed.snippet, has_attachments=bool(parsed.attachments),
+        html=parsed.html, snippet=parsed.snippet, links=parsed.links, has_attachments=bool(parsed.attachments),
         defects=parsed.defects, delivery_status=delivery_status, authentication=authentication,
     )
     email.raw.save("message.eml", ContentFile(raw), save=False)

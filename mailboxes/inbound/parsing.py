@@ -86,6 +86,7 @@ class ParsedMessage:
     text_clean: str = ""
     html: str = ""
     snippet: str = ""
+    links: dict = field(default_factory=dict)  # number (str) → URL, cited in `text` as "[n]"
     attachments: list = field(default_factory=list)
     defects: list = field(default_factory=list)
 
