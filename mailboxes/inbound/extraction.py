@@ -19,7 +19,7 @@ from pathlib import Path
 
 from django.db import transaction
 
-from mailboxes.inbound.parsing import clean_text, parse_message
+from mailboxes.inbound.parsing import clean_text, normalize_newlines, parse_message
 from mailboxes.models import Attachment, Email, Extraction
 from mailboxes.store.search import search_index_email
 
@@ -84,7 +84,7 @@ def pdf_text(data, *, limits=PDF_LIMITS) -> Extracted:
         answer = json.loads(output)
         if "error" in answer:
             return Extracted(Extraction.FAILED, detail=str(answer["error"])[:200])
-        text = clean_text(str(answer["text"]).replace("\r\n", "\n").replace("\r", "\n"))
+        text = normalize_newlines(clean_text(str(answer["text"])))
     except (ValueError, KeyError, TypeError):
         return Extracted(Extraction.FAILED, detail="unreadable answer from the child")
     return Extracted(Extraction.DONE, text=text.strip()[:limits.max_chars],

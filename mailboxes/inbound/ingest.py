@@ -12,9 +12,9 @@ from accounts.models import Account
 from mailboxes.store.counters import counters_on_store
 from mailboxes.inbound.extraction import extraction_wanted
 from mailboxes.models import Attachment, Email, Extraction, Folder
-from mailboxes.inbound.parsing import parse_message
+from mailboxes.inbound.parsing import normalize_newlines, parse_message
 from mailboxes.store.search import (recipients_search_text, search_document, search_index_document,
-                                    search_index_on_insert)
+                                    search_index_email, search_index_on_insert)
 from mailboxes.store.services import delete_stored_files
 from mailboxes.store.threads import thread_find_or_create
 from qmailing.errors import Invalid, LimitReached
@@ -80,6 +80,34 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
     if batch is not None:
         batch.extend(written)
     return email
+
+
+# Fields computed from the raw message by parsing; email_rederive rewrites them when parsing improves.
+DERIVED_FIELDS = ("text", "text_clean", "html", "snippet", "links", "defects")
+
+
+def email_rederive(*, email) -> bool:
+    """Recompute a stored email's derived fields from its raw message; True when any changed.
+
+    The raw message is the record: parsing fixes (reply cutting, HTML to text, line endings) reach
+    mail stored before them through this. Search is rewritten when the text changed; attachment
+    text keeps its line endings to one form too. Flags, folder, thread and counters are untouched.
+    """
+    with email.raw.open("rb") as handle:
+        parsed = parse_message(handle.read())
+    changed = [name for name in DERIVED_FIELDS if getattr(email, name) != getattr(parsed, name)]
+    with transaction.atomic():
+        if changed:
+            for name in changed:
+                setattr(email, name, getattr(parsed, name))
+            email.save(update_fields=changed)
+        attachments = [a for a in email.attachments.all() if "\r" in a.extracted_text]
+        for attachment in attachments:
+            attachment.extracted_text = normalize_newlines(attachment.extracted_text)
+        Attachment.objects.bulk_update(attachments, ["extracted_text"])
+        if "text" in changed or attachments:
+            search_index_email(email=email)
+    return bool(changed or attachments)
 
 
 @contextmanager

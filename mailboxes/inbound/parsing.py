@@ -32,6 +32,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 # Bidi overrides, embeddings and isolates, zero-width and other invisible formatting characters: in a
 # filename they make "invoice\u202egpj.exe" look like "invoiceexe.jpg".
 _INVISIBLE_FORMATTING = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]+")
+# RFC 5322 2.1.1: at most 998 characters a line. Longer lines are kept as they came and recorded.
+MAX_LINE_LENGTH = 998
+# Anchored at line starts, so the scan is linear: unanchored, every position would rescan its line.
+_LONG_LINE = re.compile(rb"^[^\r\n]{%d}" % (MAX_LINE_LENGTH + 1), re.MULTILINE)
 # multipart/* and message/* Content-Type headers (folded or not): each is a container the parser recurses into.
 _CONTAINER_HEADER = re.compile(rb"^content-type:[ \t]*(?:\r?\n[ \t]+)*(?:multipart|message)/", re.IGNORECASE | re.MULTILINE)
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
@@ -126,8 +130,18 @@ def normalize_subject(subject):
     return _SUBJECT_PREFIX.sub("", subject or "").strip()
 
 
+def normalize_newlines(text):
+    """One line ending, LF, whatever the message used on the wire (SMTP CRLF, old Mac CR, mixed)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def decode_bytes(data, charset, defects):
-    """Decode body bytes in the declared charset; unknown or broken ones fall back to UTF-8 then Latin-1."""
+    """Body bytes decoded in the declared charset (unknown or broken ones fall back to UTF-8 then
+    Latin-1), with LF line endings: every text derived from a body is the same however it arrived."""
+    return normalize_newlines(_decoded(data, charset, defects))
+
+
+def _decoded(data, charset, defects):
     charset = (charset or "").strip().strip('"').lower() or "us-ascii"
     try:
         codecs.lookup(charset)
@@ -296,6 +310,8 @@ def parse_message(raw):
     """Parse raw bytes into a ParsedMessage. Defects are recorded, never raised."""
     parsed = ParsedMessage()
     defects = parsed.defects
+    if _LONG_LINE.search(raw):
+        defects.append(f"LineTooLong: a line is longer than {MAX_LINE_LENGTH} characters (RFC 5322 2.1.1); kept as it came")
     over_cap = containers_over_cap(raw)
     if over_cap:
         defects.append(f"TooManyParts: more than {MAX_PARTS} nested MIME containers; the body was not read")

@@ -213,6 +213,13 @@ class _CappedSMTP(SMTP):
     data_size_limit once, as the message begins.
     """
 
+    def __init__(self, handler, *, line_length_limit, **kwargs):
+        # RFC 5321 allows 1,000 bytes a line, but real mail breaks it (HTML on one line, long base64
+        # lines, bare-LF messages that are one "line" to SMTP): accept up to a generous limit, as
+        # Postfix and Gmail do. Read before super().__init__, which sizes the stream reader with it.
+        self.line_length_limit = line_length_limit
+        super().__init__(handler, **kwargs)
+
     async def _handle_client(self):
         if not self.event_handler.session_open():
             try:
@@ -248,12 +255,14 @@ class _CappedSMTP(SMTP):
     async def push(self, status):
         if status.startswith("552 Error: message size exceeds") or status.startswith("552 Error: Too much mail data"):
             status = TOO_BIG
+        elif status.startswith("500 Line too long"):
+            status = f"500 5.5.2 Line too long: at most {self.line_length_limit} bytes per line here"
         await super().push(status)
 
 
 class InboundController(Controller):
     def factory(self):
-        return _CappedSMTP(self.handler, **self.SMTP_kwargs)
+        return _CappedSMTP(self.handler, line_length_limit=settings.QMAILING_SMTP_MAX_LINE_BYTES, **self.SMTP_kwargs)
 
 
 def tls_context():

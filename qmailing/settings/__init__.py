@@ -197,6 +197,9 @@ QMAILING_SMTP_MAX_MESSAGE_BYTES = env.int("QMAILING_SMTP_MAX_MESSAGE_BYTES", 35 
 # once, reserved at MAIL FROM from the announced SIZE (the maximum message size without one; 452 4.3.1
 # when used up). Parsing takes up to ~10 times a message's size in memory, so the default (two of the
 # largest messages) keeps ten parallel 35 MB messages under 0.8 GB instead of 2.2 GB.
+# The longest line accepted in DATA (a message with bare LF line ends is one line to SMTP); above it
+# the message is refused with 500 5.5.2. Longer than RFC 5321's 1,000 because real mail is.
+QMAILING_SMTP_MAX_LINE_BYTES = env.int("QMAILING_SMTP_MAX_LINE_BYTES", 1024 * 1024)
 QMAILING_SMTP_MAX_SESSIONS = env.int("QMAILING_SMTP_MAX_SESSIONS", 100)
 QMAILING_SMTP_MAX_INFLIGHT_BYTES = env.int("QMAILING_SMTP_MAX_INFLIGHT_BYTES", 2 * QMAILING_SMTP_MAX_MESSAGE_BYTES)
 # PEM certificate chain and key for STARTTLS; without a certificate the server offers no STARTTLS.
