@@ -114,7 +114,7 @@ def _generate(*, account, mailbox, rows):
                 SELECT md5('e' || %s || g)::uuid, 'inbound', CASE WHEN g %% 20 = 0 THEN 'ARCHIVE' ELSE 'INBOX' END, '',
                   g > 200, g %% 97 = 0, ({addresses})[who], ({names})[who], '[]', '[]', '[]', '[]', '', subject,
                   now() - (g * interval '30 seconds'), now() - (g * interval '30 seconds'), 'bench-' || g || '@bench.example',
-                  '', '[]', 2048, 'raw/bench/' || g || '.eml', body, body, '', left(body, 240), g %% 10 = 0, '[]', '', '', '', '{}',
+                  '', '[]', 2048, 'raw/bench/' || g || '.eml', body, body, '', left(body, 240), g %% 10 = 0, '[]', '', '', '', '{{}}',
                   %s, %s, md5('t' || %s || ((g - 1) / 4 + 1))::uuid,
                   setweight(to_tsvector('english', subject), 'A') ||
                   setweight(to_tsvector('english', ({names})[who] || ' ' || ({addresses})[who] || ' ' ||
