@@ -41,15 +41,17 @@ def on_email_received(hook):
 
 
 def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, folder=Folder.INBOX, is_read=False,
-                 delivery_status="", use_header_date=False, parsed=None, authentication=None) -> Email:
+                 delivery_status="", imported=False, parsed=None, authentication=None) -> Email:
     """Store one raw message in a mailbox and return the Email.
 
     Malformed mail never raises: the raw bytes are kept and parser defects recorded on the Email.
     Raises LimitReached when the account's plan storage cannot hold it. Threads, counters, the
     `email.received` event (inbound only), search indexing and the received hooks (forwarding)
     run in the same transaction; forwarding, event push and attachment text extraction (a worker,
-    which then rewrites the search entry) happen after commit. `use_header_date` (imports) sorts the
-    message by its Date header instead of the time of storing. `parsed` lets a caller that stores one
+    which then rewrites the search entry) happen after commit. An `imported` message (your own
+    archive) is sorted by its Date header instead of the time of storing, and is not announced:
+    no `email.received` event and no received hooks, so an archive never goes out to the forwarding
+    addresses or to webhooks message by message. `parsed` lets a caller that stores one
     message in several mailboxes parse it once. `authentication` is the SPF/DKIM/DMARC record of mail
     from the outside world (mailboxes.inbound.authentication), checked by the caller before any lock.
     """
@@ -58,7 +60,7 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
     raw = bytes(raw)
     parsed = parsed or parse_message(raw)
     now = timezone.now()
-    received_at = parsed.date if use_header_date and parsed.date and parsed.date <= now else now
+    received_at = parsed.date if imported and parsed.date and parsed.date <= now else now
     written = []
     try:
         with transaction.atomic():
@@ -67,7 +69,7 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
                                  is_read=is_read, delivery_status=delivery_status, received_at=received_at,
                                  written=written, authentication=authentication or {})
             counters_on_store(email)
-            if direction == Email.Direction.INBOUND:
+            if direction == Email.Direction.INBOUND and not imported:
                 event_publish(account=mailbox.account, mailbox=mailbox, type=EventType.EMAIL_RECEIVED,
                               payload=_event_payload(email))
                 for hook in _received_hooks:

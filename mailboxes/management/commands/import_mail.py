@@ -1,4 +1,4 @@
-import mailbox as mailbox_formats
+import shlex
 from contextlib import nullcontext
 from itertools import islice
 from pathlib import Path
@@ -6,30 +6,26 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from mailboxes.inbound.importing import ImportSource, SkipReport, Skipped, printable
 from mailboxes.inbound.ingest import email_ingest, ingest_batch
 from mailboxes.models import Folder
 from mailboxes.selectors import mailbox_by_address
 from qmailing.errors import AppError, LimitReached
 
-
-def _messages(path):
-    """(label, raw bytes) for each message of an mbox file or a folder of .eml files."""
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".eml")
-        return len(files), ((str(p), p.read_bytes()) for p in files)
-    box = mailbox_formats.mbox(str(path), create=False)
-    keys = list(box.keys())
-    return len(keys), ((f"{path.name}#{index}", box.get_bytes(key)) for index, key in enumerate(keys))
+# Bounds the report for an archive with very many Maildir subfolders.
+LEFT_OUT_LINES = 20
 
 
 class Command(BaseCommand):
-    help = "Import an mbox file or a folder of .eml files into a hosted mailbox, through the normal ingest path."
+    help = ("Import mail into a hosted mailbox through the normal ingest path: an mbox file, one message file, "
+            "a Maildir, or a folder of message files (judged by content, whatever their names).")
 
     def add_arguments(self, parser):
         parser.add_argument("address", help="the hosted mailbox, e.g. sales@brand.example")
-        parser.add_argument("path", help="an mbox file or a folder of .eml files")
+        parser.add_argument("path", help="an mbox file, a message file, a Maildir, or a folder of these")
         parser.add_argument("--folder", default=Folder.INBOX, choices=Folder.values)
-        parser.add_argument("--read", action="store_true", help="mark imported mail as read")
+        parser.add_argument("--read", action="store_true",
+                            help="mark all imported mail as read (otherwise a Maildir's seen flag is kept)")
         parser.add_argument("--batch", type=int, default=1, metavar="N",
                             help="commit every N messages instead of each one (faster for big archives); "
                                  "a message that fails is still skipped on its own")
@@ -43,33 +39,55 @@ class Command(BaseCommand):
             raise CommandError(f"{path} does not exist.")
         if batch < 1:
             raise CommandError("--batch must be at least 1.")
-        try:
-            total, messages = _messages(path)
-        except Exception as error:
-            raise CommandError(f"{path} cannot be read as an mbox file: {error}")
+        source = ImportSource(path)
+        skipped = SkipReport()
         imported = with_defects = failed = 0
         stopped = False
-        pending = iter(tqdm(messages, total=total, unit="msg", desc="importing", disable=total == 0))
+        bar = tqdm(total=source.total, unit="msg", desc="importing", disable=source.total == 0)
+        pending = iter(source)
         while not stopped:
             taken = 0
             # A batch is one transaction; each message inside it is its own savepoint (see ingest_batch).
             with ingest_batch() if batch > 1 else nullcontext():
-                for label, raw in islice(pending, batch):
+                for item in islice(pending, batch):
                     taken += 1
+                    if bar.total != source.total:  # an mbox was opened and its messages counted
+                        bar.total = source.total
+                        bar.refresh()
+                    bar.update()
+                    if isinstance(item, Skipped):
+                        skipped.add(item)
+                        continue
                     try:
                         # Imported mail sorts by its own Date header, not by the moment of the import.
-                        email = email_ingest(mailbox=mailbox, raw=raw, folder=folder, is_read=read,
-                                             use_header_date=True)
+                        email = email_ingest(mailbox=mailbox, raw=item.raw, folder=folder,
+                                             is_read=read or item.seen, imported=True)
                     except LimitReached as error:
                         failed += 1
-                        self.stderr.write(f"{label}: {error.detail} Stopping.")
+                        self.stderr.write(f"{printable(item.label)}: {error.detail} Stopping.")
                         stopped = True
                         break
                     except (AppError, OSError) as error:
                         failed += 1
-                        self.stderr.write(f"{label}: {getattr(error, 'detail', error)}")
+                        self.stderr.write(f"{printable(item.label)}: {getattr(error, 'detail', error)}")
                         continue
                     imported += 1
                     with_defects += bool(email.defects)
             stopped = stopped or taken < batch
-        self.stdout.write(f"imported {imported}, with defects {with_defects}, failed {failed} (of {total})")
+        bar.close()
+        self.stdout.write(f"imported {imported}, with defects {with_defects}, failed {failed}, "
+                          f"skipped {skipped.count} (of {source.total})")
+        for line in skipped.lines():
+            self.stdout.write(line)
+        self._report_left_out(source.left_out, address)
+
+    def _report_left_out(self, left_out, address):
+        for folder in left_out[:LEFT_OUT_LINES]:
+            command = ["python", "manage.py", "import_mail", address, str(folder.path)]
+            if folder.suggested_folder != Folder.INBOX:
+                command += ["--folder", folder.suggested_folder]
+            messages = f"{folder.messages:,} message" + ("" if folder.messages == 1 else "s")
+            self.stdout.write(f"not imported: Maildir folder {printable(folder.path.name)} ({messages}); "
+                              f"import it on its own: {printable(shlex.join(command))}")
+        if len(left_out) > LEFT_OUT_LINES:
+            self.stdout.write(f"not imported: {len(left_out) - LEFT_OUT_LINES:,} more Maildir folders")

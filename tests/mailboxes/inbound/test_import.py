@@ -27,7 +27,7 @@ def test_import_of_an_mbox_stores_every_message_and_prints_a_summary(mailbox, tm
     box.add(BROKEN)
     box.flush()
     out, _ = run_import(mailbox.address, str(path))
-    assert "imported 4, with defects 1, failed 0 (of 4)" in out
+    assert "imported 4, with defects 1, failed 0, skipped 0 (of 4)" in out
     assert sorted(Email.objects.filter(mailbox=mailbox).values_list("subject", flat=True)) == [
         "Archived 0", "Archived 1", "Archived 2", "broken"]
     counters_exact(mailbox)
@@ -41,7 +41,8 @@ def test_import_of_a_folder_of_eml_files_keeps_raw_bytes_and_reply_threads(mailb
     (tmp_path / "nested" / "2.eml").write_bytes(reply)
     (tmp_path / "notes.txt").write_text("not mail")
     out, _ = run_import(mailbox.address, str(tmp_path), "--read")
-    assert "imported 2, with defects 0, failed 0 (of 2)" in out
+    assert "imported 2, with defects 0, failed 0, skipped 1 (of 3)" in out
+    assert "skipped 1, not a message: it does not start with a header line (Name: value): notes.txt" in out
     emails = list(Email.objects.filter(mailbox=mailbox).order_by("subject"))
     assert len({e.thread_id for e in emails}) == 1 and all(e.is_read for e in emails)
     with emails[0].raw.open("rb") as handle:
@@ -78,7 +79,7 @@ def test_batched_import_skips_a_failing_message_alone_and_keeps_the_rest(mailbox
 
     monkeypatch.setattr(ingest, "counters_on_store", failing_for_one)
     out, err = run_import(mailbox.address, _archive(tmp_path, [f"Archived {i}" for i in range(5)]), "--batch", "3")
-    assert "imported 4, with defects 0, failed 1 (of 5)" in out and "disk trouble" in err
+    assert "imported 4, with defects 0, failed 1, skipped 0 (of 5)" in out and "disk trouble" in err
     assert sorted(Email.objects.filter(mailbox=mailbox).values_list("subject", flat=True)) == [
         "Archived 0", "Archived 2", "Archived 3", "Archived 4"]
     assert _stored_files(mailbox) == 4
@@ -93,7 +94,7 @@ def test_batched_import_keeps_what_fitted_and_stops_when_storage_is_full(mailbox
     plan.storage_bytes = one * 2 + one // 2  # plans are admin-editable rows; room for two messages
     plan.save(update_fields=["storage_bytes"])
     out, err = run_import(mailbox.address, path, "--batch", "10")
-    assert "imported 2, with defects 0, failed 1 (of 4)" in out and "Stopping." in err
+    assert "imported 2, with defects 0, failed 1, skipped 0 (of 4)" in out and "Stopping." in err
     assert Email.objects.filter(mailbox=mailbox).count() == 2 and _stored_files(mailbox) == 2
 
 
@@ -104,3 +105,24 @@ def test_a_batch_that_rolls_back_deletes_the_files_its_messages_wrote(mailbox, t
             assert _stored_files(mailbox) == 1
             raise RuntimeError("the batch fails after the message was stored")
     assert not Email.objects.filter(mailbox=mailbox).exists() and _stored_files(mailbox) == 0
+
+
+def test_an_imported_archive_is_not_forwarded_nor_announced(owner, mailbox, tmp_path, smtp_relay, eager_tasks,
+                                                            django_capture_on_commit_callbacks):
+    """Your own archive is not new mail: a mailbox that forwards must not send it all out again."""
+    from mailboxes.services import mailbox_update
+    from tests.mailboxes.outbound_helpers import confirmed_forwarding
+    from webhooks.models import Event
+
+    confirmed_forwarding(mailbox_update(mailbox=mailbox, forwarding_addresses=["me@personal.example"]))
+    path = tmp_path / "archive.mbox"
+    box = mailbox_formats.mbox(str(path))
+    for index in range(5):
+        box.add(make_message(subject=f"Old {index}"))
+    box.flush()
+    sent_before = len(smtp_relay.messages)  # the confirmation mail, if it went out
+    with django_capture_on_commit_callbacks(execute=True):
+        out, _ = run_import(mailbox.address, str(path))
+    assert "imported 5" in out
+    assert len(smtp_relay.messages) == sent_before
+    assert not Event.objects.filter(account=owner, type="email.received").exists()

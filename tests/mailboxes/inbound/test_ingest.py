@@ -106,7 +106,7 @@ def test_a_known_message_id_wins_over_a_matching_subject(mailbox):
 
 def test_subject_fallback_ignores_threads_older_than_the_window(mailbox):
     old = email_ingest(mailbox=mailbox, raw=make_message(subject="Weekly report", date=timezone.now() - timedelta(days=30)),
-                       use_header_date=True)
+                       imported=True)
     new = email_ingest(mailbox=mailbox, raw=make_message(subject="Weekly report"))
     assert new.thread_id != old.thread_id
 
