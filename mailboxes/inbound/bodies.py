@@ -5,6 +5,9 @@ from html.parser import HTMLParser
 
 import nh3
 
+# The reply cutter lives in replies.py; parse_message imports it from here with the other body helpers.
+from mailboxes.inbound.replies import text_without_quotes  # noqa: F401
+
 SNIPPET_LENGTH = 200
 
 # Email layout lives in inline styles; only these properties survive (no url(), no positioning).
@@ -122,27 +125,6 @@ def html_to_text(html):
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-_ATTRIBUTION = re.compile(
-    r"^(on\b.{0,400}\b(wrote|writes)|le\b.{0,400}\ba écrit|am\b.{0,400}\bschrieb|el\b.{0,400}\bescribió)\s*:\s*$",
-    re.IGNORECASE,
-)
-_ORIGINAL = re.compile(r"^-{2,}\s*(original message|forwarded message|ursprüngliche nachricht)\s*-{2,}", re.IGNORECASE)
-
-
-def text_without_quotes(text):
-    """The new part of a reply: cut at the attribution line, "-- " signature or original message,
-    and drop ">" quoted lines."""
-    lines = (text or "").splitlines()
-    cut = len(lines)
-    for index, line in enumerate(lines):
-        stripped = line.strip()
-        joined = f"{stripped} {lines[index + 1].strip()}" if index + 1 < len(lines) else stripped
-        if line in ("-- ", "--") or _ORIGINAL.match(stripped) or _ATTRIBUTION.match(stripped) \
-                or (stripped.lower().startswith("on ") and _ATTRIBUTION.match(joined)):
-            cut = index
-            break
-    kept = [line for line in lines[:cut] if not line.lstrip().startswith(">")]
-    return "\n".join(kept).strip()
 
 
 def snippet_from(text):
