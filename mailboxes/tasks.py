@@ -19,39 +19,40 @@ logger = logging.getLogger(__name__)
 MAX_DELIVERY_RETRIES = 6
 
 
+def _run_or_retry(task, work, *, what, permanent=lambda exc: False, on_give_up=None, **retry):
+    """Run one service call; on an error retry with backoff (1, 2, 4… minutes) until the retries are
+    used up or the error is `permanent`, then log it and give up (calling `on_give_up(exc)`)."""
+    try:
+        work()
+    except Exception as exc:
+        if permanent(exc) or task.request.retries >= task.max_retries:
+            logger.warning("%s failed for good: %s", what, exc)
+            if on_give_up is not None:
+                on_give_up(exc)
+            return
+        raise task.retry(exc=exc, countdown=60 * 2 ** task.request.retries, **retry)
+
+
 @shared_task(bind=True, max_retries=MAX_DELIVERY_RETRIES, acks_late=True)
 def email_deliver_task(self, email_id, recipients, bounced=False):
-    try:
-        email_deliver_external(email_id=email_id, recipients=recipients, bounced=bounced)
-    except Exception as exc:
-        if permanent_failure(exc) or self.request.retries >= self.max_retries:
-            logger.warning("delivery of %s failed for good: %s", email_id, exc)
-            email_set_delivery(email_id=email_id, status=Email.Delivery.FAILED, detail=f"{type(exc).__name__}: {exc}"[:500])
-            return
-        raise self.retry(exc=exc, countdown=60 * 2 ** self.request.retries)
+    _run_or_retry(
+        self, lambda: email_deliver_external(email_id=email_id, recipients=recipients, bounced=bounced),
+        what=f"delivery of {email_id}", permanent=permanent_failure,
+        on_give_up=lambda exc: email_set_delivery(email_id=email_id, status=Email.Delivery.FAILED,
+                                                  detail=f"{type(exc).__name__}: {exc}"[:500]))
 
 
 @shared_task(bind=True, max_retries=MAX_DELIVERY_RETRIES, acks_late=True)
 def email_forward_task(self, email_id):
-    try:
-        email_forward(email_id=email_id)
-    except Exception as exc:
-        if self.request.retries >= self.max_retries:
-            logger.warning("forwarding of %s failed for good: %s", email_id, exc)
-            return
-        # Each address's progress is recorded, so the retry sends only to those not done yet.
-        raise self.retry(exc=exc, countdown=60 * 2 ** self.request.retries, kwargs={"email_id": email_id})
+    # Each address's progress is recorded, so a retry sends only to those not done yet.
+    _run_or_retry(self, lambda: email_forward(email_id=email_id), what=f"forwarding of {email_id}",
+                  kwargs={"email_id": email_id})
 
 
 @shared_task(bind=True, max_retries=MAX_DELIVERY_RETRIES, acks_late=True)
 def forwarding_confirmation_send_task(self, confirmation_id, mailbox_id):
-    try:
-        confirmation_mail_send(confirmation_id=confirmation_id, mailbox_id=mailbox_id)
-    except Exception as exc:
-        if permanent_failure(exc) or self.request.retries >= self.max_retries:
-            logger.warning("forwarding confirmation %s could not be sent: %s", confirmation_id, exc)
-            return
-        raise self.retry(exc=exc, countdown=60 * 2 ** self.request.retries)
+    _run_or_retry(self, lambda: confirmation_mail_send(confirmation_id=confirmation_id, mailbox_id=mailbox_id),
+                  what=f"forwarding confirmation {confirmation_id}", permanent=permanent_failure)
 
 
 def forward_on_commit(email):
@@ -66,13 +67,7 @@ def forward_on_commit(email):
 def attachments_extract_task(self, email_id):
     # Enqueued by ingest after commit. A document that fails or breaks a limit is recorded as failed, not
     # retried; a retry is for the database or storage being away, and redoes only what is still pending.
-    try:
-        attachments_extract(email_id=email_id)
-    except Exception as exc:
-        if self.request.retries >= self.max_retries:
-            logger.warning("text extraction of %s failed for good: %s", email_id, exc)
-            return
-        raise self.retry(exc=exc, countdown=60 * 2 ** self.request.retries)
+    _run_or_retry(self, lambda: attachments_extract(email_id=email_id), what=f"text extraction of {email_id}")
 
 
 @shared_task

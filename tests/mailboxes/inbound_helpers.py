@@ -1,10 +1,35 @@
 """Shared fixtures and message builders for the inbound mail tests (import the fixtures by name)."""
 
+import socket
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 import pytest
 from django.utils import timezone
+
+from mailboxes.inbound.smtp import smtp_controller
+
+
+def started_smtp_server(**options):
+    """The real inbound SMTP server, started on a free loopback port; stop() it when done.
+
+    It reads its settings (caps, line limit) as it starts. Tests that use it need
+    django_db(transaction=True): the server thread sees committed rows only.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = smtp_controller(host="127.0.0.1", port=port, **options)
+    controller.start()
+    return controller
+
+
+@pytest.fixture
+def inbound_smtp():
+    """The real inbound SMTP server with the default settings."""
+    controller = started_smtp_server()
+    yield controller
+    controller.stop()
 
 
 @pytest.fixture

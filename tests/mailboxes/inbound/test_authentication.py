@@ -1,7 +1,6 @@
 """SPF, DKIM, DMARC and ARC of mail from the outside world: the real SMTP server, a real DNS server."""
 
 import smtplib
-import socket
 import time
 from email import message_from_bytes
 from email.policy import default as default_policy
@@ -14,7 +13,6 @@ from mailboxes.inbound.authentication import (MAX_DKIM_SIGNATURES, MAX_HEADER_FI
                                               untrusted_results_renamed)
 from mailboxes.inbound.hosted import deliver_hosted
 from mailboxes.inbound.ingest import email_ingest
-from mailboxes.inbound.smtp import smtp_controller
 from mailboxes.models import Email
 from tests.mailboxes.inbound.test_esp import SIGNING_KEY, URL, basic_auth, signed_post
 from tests.mailboxes.inbound_helpers import make_message
@@ -29,16 +27,6 @@ OURS = b"Authentication-Results: mx.qmailing.localhost;"
 def keys():
     return dkim_keypair()  # (private key PEM, public key for p=)
 
-
-@pytest.fixture
-def smtp_server():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = smtp_controller(host="127.0.0.1", port=port)
-    controller.start()
-    yield controller
-    controller.stop()
 
 
 @pytest.fixture
@@ -78,9 +66,9 @@ def header_values(raw, name):
     return [str(value) for value in message_from_bytes(raw, policy=default_policy).get_all(name, [])]
 
 
-def test_a_signed_message_from_an_authorised_server_passes(smtp_server, world, keys, mailbox):
+def test_a_signed_message_from_an_authorised_server_passes(inbound_smtp, world, keys, mailbox):
     raw = signed(wire(make_message(sender="Shop <news@shop.example>", to=mailbox.address, subject="Your order")), keys)
-    assert send(smtp_server, mail_from="bounces@shop.example", to=mailbox.address, raw=raw) == {}
+    assert send(inbound_smtp, mail_from="bounces@shop.example", to=mailbox.address, raw=raw) == {}
     authentication, copy = stored(mailbox)
     assert authentication["verdict"] == "pass"
     assert authentication["spf"]["result"] == "pass" and authentication["spf"]["domain"] == "shop.example"
@@ -107,11 +95,11 @@ def test_a_signed_message_from_an_authorised_server_passes(smtp_server, world, k
     ("anyone@shop.example", None),  # SPF passes, but for the attacker's own domain: not aligned
     ("anyone@shop.example", "shop.example"),  # DKIM passes too, still for the wrong domain
 ])
-def test_a_forged_from_fails(smtp_server, world, keys, mailbox, envelope, dkim_domain):
+def test_a_forged_from_fails(inbound_smtp, world, keys, mailbox, envelope, dkim_domain):
     raw = wire(make_message(sender="Bank CEO <ceo@bank.example>", to=mailbox.address, subject="Urgent transfer"))
     if dkim_domain:
         raw = signed(raw, keys, domain=dkim_domain)
-    assert send(smtp_server, mail_from=envelope, to=mailbox.address, raw=raw) == {}  # recorded, not refused
+    assert send(inbound_smtp, mail_from=envelope, to=mailbox.address, raw=raw) == {}  # recorded, not refused
     authentication, copy = stored(mailbox)
     assert authentication["verdict"] == "fail"
     dmarc = authentication["dmarc"]
@@ -125,12 +113,12 @@ def test_a_forged_from_fails(smtp_server, world, keys, mailbox, envelope, dkim_d
 
 
 @pytest.mark.parametrize("trouble", ["timeouts", "servfail", "broken"])
-def test_dns_trouble_is_recorded_as_temperror_and_the_message_is_still_accepted(smtp_server, world, keys, mailbox,
+def test_dns_trouble_is_recorded_as_temperror_and_the_message_is_still_accepted(inbound_smtp, world, keys, mailbox,
                                                                                 settings, trouble):
     settings.QMAILING_DNS_TIMEOUT = 0.5
     getattr(world, trouble).update({"shop.example", f"{SELECTOR}._domainkey.shop.example", "_dmarc.shop.example"})
     raw = signed(wire(make_message(sender="news@shop.example", to=mailbox.address)), keys)
-    assert send(smtp_server, mail_from="bounces@shop.example", to=mailbox.address, raw=raw) == {}
+    assert send(inbound_smtp, mail_from="bounces@shop.example", to=mailbox.address, raw=raw) == {}
     authentication, copy = stored(mailbox)
     assert authentication["verdict"] == "temperror"
     assert authentication["spf"]["result"] == "temperror"
@@ -140,13 +128,13 @@ def test_dns_trouble_is_recorded_as_temperror_and_the_message_is_still_accepted(
     assert "spf=temperror" in results and "dkim=temperror" in results and "dmarc=temperror" in results
 
 
-def test_a_sender_supplied_authentication_results_claiming_our_id_is_not_trusted(smtp_server, world, mailbox):
+def test_a_sender_supplied_authentication_results_claiming_our_id_is_not_trusted(inbound_smtp, world, mailbox):
     claims = (b"Authentication-Results: mx.qmailing.localhost; spf=pass smtp.mailfrom=bank.example;\r\n"
               b"\tdkim=pass header.d=bank.example; dmarc=pass header.from=bank.example\r\n"
               b"authentication-results: (trust me) MX.QMailing.Localhost.; dmarc=pass\r\n"
               b"Authentication-Results: mx.elsewhere.example; dmarc=pass\r\n")
     raw = claims + wire(make_message(sender="ceo@bank.example", to=mailbox.address))
-    assert send(smtp_server, mail_from="ceo@bank.example", to=mailbox.address, raw=raw) == {}
+    assert send(inbound_smtp, mail_from="ceo@bank.example", to=mailbox.address, raw=raw) == {}
     authentication, copy = stored(mailbox)
     assert authentication["verdict"] == "fail"  # our check, not their claim
     results = header_values(copy, "Authentication-Results")
@@ -175,24 +163,24 @@ def test_a_claim_after_a_bare_carriage_return_is_renamed_too():
     assert untrusted_results_renamed(raw) == raw.replace(b"\rAuth", b"\rX-Untrusted-Auth")
 
 
-def test_a_from_header_that_parsers_read_differently_is_not_vouched_for(smtp_server, world, keys, mailbox):
+def test_a_from_header_that_parsers_read_differently_is_not_vouched_for(inbound_smtp, world, keys, mailbox):
     # dkimpy ends lines at LF only and sees one From (shop.example, signed and SPF-authorised); the
     # stored copy's parser also ends them at a bare CR and shows the bank's address first.
     message = wire(make_message(sender="news@shop.example", to=mailbox.address))
     raw = signed(b"X-Note: hi\rFrom: ceo@bank.example\r\n" + message, keys)
-    assert send(smtp_server, mail_from="bounces@shop.example", to=mailbox.address, raw=raw) == {}
+    assert send(inbound_smtp, mail_from="bounces@shop.example", to=mailbox.address, raw=raw) == {}
     authentication, _ = stored(mailbox)
     assert Email.objects.get(mailbox=mailbox).from_address == "ceo@bank.example"
     assert authentication["verdict"] == "permerror"
     assert authentication["dmarc"]["reason"] == "the From header reads differently to different mail parsers"
 
 
-def test_an_arc_sealed_message_has_its_chain_recorded(smtp_server, world, keys, mailbox):
+def test_an_arc_sealed_message_has_its_chain_recorded(inbound_smtp, world, keys, mailbox):
     world.add(f"{SELECTOR}._domainkey.lists.example", "TXT", f"v=DKIM1; k=rsa; p={keys[1]}")
     original = signed(wire(make_message(sender="news@shop.example", to=mailbox.address)), keys)
     relayed = b"Authentication-Results: lists.example; dkim=pass header.d=shop.example\r\n" + original
     seal = dkim.arc_sign(relayed, SELECTOR.encode(), b"lists.example", keys[0].encode(), b"lists.example")
-    assert send(smtp_server, mail_from="bounces@lists.example", to=mailbox.address, raw=b"".join(seal) + relayed) == {}
+    assert send(inbound_smtp, mail_from="bounces@lists.example", to=mailbox.address, raw=b"".join(seal) + relayed) == {}
     authentication, copy = stored(mailbox)
     assert authentication["arc"] == {"result": "pass", "sets": 1, "sealers": ["lists.example"], "reason": ""}
     assert authentication["verdict"] == "pass"  # through shop.example's aligned DKIM; ARC only informs
@@ -200,10 +188,10 @@ def test_an_arc_sealed_message_has_its_chain_recorded(smtp_server, world, keys, 
     assert "arc=pass" in header_values(copy, "Authentication-Results")[0]
 
 
-def test_a_header_section_beyond_the_bounds_is_not_parsed_and_is_a_permerror(smtp_server, world, keys, mailbox):
+def test_a_header_section_beyond_the_bounds_is_not_parsed_and_is_a_permerror(inbound_smtp, world, keys, mailbox):
     filler = b"".join(b"X-Filler-%d: x\r\n" % number for number in range(MAX_HEADER_FIELDS + 1))
     raw = filler + signed(wire(make_message(sender="news@shop.example", to=mailbox.address)), keys)
-    assert send(smtp_server, mail_from="bounces@shop.example", to=mailbox.address, raw=raw) == {}
+    assert send(inbound_smtp, mail_from="bounces@shop.example", to=mailbox.address, raw=raw) == {}
     authentication, copy = stored(mailbox)
     assert authentication["verdict"] == "permerror"
     assert f"more than {MAX_HEADER_FIELDS} fields" in authentication["reason"]
@@ -252,12 +240,12 @@ def test_all_lookups_of_a_message_share_one_time_budget(world, keys, settings):
     assert "ran out" in authentication["dmarc"]["reason"]
 
 
-def test_the_from_domains_signature_is_verified_even_behind_many_others(smtp_server, world, keys, mailbox):
+def test_the_from_domains_signature_is_verified_even_behind_many_others(inbound_smtp, world, keys, mailbox):
     world.add(f"{SELECTOR}._domainkey.relay.example", "TXT", f"v=DKIM1; k=rsa; p={keys[1]}")
     raw = signed(wire(make_message(sender="news@shop.example", to=mailbox.address)), keys)
     for _ in range(MAX_DKIM_SIGNATURES + 1):
         raw = signed(raw, keys, domain="relay.example")
-    assert send(smtp_server, mail_from="bounces@relay.example", to=mailbox.address, raw=raw) == {}
+    assert send(inbound_smtp, mail_from="bounces@relay.example", to=mailbox.address, raw=raw) == {}
     authentication, _ = stored(mailbox)
     results = [(item["result"], item["domain"]) for item in authentication["dkim"]]
     assert results[-1] == ("pass", "shop.example")

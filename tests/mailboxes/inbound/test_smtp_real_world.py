@@ -10,29 +10,14 @@ import textwrap
 
 import pytest
 
-from mailboxes.inbound.smtp import smtp_controller
 from mailboxes.models import Attachment, Email
+from tests.mailboxes.inbound_helpers import started_smtp_server
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread must see the rows
 
 HEAD = ("From: Newsletter <news@shop.example>\r\nTo: {to}\r\nSubject: {subject}\r\n"
         "Date: Mon, 02 Apr 2012 18:26:00 +0000\r\nMessage-ID: <{subject}@shop.example>\r\nMIME-Version: 1.0\r\n")
 
-
-def _started():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = smtp_controller(host="127.0.0.1", port=port)
-    controller.start()
-    return controller
-
-
-@pytest.fixture
-def smtp_server():
-    controller = _started()
-    yield controller
-    controller.stop()
 
 
 def _send(server, mailbox, raw):
@@ -65,19 +50,19 @@ def _stored(mailbox):
         return email, handle.read()
 
 
-def test_html_with_a_1500_character_line_is_accepted_kept_and_recorded(smtp_server, mailbox):
+def test_html_with_a_1500_character_line_is_accepted_kept_and_recorded(inbound_smtp, mailbox):
     html = "<html><body><table>" + "".join(f"<td>cell {i}</td>" for i in range(100)) + "</table></body></html>"
     assert len(html) > 1500
     raw = (HEAD.format(to=mailbox.address, subject="wide") + "Content-Type: text/html; charset=utf-8\r\n\r\n"
            + html + "\r\n").encode()
-    assert _send(smtp_server, mailbox, raw).startswith(b"250")
+    assert _send(inbound_smtp, mailbox, raw).startswith(b"250")
     email, stored = _stored(mailbox)
     assert stored.endswith(raw)  # byte for byte after our trace and authentication headers
     assert any(defect.startswith("LineTooLong") for defect in email.defects)
     assert "cell 99" in email.text
 
 
-def test_a_base64_part_with_4400_character_lines_is_accepted(smtp_server, mailbox):
+def test_a_base64_part_with_4400_character_lines_is_accepted(inbound_smtp, mailbox):
     payload = bytes(range(256)) * 13
     encoded = base64.b64encode(payload).decode()
     assert len(encoded) > 4400
@@ -86,7 +71,7 @@ def test_a_base64_part_with_4400_character_lines_is_accepted(smtp_server, mailbo
            '--sep\r\nContent-Type: application/octet-stream; name="data.bin"\r\n'
            'Content-Disposition: attachment; filename="data.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
            + encoded + "\r\n--sep--\r\n").encode()
-    assert _send(smtp_server, mailbox, raw).startswith(b"250")
+    assert _send(inbound_smtp, mailbox, raw).startswith(b"250")
     email, stored = _stored(mailbox)
     assert stored.endswith(raw)
     attachment = Attachment.objects.get(email=email)
@@ -94,7 +79,7 @@ def test_a_base64_part_with_4400_character_lines_is_accepted(smtp_server, mailbo
         assert handle.read() == payload
 
 
-def test_a_bare_lf_message_from_a_sloppy_client_is_accepted_byte_for_byte(smtp_server, mailbox):
+def test_a_bare_lf_message_from_a_sloppy_client_is_accepted_byte_for_byte(inbound_smtp, mailbox):
     body = textwrap.dedent("""\
         Hi,
 
@@ -104,7 +89,7 @@ def test_a_bare_lf_message_from_a_sloppy_client_is_accepted_byte_for_byte(smtp_s
     raw = (HEAD.format(to=mailbox.address, subject="bare").replace("\r\n", "\n")
            + "Content-Type: text/plain; charset=us-ascii\n\n" + body).encode()
     assert b"\r" not in raw
-    assert _send(smtp_server, mailbox, raw).startswith(b"250")
+    assert _send(inbound_smtp, mailbox, raw).startswith(b"250")
     email, stored = _stored(mailbox)
     assert stored.endswith(raw + b"\r\n")  # the client's bytes, then the CRLF that ends DATA
     assert email.subject == "bare" and "\r" not in email.text and email.text.startswith("Hi,")
@@ -112,7 +97,7 @@ def test_a_bare_lf_message_from_a_sloppy_client_is_accepted_byte_for_byte(smtp_s
 
 def test_a_line_above_the_limit_gets_500_5_5_2_and_nothing_is_stored(mailbox, settings):
     settings.QMAILING_SMTP_MAX_LINE_BYTES = 64 * 1024
-    server = _started()  # sessions read the limit as they start
+    server = started_smtp_server()  # sessions read the limit as they start
     raw = (HEAD.format(to=mailbox.address, subject="huge") + "\r\n" + "x" * (80 * 1024) + "\r\n").encode()
     try:
         answer = _send(server, mailbox, raw)
@@ -122,12 +107,12 @@ def test_a_line_above_the_limit_gets_500_5_5_2_and_nothing_is_stored(mailbox, se
     assert not Email.objects.filter(mailbox=mailbox).exists()
 
 
-def test_crlf_never_reaches_the_stored_text_fields(smtp_server, mailbox):
+def test_crlf_never_reaches_the_stored_text_fields(inbound_smtp, mailbox):
     raw = (HEAD.format(to=mailbox.address, subject="crlf") + 'Content-Type: multipart/alternative; boundary="b"\r\n\r\n'
            "--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
            "\r\nFirst line=0D=0Asecond line\r\n\r\nOn Mon, Apr 2, 2012, Ann wrote:\r\n> earlier\r\n"
            "--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>First line</p>\r\n<p>second line</p>\r\n--b--\r\n").encode()
-    with smtplib.SMTP(smtp_server.hostname, smtp_server.port, timeout=10) as client:
+    with smtplib.SMTP(inbound_smtp.hostname, inbound_smtp.port, timeout=10) as client:
         client.sendmail("news@shop.example", [mailbox.address], raw)
     email, stored = _stored(mailbox)
     assert b"\r\n" in stored

@@ -1,7 +1,6 @@
 """Hostile structure over the real SMTP server: nesting thousands deep, right-to-left filenames."""
 
 import smtplib
-import socket
 import time
 from email.message import EmailMessage
 
@@ -10,7 +9,6 @@ from django.urls import reverse
 
 from mailboxes.inbound.ingest import email_ingest
 from mailboxes.inbound.parsing import MAX_PARTS
-from mailboxes.inbound.smtp import smtp_controller
 from mailboxes.models import Attachment, Email
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread must see the rows
@@ -27,22 +25,12 @@ def deep_message(depth, *, to):
     return head + b"".join(opening) + b"Content-Type: text/plain\r\n\r\ndeep\r\n" + b"".join(closing)
 
 
-@pytest.fixture
-def smtp_server():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = smtp_controller(host="127.0.0.1", port=port)
-    controller.start()
-    yield controller
-    controller.stop()
-
 
 @pytest.mark.parametrize("depth", [MAX_PARTS + 1, 1_000, 20_000])
-def test_nesting_thousands_deep_is_refused_with_554_5_6_0_quickly(smtp_server, mailbox, depth):
+def test_nesting_thousands_deep_is_refused_with_554_5_6_0_quickly(inbound_smtp, mailbox, depth):
     raw = deep_message(depth, to=mailbox.address)
     started = time.monotonic()
-    with smtplib.SMTP(smtp_server.hostname, smtp_server.port, timeout=30) as client:
+    with smtplib.SMTP(inbound_smtp.hostname, inbound_smtp.port, timeout=30) as client:
         with pytest.raises(smtplib.SMTPDataError) as refused:
             client.sendmail("mallory@attacker.example", [mailbox.address], raw)
     assert refused.value.smtp_code == 554 and b"5.6.0" in refused.value.smtp_error
@@ -60,14 +48,14 @@ def test_an_imported_deep_message_is_kept_whole_with_its_headers_and_the_cap_rec
         assert handle.read() == raw
 
 
-def test_a_right_to_left_override_never_reaches_the_list_or_the_download_name(smtp_server, client, owner, mailbox):
+def test_a_right_to_left_override_never_reaches_the_list_or_the_download_name(inbound_smtp, client, owner, mailbox):
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = "a@attacker.example", mailbox.address, "Your invoice"
     message.set_content("See attached.")
     for index, mark in enumerate(BIDI):
         message.add_attachment(b"MZ\x90\x00", maintype="application", subtype="octet-stream",
                                filename=f"invoice{index}{mark}gpj.exe")
-    with smtplib.SMTP(smtp_server.hostname, smtp_server.port, timeout=10) as smtp:
+    with smtplib.SMTP(inbound_smtp.hostname, inbound_smtp.port, timeout=10) as smtp:
         smtp.sendmail("a@attacker.example", [mailbox.address], message.as_bytes().replace(b"\n", b"\r\n"))
     email = Email.objects.get(mailbox=mailbox)
     names = list(Attachment.objects.filter(email=email).order_by("position").values_list("filename", flat=True))

@@ -6,7 +6,6 @@ mail arrives over the real SMTP server.
 
 import re
 import smtplib
-import socket
 from email import policy
 from email.parser import BytesParser
 
@@ -14,7 +13,6 @@ import pytest
 from django.urls import reverse
 
 from accounts.services import account_set_plan
-from mailboxes.inbound.smtp import smtp_controller
 from mailboxes.models import Email, Folder, ForwardDelivery, ForwardingConfirmation, SendRecord
 from mailboxes.outbound.forwarding import email_forward
 from mailboxes.outbound.srs import srs_reverse
@@ -22,21 +20,12 @@ from mailboxes.services import mailbox_create, mailbox_update
 from tests.mailboxes.inbound_helpers import make_message
 from tests.mailboxes.outbound_helpers import confirmed_forwarding
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the SMTP thread must see the rows
+# The SMTP thread must see the rows; forwarding runs its tasks in-process.
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.usefixtures("eager_tasks")]
 
 FORGED = "PayPal Security <security@paypal.com>"
 OUTSIDE = [f"drop{i}@collector.example" for i in range(10)]
 
-
-@pytest.fixture
-def inbound_smtp(settings, eager_tasks):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = smtp_controller(host="127.0.0.1", port=port)
-    controller.start()
-    yield controller
-    controller.stop()
 
 
 def _deliver(server, mailbox, *, count=1, sender=FORGED, envelope="security@paypal.com"):

@@ -9,7 +9,6 @@ the headers we write, one From, and our body.
 import base64
 import re
 import smtplib
-import socket
 from email import policy
 from email.parser import BytesParser
 from html import unescape
@@ -17,7 +16,6 @@ from html import unescape
 import pytest
 from django.urls import reverse
 
-from mailboxes.inbound.smtp import smtp_controller
 from mailboxes.models import Email, Folder, Mailbox
 from mailboxes.outbound.composition import build_message, header_value
 from qmailing.errors import Invalid
@@ -140,16 +138,6 @@ def test_an_encoded_but_harmless_recipient_name_is_sent_decoded(owner, sender, s
     [address] = parsed["To"].addresses
     assert (address.display_name, address.addr_spec) == ("Café Owner", "owner@cafe.example")
 
-
-@pytest.fixture
-def inbound_smtp(settings):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = smtp_controller(host="127.0.0.1", port=port)
-    controller.start()
-    yield controller
-    controller.stop()
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the SMTP server thread must see the rows
