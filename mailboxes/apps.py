@@ -18,8 +18,10 @@ class MailboxesConfig(AppConfig):
         # ESP inbound webhooks (Mailgun routes) deliver through the same path as the SMTP server.
         inbound.connect(on_inbound, dispatch_uid="mailboxes.inbound.esp.on_inbound")
 
-        from mailboxes.inbound.ingest import on_email_received
-        from mailboxes.tasks import forward_on_commit
+        from mailboxes.inbound.ingest import on_attachments_pending, on_email_received
+        from mailboxes.tasks import extract_on_commit, forward_on_commit
 
-        # Received mail is forwarded through this hook, so ingest never imports forwarding.
+        # Received mail is forwarded, and attachment text extracted, through these hooks, so ingest
+        # never imports the tasks (which import forwarding, which stores through ingest).
         on_email_received(forward_on_commit)
+        on_attachments_pending(extract_on_commit)

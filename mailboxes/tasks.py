@@ -55,6 +55,13 @@ def forwarding_confirmation_send_task(self, confirmation_id, mailbox_id):
                   what=f"forwarding confirmation {confirmation_id}", permanent=permanent_failure)
 
 
+def extract_on_commit(email):
+    """Ingest's pending-attachments hook (registered in MailboxesConfig.ready): extract after commit."""
+    email_id = str(email.pk)
+    # robust: a broker hiccup must not turn a stored message into an error (its attachments stay pending).
+    transaction.on_commit(lambda: attachments_extract_task.delay(email_id), robust=True)
+
+
 def forward_on_commit(email):
     """Ingest's received hook (registered in MailboxesConfig.ready): forward this email after commit."""
     if email.direction != Email.Direction.INBOUND or not email.mailbox.forwarding_addresses:

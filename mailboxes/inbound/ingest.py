@@ -26,6 +26,8 @@ from webhooks.services import event_publish
 _batch_files = ContextVar("ingest_batch_files", default=None)
 # Called with each newly received (inbound) Email inside the storing transaction; see on_email_received.
 _received_hooks = []
+# Called with each stored Email that has attachments waiting for text extraction; see on_attachments_pending.
+_pending_hooks = []
 
 
 def on_email_received(hook):
@@ -37,6 +39,15 @@ def on_email_received(hook):
     """
     if hook not in _received_hooks:
         _received_hooks.append(hook)
+    return hook
+
+
+def on_attachments_pending(hook):
+    """Register hook(email), called inside the storing transaction for every stored Email (any
+    direction, imports too) with attachments whose text is still to be extracted. The extraction
+    task registers here in MailboxesConfig.ready; like the received hooks, it defers itself to commit."""
+    if hook not in _pending_hooks:
+        _pending_hooks.append(hook)
     return hook
 
 
@@ -198,17 +209,9 @@ def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_s
     if not indexed:
         search_index_document(email_id=email.pk, document=document)
     if any(row.extraction == Extraction.PENDING for row in rows):
-        _extraction_on_commit(email.pk)
+        for hook in _pending_hooks:
+            hook(email)
     return email
-
-
-def _extraction_on_commit(email_id):
-    # Imported here: the tasks module imports outbound, which imports ingest.
-    from mailboxes.tasks import attachments_extract_task
-
-    email_id = str(email_id)
-    # robust: a broker hiccup must not turn a stored message into an error (its attachments stay pending).
-    transaction.on_commit(lambda: attachments_extract_task.delay(email_id), robust=True)
 
 
 def _event_payload(email):
