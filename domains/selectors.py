@@ -30,3 +30,20 @@ def domain_records(*, domain):
 
 def domains_in_slot(*, slot):
     return Domain.objects.filter(check_slot=slot, is_shared=False).values_list("id", flat=True)
+
+
+def domain_page(*, account, cursor=None, limit=50):
+    """One keyset page of the account's custom domains, newest first (the API's list)."""
+    from qmailing.pagination import keyset_page
+
+    return keyset_page(Domain.objects.filter(account=account), cursor=cursor, limit=limit, time_field="created_at")
+
+
+def access_mailbox_domain(*, account, domain_id=None):
+    """The domain a new mailbox of this account goes on: one of its own domains (by id) or, without an id,
+    the shared domain. NotFound for a foreign or missing id; whether it is verified is mailbox_create's call."""
+    if domain_id is None:
+        from domains.services import shared_domain_get
+
+        return shared_domain_get()
+    return access_domain(account=account, domain_id=domain_id)

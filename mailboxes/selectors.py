@@ -46,3 +46,11 @@ def access_group(*, account, group_id):
         return Group.objects.get(pk=group_id, account=account)
     except (Group.DoesNotExist, ValidationError, ValueError):
         raise NotFound("No group with this id exists in your account.")
+
+
+def mailbox_page(*, account, cursor=None, limit=50):
+    """One keyset page of the account's mailboxes, newest first (the API's list; see qmailing.pagination)."""
+    from qmailing.pagination import keyset_page
+
+    return keyset_page(Mailbox.objects.filter(account=account).select_related("domain"), cursor=cursor, limit=limit,
+                       time_field="created_at")

@@ -20,6 +20,9 @@ class AppError(Exception):
         if code:
             self.code = code
         self.extra = extra
+        # HTTP headers that belong with this error (WWW-Authenticate, Retry-After, X-RateLimit-*); the
+        # problem body never carries them. Gates may add to it before raising.
+        self.headers = {}
 
     def problem(self, instance=""):
         return problem_details(self, instance=instance)
@@ -43,9 +46,18 @@ class Invalid(AppError):
 
 
 class Unauthenticated(AppError):
+    """No usable token. `bearer_error` is RFC 6750's error code ("invalid_token") when a token was presented."""
+
     status = 401
     code = "unauthenticated"
     title = "Authentication required"
+
+    def __init__(self, detail, *, bearer_error=None, **extra):
+        super().__init__(detail, **extra)
+        challenge = 'Bearer realm="QMailing"'
+        if bearer_error:
+            challenge += f', error="{bearer_error}"'
+        self.headers["WWW-Authenticate"] = challenge
 
 
 class PlanRequired(AppError):
@@ -91,6 +103,18 @@ class NotFound(AppError):
     title = "Not found"
 
 
+class MethodNotAllowed(AppError):
+    status = 405
+    code = "method_not_allowed"
+    title = "Method not allowed"
+
+
+class NotAcceptable(AppError):
+    status = 406
+    code = "not_acceptable"
+    title = "Not acceptable"
+
+
 class Conflict(AppError):
     status = 409
     code = "conflict"
@@ -103,6 +127,12 @@ class TooLarge(AppError):
     title = "Too large"
 
 
+class UnsupportedMediaType(AppError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+
+
 class RateLimited(AppError):
     status = 429
     code = "rate_limited"
@@ -110,6 +140,15 @@ class RateLimited(AppError):
 
     def __init__(self, detail, *, retry_after, **extra):
         super().__init__(detail, retryAfter=int(retry_after), **extra)
+        self.headers["Retry-After"] = str(int(retry_after))
+
+
+class ServerError(AppError):
+    """What a caller sees when something broke on our side: never a traceback."""
+
+    status = 500
+    code = "server_error"
+    title = "Server error"
 
 
 def error_type_url(code):

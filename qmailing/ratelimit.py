@@ -30,11 +30,24 @@ class Decision(NamedTuple):
     retry_after: int  # when refused: whole seconds until the key's window closes; 0 when allowed
 
 
+class Usage(NamedTuple):
+    allowed: bool
+    limit: int
+    remaining: int  # hits left in this window after this one
+    reset: int  # whole seconds until the window closes (X-RateLimit-Reset, Retry-After when refused)
+
+
 def hit(key, *, limit, window_seconds):
     """Count one hit on `key` and say whether it is within `limit` hits per `window_seconds`."""
+    usage = hit_usage(key, limit=limit, window_seconds=window_seconds)
+    return Decision(allowed=usage.allowed, retry_after=0 if usage.allowed else usage.reset)
+
+
+def hit_usage(key, *, limit, window_seconds):
+    """`hit`, also saying how much of the window is left (for X-RateLimit-* headers)."""
     count, ttl_ms = _backend().incr(_full_key(key), window_seconds * 1000)
-    retry_after = max(1, math.ceil(ttl_ms / 1000)) if count > limit else 0
-    return Decision(allowed=count <= limit, retry_after=retry_after)
+    return Usage(allowed=count <= limit, limit=limit, remaining=max(limit - count, 0),
+                 reset=max(1, math.ceil(ttl_ms / 1000)))
 
 
 def give_back(key):

@@ -6,6 +6,7 @@ from accounts.forms import AdminSignInForm
 from accounts.views import admin_login, dashboard, plan_view
 from mailboxes.inbound.esp import MailgunInboundView
 from mailboxes.web.urls import mail_urls, mailbox_urls
+from qmailing.api import api_urlpatterns
 
 admin.site.site_header = "QMailing administration"
 admin.site.site_title = "QMailing admin"
@@ -24,4 +25,5 @@ urlpatterns = [
     path("anymail/", include("anymail.urls")),
     path("admin/login/", admin_login),  # before the admin's own login/, to answer 429 when throttled
     path("admin/", admin.site.urls),
+    *api_urlpatterns(),  # /api/v1/pub/…, generated from the operation registry; problem+json 404 for the rest of /api/
 ]

@@ -9,6 +9,8 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 
+from accounts.scopes import DEFAULT_SCOPES as _DEFAULT_SCOPES
+from accounts.scopes import SCOPES as _SCOPES
 from qmailing.env import env, local_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -34,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "oauth2_provider",
     "channels",
     "qmailing",
     "accounts",
@@ -233,3 +236,44 @@ for _name in ("MAILGUN_API_KEY", "MAILGUN_API_URL", "MAILGUN_SENDER_DOMAIN", "MA
         ANYMAIL[_name] = env.str(_name)
 if env.str("WEBHOOK_SECRET", ""):
     ANYMAIL["WEBHOOK_SECRET"] = env.str("WEBHOOK_SECRET")  # "user:password" for the webhook URLs' basic auth
+
+# --- Agent surface: tokens (django-oauth-toolkit), gates and the REST API under /api/v1/pub/.
+# Every RFC 9700 flag that applies is on: tokens are stored only as a SHA-256 checksum (no plaintext),
+# PKCE with S256 only, no implicit or password grant, no token in a query string, `iss` in authorization
+# responses, refresh-token replay revokes the family, exact redirect URIs. `http` redirect URIs stay
+# allowed (a warning under --deploy) because native clients use loopback callbacks (RFC 8252);
+# dynamic registration (next) admits http only for loopback.
+OAUTH2_PROVIDER = {
+    "SCOPES": dict(_SCOPES),
+    "DEFAULT_SCOPES": list(_DEFAULT_SCOPES),
+    "ACCESS_TOKEN_GENERATOR": "accounts.tokens.access_token_generator",
+    "REFRESH_TOKEN_GENERATOR": "accounts.tokens.refresh_token_generator",
+    "ACCESS_TOKEN_EXPIRE_SECONDS": 3600,  # OAuth-issued access tokens; clients refresh them
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,  # required by hashed storage (oauth2_provider.E001)
+    "PKCE_REQUIRED": True,
+    "ALLOW_URI_WILDCARDS": False,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+}
+# Personal tokens (Settings → Developers, `manage.py issue_token`) live this long unless revoked.
+QMAILING_PERSONAL_TOKEN_DAYS = env.int("QMAILING_PERSONAL_TOKEN_DAYS", 365)
+# Gates (qmailing.gates): per-token throttle on every plan; the daily cap per account comes from its Plan row.
+QMAILING_TOKEN_REQUESTS_PER_MINUTE = env.int("QMAILING_TOKEN_REQUESTS_PER_MINUTE", 300)
+
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "qmailing.api.exception_handler",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],  # the gates authenticate (qmailing.gates)
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": None,
+}

@@ -1,8 +1,8 @@
 import pytest
 
 from qmailing.errors import (
-    AppError, Conflict, Forbidden, Invalid, LimitReached, NotFound, PlanRequired, RateLimited, ScopeMissing, TooLarge,
-    Unauthenticated, problem_details,
+    AppError, Conflict, Forbidden, Invalid, LimitReached, MethodNotAllowed, NotAcceptable, NotFound, PlanRequired,
+    RateLimited, ScopeMissing, ServerError, TooLarge, Unauthenticated, UnsupportedMediaType, problem_details,
 )
 
 CASES = [
@@ -17,7 +17,23 @@ CASES = [
     (Conflict("Generic."), 409, {}),
     (TooLarge("Too big."), 413, {}),
     (RateLimited("Slow down.", retry_after=12.7), 429, {"retryAfter": 12}),
+    (RateLimited("Come back tomorrow.", retry_after=3600, code="daily_cap_reached"), 429, {"retryAfter": 3600}),
+    (Invalid("Not JSON.", field="body", code="malformed_request"), 400, {"errors": {"body": ["Not JSON."]}}),
+    (NotFound("No such endpoint.", code="endpoint_not_found"), 404, {}),
+    (MethodNotAllowed("No DELETE here."), 405, {}),
+    (NotAcceptable("JSON only."), 406, {}),
+    (UnsupportedMediaType("Send JSON."), 415, {}),
+    (ServerError("Our fault."), 500, {}),
 ]
+
+
+def test_http_headers_stay_out_of_the_body():
+    unauthenticated = Unauthenticated("Who are you?", bearer_error="invalid_token")
+    assert unauthenticated.headers == {"WWW-Authenticate": 'Bearer realm="QMailing", error="invalid_token"'}
+    assert Unauthenticated("Sign in.").headers == {"WWW-Authenticate": 'Bearer realm="QMailing"'}
+    limited = RateLimited("Slow down.", retry_after=12.7)
+    assert limited.headers == {"Retry-After": "12"}
+    assert "headers" not in problem_details(limited) and "WWW-Authenticate" not in problem_details(unauthenticated)
 
 
 @pytest.mark.parametrize("error, status, extra", CASES, ids=lambda c: getattr(c, "code", None))

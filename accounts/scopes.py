@@ -1,0 +1,34 @@
+"""The scopes a token can carry (CONTRACT §3), declared once.
+
+django-oauth-toolkit's SCOPES setting, the operation registry, the permission-matrix test and (next) the
+consent page and RFC 9728 metadata all read this mapping. Imports nothing from Django so settings can use it.
+"""
+
+MAILBOX_READ = "mailbox:read"
+MAILBOX_WRITE = "mailbox:write"
+DOMAIN_READ = "domain:read"
+DOMAIN_WRITE = "domain:write"
+EMAIL_READ = "email:read"
+EMAIL_WRITE = "email:write"
+EMAIL_SEND = "email:send"
+WEBHOOK_MANAGE = "webhook:manage"
+
+# scope -> what it allows, in plain words (shown on consent pages and in token lists).
+SCOPES = {
+    MAILBOX_READ: "List and inspect your mailboxes",
+    MAILBOX_WRITE: "Create mailboxes on your verified domains",
+    DOMAIN_READ: "List your domains and read their DNS checklists",
+    DOMAIN_WRITE: "Add domains and run their DNS verification",
+    EMAIL_READ: "Read, list and search your mail, threads and attachments, and follow its events",
+    EMAIL_WRITE: "Organise your mail: read and starred flags, folders, trash and restore, drafts",
+    EMAIL_SEND: "Send mail from your mailboxes",
+    WEBHOOK_MANAGE: "List, register and revoke webhook endpoints",
+}
+
+# What an OAuth client gets when it asks for no scope at all: the least, read-only.
+DEFAULT_SCOPES = [MAILBOX_READ]
+
+
+def unknown_scopes(scopes):
+    """The names in `scopes` that are not scopes, in the order given."""
+    return [scope for scope in scopes if scope not in SCOPES]

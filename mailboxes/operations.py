@@ -1,0 +1,110 @@
+"""Agent-facing mailbox operations (see qmailing.operations). Mail operations join them next."""
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from accounts.models import TOOL_GROUP_MAIL, TOOL_GROUP_MAILBOXES
+from accounts.scopes import MAILBOX_READ, MAILBOX_WRITE
+from domains.selectors import access_mailbox_domain
+from mailboxes.selectors import access_mailbox, mailbox_page
+from mailboxes.services import MAX_FORWARDING_ADDRESSES, mailbox_create
+from qmailing.operations import READ_ONLY, Annotations, Input, Operation, PageInput, register
+
+
+class MailboxOut(BaseModel):
+    id: UUID = Field(description="Use this id with the other mailbox tools.")
+    address: str = Field(description="The full email address.")
+    display_name: str = Field(description="The name shown in From on mail sent from this mailbox.")
+    domain_id: UUID
+    status: Literal["active", "suspended"] = Field(description="A suspended mailbox refuses new mail.")
+    message_count: int
+    unread_count: int
+    storage_used_bytes: int
+    forwarding_addresses: list[str]
+    forward_keep_copy: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, mailbox):
+        return cls(id=mailbox.id, address=mailbox.address, display_name=mailbox.display_name,
+                   domain_id=mailbox.domain_id, status=mailbox.status, message_count=mailbox.message_count,
+                   unread_count=mailbox.unread_count, storage_used_bytes=mailbox.storage_used,
+                   forwarding_addresses=mailbox.forwarding_addresses, forward_keep_copy=mailbox.forward_keep_copy,
+                   created_at=mailbox.created_at)
+
+
+class MailboxPage(BaseModel):
+    items: list[MailboxOut]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page.")
+
+
+def _list_mailboxes(*, actor, args):
+    page = mailbox_page(account=actor.account, cursor=args.cursor, limit=args.limit)
+    return MailboxPage(items=[MailboxOut.of(m) for m in page.items], next_cursor=page.next_cursor)
+
+
+register(Operation(
+    name="qmailing_list_mailboxes",
+    title="List mailboxes",
+    description=("List the mailboxes of the user's QMailing account (address, display name, status, message "
+                 "and unread counts), newest first, one page at a time. Start here: the other tools take a "
+                 "mailbox id from this list. Pass next_cursor back as cursor for more."),
+    input=PageInput, output=MailboxPage, scope=MAILBOX_READ, plan_group=TOOL_GROUP_MAILBOXES, annotations=READ_ONLY,
+    method="GET", path="mailboxes", handler=_list_mailboxes,
+))
+
+
+class MailboxIdInput(Input):
+    mailbox_id: UUID = Field(description="The mailbox id, from qmailing_list_mailboxes.")
+
+
+register(Operation(
+    name="qmailing_get_mailbox",
+    title="Get a mailbox",
+    description=("Get one mailbox of the user's account by id: address, display name, status, message and "
+                 "unread counts, storage used and forwarding. Use it to check a mailbox before reading or "
+                 "sending from it."),
+    input=MailboxIdInput, output=MailboxOut, scope=MAILBOX_READ, plan_group=TOOL_GROUP_MAILBOXES, annotations=READ_ONLY,
+    method="GET", path="mailboxes/{mailbox_id}",
+    handler=lambda *, actor, args: MailboxOut.of(access_mailbox(account=actor.account, mailbox_id=args.mailbox_id)),
+))
+
+
+class CreateMailboxInput(Input):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"local_part": "ada", "display_name": "Ada Lovelace", "domain_id": None}]})
+
+    local_part: str = Field(min_length=1, max_length=64, description="The part before @, e.g. 'ada' (role names such as support@ are reserved on the shared domain).")
+    domain_id: UUID | None = Field(None, description=("One of the account's verified domains (qmailing_list_domains); "
+                                                      "omit for the platform's shared domain."))
+    display_name: str = Field("", max_length=120, description="The name shown in From; one line.")
+    forwarding_addresses: list[str] = Field(default_factory=list, max_length=MAX_FORWARDING_ADDRESSES,
+                                            description="Addresses to forward new mail to (each confirms first).")
+    forward_keep_copy: bool = Field(True, description="Keep a copy here when forwarding.")
+
+
+def _create_mailbox(*, actor, args):
+    domain = access_mailbox_domain(account=actor.account, domain_id=args.domain_id)
+    mailbox = mailbox_create(account=actor.account, domain=domain, local_part=args.local_part,
+                             display_name=args.display_name, forwarding_addresses=args.forwarding_addresses,
+                             forward_keep_copy=args.forward_keep_copy)
+    return MailboxOut.of(mailbox)
+
+
+register(Operation(
+    name="qmailing_create_mailbox",
+    title="Create a mailbox",
+    description=("Create a new mailbox (a real address) on one of the account's verified domains, or on the "
+                 "shared domain when no domain_id is given. Only when the user asked for a new address: it "
+                 "counts against the plan's mailbox limit. Fails with domain_not_verified, mailbox_exists, "
+                 "address_reserved or plan_limit_reached, each saying what to do."),
+    input=CreateMailboxInput, output=MailboxOut, scope=MAILBOX_WRITE, plan_group=TOOL_GROUP_MAIL,
+    annotations=Annotations(read_only=False, destructive=False, idempotent=False, open_world=False),
+    method="POST", path="mailboxes", handler=_create_mailbox, success_status=201,
+))
+
+# Mail store operations live beside the store and register on import.
+from mailboxes.store import operations as _store_operations  # noqa: E402,F401

@@ -1,0 +1,165 @@
+"""The REST API under /api/v1/pub/, generated from the operation registry on DRF.
+
+One APIView class per path, one handler per (method, operation): run the gates (qmailing.gates), validate
+the input with the operation's pydantic model (path parameters, query string for GET/DELETE, JSON body
+otherwise), call the operation, serialise its output model. Errors of every kind leave through
+`exception_handler` as RFC 9457 problem details; nothing under /api/ answers HTML.
+"""
+
+import logging
+import re
+from collections import defaultdict
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from django.urls import re_path
+from django.views.decorators.csrf import csrf_exempt
+from pydantic import ValidationError
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from qmailing import gates
+from qmailing.errors import (
+    AppError, Forbidden, Invalid, MethodNotAllowed, NotAcceptable, NotFound, ServerError, Unauthenticated, UnsupportedMediaType,
+    problem_details,
+)
+from qmailing.operations import registry
+
+logger = logging.getLogger(__name__)
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+BODY_METHODS = ("POST", "PATCH", "PUT")
+
+
+def invalid_from_pydantic(error):
+    """An Invalid listing each bad field (dotted paths for nested ones) with its messages."""
+    errors = defaultdict(list)
+    for item in error.errors(include_url=False):
+        field = ".".join(str(part) for part in item["loc"]) or "body"
+        errors[field].append(item["msg"])
+    fields = ", ".join(errors)
+    return Invalid(f"Some input is not valid ({fields}). Fix each field listed in errors and send again.",
+                   errors=dict(errors))
+
+
+def operation_input(operation, request, path_args):
+    """The raw arguments of one call: path parameters plus the query string or the JSON body."""
+    if operation.method in BODY_METHODS:
+        body = request.data if request.body else {}
+        if not isinstance(body, dict):
+            raise Invalid("The request body must be a JSON object.", field="body")
+        given = dict(body)
+    else:
+        given = {key: values if len(values) > 1 else values[0] for key, values in request.query_params.lists()}
+    for name, value in path_args.items():
+        if name in given:
+            raise Invalid(f"{name} is part of the path; do not send it again.", field=name)
+        given[name] = value
+    try:
+        return operation.input.model_validate(given)
+    except ValidationError as error:
+        raise invalid_from_pydantic(error)
+
+
+def _perform(operation):
+    def handle(self, request, **path_args):
+        headers = {}  # X-RateLimit-*, on the answer whatever it is
+        try:
+            actor = gates.admit(authorization=request.headers.get("Authorization"), operation=operation, headers=headers)
+            args = operation_input(operation, request, path_args)
+            result = operation.run(actor=actor, args=args)
+        except AppError as error:
+            error.headers = {**headers, **error.headers}
+            raise
+        return Response(result.model_dump(mode="json"), status=operation.success_status, headers=headers)
+
+    handle.__name__ = operation.method.lower()
+    handle.__doc__ = operation.description
+    return handle
+
+
+class OperationView(APIView):
+    """Base of the generated views: no DRF authentication or permissions (the gates do both)."""
+
+    authentication_classes = ()
+    permission_classes = ()
+    metadata_class = None  # no ungated OPTIONS answer; the OpenAPI document (next) describes the API
+    operations = {}  # method -> Operation, set per generated class
+
+
+def _view_for(path, operations):
+    methods = {op.method: op for op in operations}
+    attrs = {"operations": methods, "__doc__": f"/{path}: " + ", ".join(op.name for op in operations)}
+    for method, operation in methods.items():
+        attrs[method.lower()] = _perform(operation)
+    name = "".join(part.title() for part in operations[0].name.split("_")) + "View"
+    return type(name, (OperationView,), attrs)
+
+
+def _route_regex(path):
+    pattern = re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", path)
+    return rf"^api/v1/pub/{pattern}/?$"
+
+
+def api_urlpatterns():
+    """One route per registry path, then a problem+json 404 for anything else under /api/."""
+    by_path = defaultdict(list)
+    for operation in registry().values():
+        by_path[operation.path].append(operation)
+    patterns = [re_path(_route_regex(path), _view_for(path, ops).as_view(), name=ops[0].name)
+                for path, ops in sorted(by_path.items())]
+    patterns.append(re_path(r"^api(/.*)?$", api_not_found))
+    return patterns
+
+
+def problem_response(error, *, instance, response_class=Response):
+    body = problem_details(error, instance=instance)
+    headers = dict(getattr(error, "headers", {}) or {})
+    if response_class is Response:
+        return Response(body, status=error.status, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
+    response = JsonResponse(body, status=error.status, content_type=PROBLEM_CONTENT_TYPE)
+    for key, value in headers.items():
+        response[key] = value
+    return response
+
+
+@csrf_exempt  # a POST to a wrong path is a JSON 404, not the CSRF middleware's HTML 403
+def api_not_found(request, *args, **kwargs):
+    error = NotFound(f"There is no API endpoint at {request.path}. The API lives under /api/v1/pub/.",
+                     code="endpoint_not_found")
+    return problem_response(error, instance=request.path, response_class=JsonResponse)
+
+
+def as_app_error(exc, method=""):
+    """The AppError for any exception raised inside an API view (DRF's own ones included)."""
+    if isinstance(exc, AppError):
+        return exc
+    if isinstance(exc, (Http404, drf.NotFound)):
+        return NotFound("No such object in your account.")
+    if isinstance(exc, (PermissionDenied, drf.PermissionDenied)):
+        return Forbidden("This action is not allowed for your account.")
+    if isinstance(exc, drf.MethodNotAllowed):
+        return MethodNotAllowed(f"This endpoint does not accept {method or 'this method'}; "
+                                "the Allow header lists the methods it takes.")
+    if isinstance(exc, drf.ParseError):
+        return Invalid(f"The request body is not valid JSON: {exc.detail}", field="body", code="malformed_request")
+    if isinstance(exc, drf.UnsupportedMediaType):
+        return UnsupportedMediaType("Send the request body as JSON with Content-Type: application/json.")
+    if isinstance(exc, drf.NotAcceptable):
+        return NotAcceptable("This API answers application/json (and application/problem+json for errors).")
+    if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
+        return Unauthenticated("Send your token as `Authorization: Bearer qm_live_…`.")
+    if isinstance(exc, drf.APIException):
+        error = AppError(str(exc.detail))
+        error.status = exc.status_code
+        return error
+    logger.exception("Unhandled error in an API view")
+    return ServerError("Something went wrong on our side. Try again; if it keeps happening, contact support.")
+
+
+def exception_handler(exc, context):
+    """REST_FRAMEWORK's EXCEPTION_HANDLER: every error becomes application/problem+json."""
+    request = context.get("request")
+    if request is None:
+        return problem_response(as_app_error(exc), instance="")
+    return problem_response(as_app_error(exc, method=request.method), instance=request.path)

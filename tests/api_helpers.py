@@ -1,0 +1,31 @@
+"""Calling the generated REST API as an agent would: tokens issued through the real service, curl-like requests."""
+
+import json
+import re
+
+from accounts.scopes import SCOPES
+from accounts.tokens import token_issue
+
+ALL_SCOPES = " ".join(SCOPES)
+
+
+def token_for(account, scopes=ALL_SCOPES, client="Test client"):
+    user = account.users.order_by("pk").first()
+    plaintext, _ = token_issue(account=account, user=user, client=client, scopes=scopes)
+    return plaintext
+
+
+def call(client, operation, token=None, args=None, authorization=None):
+    """One REST call of `operation`: path parameters filled from args, the rest as query string or JSON body."""
+    args = dict(args or {})
+    path = operation.rest_path
+    for name in re.findall(r"{(\w+)}", path):
+        path = path.replace("{" + name + "}", str(args.pop(name)))
+    headers = {}
+    if authorization is not None:
+        headers["HTTP_AUTHORIZATION"] = authorization
+    elif token is not None:
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    if operation.method in ("POST", "PATCH", "PUT"):
+        return client.generic(operation.method, path, json.dumps(args, default=str), content_type="application/json", **headers)
+    return client.generic(operation.method, path, QUERY_STRING="&".join(f"{k}={v}" for k, v in args.items()), **headers)

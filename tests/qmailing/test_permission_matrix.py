@@ -1,0 +1,118 @@
+"""The permission matrix, generated from the operation registry: a new operation is in it automatically.
+
+Every operation × {no token, malformed token, revoked token, outsider's token on the owner's object, token
+missing the scope, account on a lower plan} must answer exactly the status and problem code of CONTRACT §5.
+"""
+
+import uuid
+
+import pytest
+from django.urls import resolve
+
+from accounts.models import Plan
+from accounts.scopes import SCOPES
+from accounts.tokens import token_lookup, token_revoke
+from accounts.selectors import plan_list
+from accounts.services import account_set_plan
+from qmailing.api import api_not_found
+from qmailing.operations import registry
+from tests.api_helpers import call, token_for
+
+OPERATIONS = sorted(registry())
+CASES = ["no_token", "malformed_token", "revoked_token", "outsider", "missing_scope", "lower_plan"]
+
+
+@pytest.fixture
+def owner_objects(owner):
+    """The owner's objects, by the name of the argument that takes their id."""
+    from domains.services import domain_add
+    from mailboxes.inbound.ingest import email_ingest
+    from tests.mailboxes.inbound_helpers import make_message
+
+    mailbox = owner.mailboxes.get()
+    email = email_ingest(mailbox=mailbox, raw=make_message(subject="For the owner only"))
+    return {"mailbox_id": mailbox.id, "domain_id": domain_add(account=owner, name="brand.example").id, "email_id": email.id}
+
+
+def sample_args(operation, objects):
+    """Arguments for a call aimed at the owner's objects: every *_id field gets the owner's object."""
+    examples = (operation.input.model_config.get("json_schema_extra") or {}).get("examples") or [{}]
+    args = dict(examples[0])
+    for name in operation.input.model_fields:
+        if name.endswith("_id"):
+            assert name in objects, f"{operation.name}: add an owner object for {name} to owner_objects"
+            args[name] = objects[name]
+    return {k: v for k, v in args.items() if v is not None}
+
+
+def _plan_below(group):
+    plans = plan_list()
+    lowest = next(p for p in plans if p.allows_group(group))
+    below = [p for p in plans if p.rank < lowest.rank]
+    return (below[-1], lowest) if below else (None, lowest)
+
+
+def _problem(response, status, code):
+    assert response.status_code == status, (response.status_code, response.content)
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert (body["status"], body["code"]) == (status, code)
+    return body
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("name", OPERATIONS)
+def test_permission_matrix(client, owner, outsider, owner_objects, name, case):
+    operation = registry()[name]
+    args = sample_args(operation, owner_objects)
+    if case == "no_token":
+        response = call(client, operation, args=args)
+        _problem(response, 401, "unauthenticated")
+        assert response["WWW-Authenticate"].startswith("Bearer")
+    elif case == "malformed_token":
+        _problem(call(client, operation, args=args, authorization="Bearer qm_live_not-a-real-token"), 401, "unauthenticated")
+    elif case == "revoked_token":
+        token = token_for(owner)
+        token_revoke(account=owner, token_id=token_lookup(token).pk)
+        _problem(call(client, operation, token=token, args=args), 401, "unauthenticated")
+    elif case == "outsider":
+        account_set_plan(account=outsider, plan_code=Plan.PRO_MAX)  # every gate passes; only ownership is left
+        token = token_for(outsider)
+        response = call(client, operation, token=token, args=args)
+        if any(n.endswith("_id") for n in args):
+            body = _problem(response, 404, "not_found")
+            # The same answer as for an id that exists nowhere: nothing tells "not yours" from "no such".
+            missing = {k: (uuid.uuid4() if k.endswith("_id") else v) for k, v in args.items()}
+            nowhere = _problem(call(client, operation, token=token, args=missing), 404, "not_found")
+            assert {k: v for k, v in body.items() if k != "instance"} == {k: v for k, v in nowhere.items() if k != "instance"}
+        else:  # a list: the outsider's own, never the owner's
+            assert response.status_code == 200, response.content
+            assert all(str(v) not in response.content.decode() for v in owner_objects.values())
+    elif case == "missing_scope":
+        others = " ".join(s for s in SCOPES if s != operation.scope)
+        body = _problem(call(client, operation, token=token_for(owner, scopes=others), args=args), 403, "insufficient_scope")
+        assert body["requiredScopes"] == [operation.scope]
+    elif case == "lower_plan":
+        below, required = _plan_below(operation.plan_group)
+        if below is None:
+            pytest.skip(f"{name} is on every plan")
+        account_set_plan(account=owner, plan_code=below.code)
+        body = _problem(call(client, operation, token=token_for(owner), args=args), 402, "plan_required")
+        assert body["requiredPlan"] == required.code and body["upgradeUrl"].startswith("http")
+
+
+def test_every_operation_has_its_route_and_every_api_route_an_operation(db):
+    for operation in registry().values():
+        path = operation.rest_path
+        for param in operation.path_params:
+            path = path.replace("{" + param + "}", str(uuid.uuid4()))
+        match = resolve(path)
+        assert match.func is not api_not_found, operation.name
+        assert operation in match.func.view_class.operations.values()
+    assert resolve("/api/v1/pub/no-such-thing").func is api_not_found
+
+
+def test_matrix_covers_the_twelve_plus_what_is_declared():
+    # The first slice; grows with each app's operations.py, and so does the matrix above.
+    assert {"qmailing_list_mailboxes", "qmailing_get_mailbox", "qmailing_create_mailbox", "qmailing_list_domains",
+            "qmailing_get_dns_records", "qmailing_list_emails", "qmailing_get_email"} <= set(OPERATIONS)
