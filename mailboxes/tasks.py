@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 from django.db import transaction
 
-from mailboxes.inbound.extraction import attachments_extract
+from mailboxes.inbound.extraction import attachments_extract, emails_with_stuck_extraction
 from mailboxes.models import Email
 from mailboxes.outbound.confirmation import confirmation_mail_send
 from mailboxes.outbound.delivery import email_deliver_external, email_set_delivery
@@ -75,6 +75,15 @@ def attachments_extract_task(self, email_id):
     # Enqueued by ingest after commit. A document that fails or breaks a limit is recorded as failed, not
     # retried; a retry is for the database or storage being away, and redoes only what is still pending.
     _run_or_retry(self, lambda: attachments_extract(email_id=email_id), what=f"text extraction of {email_id}")
+
+
+@shared_task
+def attachments_extract_sweep_task():
+    """Beat: enqueue again the emails whose attachment text has waited too long (a lost task)."""
+    stuck = emails_with_stuck_extraction()
+    for email_id in stuck:
+        attachments_extract_task.delay(str(email_id))
+    return len(stuck)
 
 
 @shared_task

@@ -226,6 +226,9 @@ QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES = env.int("QMAILING_OUTBOUND_MAX_ATTACHME
 QMAILING_SEARCH_CONFIG = env.str("QMAILING_SEARCH_CONFIG", "english")  # PostgreSQL text search configuration
 CELERY_BEAT_SCHEDULE["mail-purge-trash"] = {"task": "mailboxes.tasks.mail_purge_trash_task",
                                             "schedule": crontab(minute=17)}
+# Attachment text whose task was lost (broker away at commit) is enqueued again.
+CELERY_BEAT_SCHEDULE["mail-extract-sweep"] = {"task": "mailboxes.tasks.attachments_extract_sweep_task",
+                                              "schedule": crontab(minute="*/10")}
 
 # --- django-anymail (Mailgun): sending API, inbound route (/anymail/mailgun/inbound_mime/) and tracking
 # webhooks (/anymail/mailgun/tracking/). Keys are set only when given: an empty signing key would accept

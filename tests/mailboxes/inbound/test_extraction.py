@@ -125,3 +125,23 @@ def test_ingest_enqueues_one_task_per_email_after_commit(mailbox, eager_tasks):
     email = email_ingest(mailbox=mailbox, raw=raw)  # autocommit: on_commit runs the (eager) task at once
     assert [(a.extraction, a.extracted_text.strip()) for a in email.attachments.order_by("position")] == [
         (Extraction.DONE, "Page 1: alpha beta"), (Extraction.DONE, "gamma delta")]
+
+
+def test_attachments_whose_task_was_lost_are_swept_up_and_extracted(owner, mailbox, eager_tasks):
+    """A broker away at commit loses the task; the beat sweep enqueues the email again."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from mailboxes.models import Attachment, Email
+    from mailboxes.tasks import attachments_extract_sweep_task
+    from tests.mailboxes.outbound_helpers import receive
+
+    email = receive(mailbox, subject="Lost", attachments=[("minutes.txt", "text/plain", b"the heron committee")])
+    assert Attachment.objects.get(email=email).extraction == "pending"  # no commit here: the task never ran
+    assert attachments_extract_sweep_task() == 0  # too recent to be called lost
+    Email.objects.filter(pk=email.pk).update(received_at=timezone.now() - timedelta(hours=1))
+    assert attachments_extract_sweep_task() == 1
+    attachment = Attachment.objects.get(email=email)
+    assert attachment.extraction == "done" and "heron" in attachment.extracted_text
+    assert attachments_extract_sweep_task() == 0
