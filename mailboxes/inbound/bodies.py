@@ -1,7 +1,6 @@
-"""Mail bodies: sanitised HTML, HTML turned into readable text, reply text without quoted history."""
+"""Mail bodies: sanitised HTML, invisible padding, snippets (the text of HTML mail is in html_text.py)."""
 
 import re
-from html.parser import HTMLParser
 
 import nh3
 
@@ -40,7 +39,7 @@ def _attribute_filter(element, attribute, value):
 
 # html5ever's cost grows with the square of the open-element depth: 20,000 nested <div>s take seconds.
 MAX_HTML_DEPTH = 1000
-_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^>]*?(/?)>")
+_TAG_START = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)")
 _NOT_NESTING = {"br", "img", "hr", "meta", "link", "input", "area", "base", "col", "embed", "param", "source",
                 "track", "wbr", "p", "li", "dd", "dt", "td", "th", "tr", "option", "span", "font", "b", "i", "u",
                 "a", "em", "strong", "small"}
@@ -48,10 +47,16 @@ _NOT_NESTING = {"br", "img", "hr", "meta", "link", "input", "area", "base", "col
 
 def html_too_deep(html, *, limit=MAX_HTML_DEPTH):
     """True when the HTML nests block elements deeper than `limit` (an estimate from the tags alone)."""
-    depth = 0
-    for match in _TAG.finditer(html):
-        closing, name, self_closing = match.groups()
-        if self_closing or name.lower() in _NOT_NESTING:
+    # A tag runs to the next ">". Scanning on from there keeps this linear: a regex looking for each
+    # tag's ">" rescans the rest of the input from every "<" when there is none ("<a<a<a…").
+    depth = position = 0
+    while match := _TAG_START.search(html, position):
+        end = html.find(">", match.end())
+        if end < 0:
+            return False
+        position = end + 1
+        closing, name = match.groups()
+        if html[end - 1] == "/" or name.lower() in _NOT_NESTING:
             continue
         depth = max(depth - 1, 0) if closing else depth + 1
         if depth > limit:
@@ -71,62 +76,35 @@ def html_sanitize(html):
     return cleaned
 
 
-_BLOCK_TAGS = {"p", "div", "tr", "table", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
-               "pre", "hr", "section", "article", "header", "footer", "dl", "dt", "dd", "center"}
-_SKIP_TAGS = {"script", "style", "head", "title", "noscript", "template"}
+def _padding_table():
+    removed = [0x00AD, 0x034F, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x200B, 0x200C, 0x200E, 0x200F, 0x3164,
+               0xFEFF, 0xFFA0, *range(0x00, 0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0), *range(0x180B, 0x1810),
+               *range(0x202A, 0x202F), *range(0x2060, 0x2070), *range(0xFFF9, 0xFFFC), *range(0x1D173, 0x1D17B),
+               *range(0xE0000, 0xE0080), *range(0xE0100, 0xE01F0)]
+    spaces = [0x00A0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x2800, 0x3000, *range(0x2000, 0x200B)]
+    return {**{code: None for code in removed}, **{code: " " for code in spaces}}
 
 
-class _TextExtractor(HTMLParser):
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.parts, self.skip_depth, self.links = [], 0, []
-
-    def handle_starttag(self, tag, attrs):
-        if tag in _SKIP_TAGS:
-            self.skip_depth += 1
-        elif tag == "br":
-            self.parts.append("\n")
-        elif tag == "li":
-            self.parts.append("\n- ")
-        elif tag in ("td", "th"):
-            self.parts.append(" ")
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n\n")
-        if tag == "a":
-            self.links.append((dict(attrs).get("href") or "", len(self.parts)))
-
-    def handle_endtag(self, tag):
-        if tag in _SKIP_TAGS:
-            self.skip_depth = max(self.skip_depth - 1, 0)
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n\n")
-        elif tag == "a" and self.links:
-            href, start = self.links.pop()
-            label = "".join(self.parts[start:]).strip()
-            # Keep the link target next to its label, unless the label already is the target.
-            if href and not href.lower().startswith("javascript:") and href.strip() not in (label, f"mailto:{label}"):
-                self.parts.append(f" ({href.strip()})")
-
-    def handle_data(self, data):
-        if not self.skip_depth:
-            self.parts.append(re.sub(r"\s+", " ", data))
+# Characters that show nothing, or only blank space, and pad preheaders so inboxes preview no body text:
+# soft hyphens, zero-width and bidi marks, U+034F (&#847;), Hangul and braille fillers, "tag" characters
+# (which smuggle text invisibly), controls; odd spaces (&nbsp;, U+2007…) become plain ones.
+PADDING = _padding_table()
+# A zero-width joiner holds emoji sequences together; anywhere else it is padding too.
+_STRAY_JOINER = re.compile("(?<![\u2100-\U0010ffff])\u200d|\u200d(?![\u2100-\U0010ffff])")
+_REFERENCE = re.compile(r" \[(\d{1,4})\]")
 
 
-def html_to_text(html):
-    """Readable plain text for an HTML body, with links kept as "label (url)"."""
-    extractor = _TextExtractor()
-    try:
-        extractor.feed(html or "")
-        extractor.close()
-    except Exception:  # html.parser is lenient, but the input is hostile; keep what was read
-        pass
-    text = "".join(extractor.parts)
-    lines = [line.strip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+def without_padding(text):
+    """The text without invisible padding characters, odd spaces made plain (PADDING)."""
+    text = text.translate(PADDING)
+    return _STRAY_JOINER.sub("", text) if "\u200d" in text else text
 
 
-
-
-def snippet_from(text):
+def snippet_from(text, *, links=None):
+    """The first words of a message: invisible padding skipped and, for text made from HTML, the "[n]"
+    numbers of `links` left out."""
     # Only the head of the text can reach the snippet; collapsing all of a long body would be wasted work.
-    return re.sub(r"\s+", " ", (text or "")[:SNIPPET_LENGTH * 4]).strip()[:SNIPPET_LENGTH]
+    head = without_padding((text or "")[:SNIPPET_LENGTH * 40])
+    if links:
+        head = _REFERENCE.sub(lambda match: "" if match.group(1) in links else match.group(0), head)
+    return re.sub(r"\s+", " ", head).strip()[:SNIPPET_LENGTH]

@@ -16,7 +16,8 @@ from email.header import decode_header, make_header
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
-from mailboxes.inbound.bodies import MAX_HTML_DEPTH, html_sanitize, html_to_text, html_too_deep, snippet_from, text_without_quotes
+from mailboxes.inbound.bodies import MAX_HTML_DEPTH, html_sanitize, html_too_deep, snippet_from, text_without_quotes
+from mailboxes.inbound.html_text import html_to_text_with_links
 from qmailing.datetimes import as_utc
 
 MAX_PARTS = 100
@@ -376,12 +377,13 @@ def _fill_body(parsed, message, defects):
     if html and html_too_deep(html):
         # Kept as text only: sanitising it would take seconds, and no real message nests this deep.
         defects.append(f"HtmlTooDeeplyNested: more than {MAX_HTML_DEPTH} nested elements; HTML not kept")
-        parsed.text = parsed.text or html_to_text(html)
     elif html:
         parsed.html = html_sanitize(html)
-        parsed.text = parsed.text or html_to_text(parsed.html)
+    if html and not parsed.text:
+        # From the HTML as it came: sanitising drops the styles that hide preheaders and pixels.
+        parsed.text, parsed.links = html_to_text_with_links(html)
     parsed.text_clean = text_without_quotes(parsed.text)
-    parsed.snippet = snippet_from(parsed.text_clean or parsed.text)
+    parsed.snippet = snippet_from(parsed.text_clean or parsed.text, links=parsed.links)
 
 
 def _charset(part):
