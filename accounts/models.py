@@ -108,3 +108,25 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self):
         return self.email
+
+
+class RequestLog(models.Model):
+    """One API/MCP call's metadata, kept 30 days (CONTRACT §6): who, what, how it ended, how long.
+
+    Never a request body or a result. `token_id` is a plain number, not a foreign key: revoking a token
+    deletes its row, and the history of its calls must outlive it (and cost no constraint check per insert).
+    """
+
+    created_at = models.DateTimeField(default=timezone.now)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="request_logs", db_index=False)
+    token_id = models.BigIntegerField(null=True)
+    operation = models.CharField(max_length=100, help_text="Operation (tool) name, or the path when there is none.")
+    status = models.PositiveSmallIntegerField()
+    duration_ms = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["account", "created_at"], name="requestlog_account_time"),  # usage per day
+            models.Index(fields=["token_id", "created_at"], name="requestlog_token_time"),  # a token's last use
+            models.Index(fields=["created_at"], name="requestlog_time"),  # the purge
+        ]

@@ -8,6 +8,7 @@ otherwise), call the operation, serialise its output model. Errors of every kind
 
 import logging
 import re
+import time
 from collections import defaultdict
 
 from django.core.exceptions import PermissionDenied
@@ -19,6 +20,7 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.request_log import request_log_write
 from qmailing import gates
 from qmailing.errors import (
     AppError, Forbidden, Invalid, MethodNotAllowed, NotAcceptable, NotFound, ServerError, Unauthenticated, UnsupportedMediaType,
@@ -65,11 +67,14 @@ def _perform(operation):
     def handle(self, request, **path_args):
         headers = {}  # X-RateLimit-*, on the answer whatever it is
         try:
-            actor = gates.admit(authorization=request.headers.get("Authorization"), operation=operation, headers=headers)
+            actor = gates.admit(authorization=request.headers.get("Authorization"), operation=operation, headers=headers,
+                                origin=request.build_absolute_uri("/"), resource_path="/api/v1/pub")
+            self.actor = actor
             args = operation_input(operation, request, path_args)
             result = operation.run(actor=actor, args=args)
         except AppError as error:
             error.headers = {**headers, **error.headers}
+            self.actor = self.actor or getattr(error, "actor", None)
             raise
         return Response(result.model_dump(mode="json"), status=operation.success_status, headers=headers)
 
@@ -85,6 +90,20 @@ class OperationView(APIView):
     permission_classes = ()
     metadata_class = None  # no ungated OPTIONS answer; the OpenAPI document (next) describes the API
     operations = {}  # method -> Operation, set per generated class
+    actor = None  # set by the handler once the token is known
+
+    def dispatch(self, request, *args, **kwargs):
+        started = time.perf_counter()
+        response = super().dispatch(request, *args, **kwargs)
+        if self.actor is not None:  # a call without a valid token has no account to log it against
+            operation = self.operations.get(request.method)
+            try:
+                request_log_write(account=self.actor.account, token_id=self.actor.token.pk,
+                                  operation=operation.name if operation else request.path,
+                                  status=response.status_code, duration_ms=(time.perf_counter() - started) * 1000)
+            except Exception:  # the answer is already decided; a lost log row must not turn it into a 500
+                logger.exception("Could not write the request log row")
+        return response
 
 
 def _view_for(path, operations):

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from accounts.selectors import plan_lowest_with_group
 from accounts.tokens import token_format_ok, token_lookup
-from qmailing import ratelimit
+from qmailing import oauth, ratelimit
 from qmailing.errors import AppError, PlanRequired, RateLimited, ScopeMissing, Unauthenticated
 
 
@@ -41,8 +41,12 @@ def now():
     return timezone.now()  # one seam for tests that need a given time of day
 
 
-def authenticate(authorization):
-    """The Actor for an Authorization header value, or Unauthenticated."""
+def authenticate(authorization, *, origin=None):
+    """The Actor for an Authorization header value, or Unauthenticated.
+
+    `origin` (scheme://host of the request; QMAILING_BASE_URL by default) is the RFC 8707 audience check:
+    a token bound to a resource that is not ours is refused, like a token with no user.
+    """
     if not authorization:
         raise Unauthenticated("Send your token as `Authorization: Bearer qm_live_…`. "
                               "Issue one under Settings → Developers.")
@@ -58,6 +62,9 @@ def authenticate(authorization):
             or user.account is None):
         raise Unauthenticated("This token is revoked or expired. Issue a new one under Settings → Developers.",
                               bearer_error="invalid_token")
+    if not oauth.token_allows_origin(access_token, origin or settings.QMAILING_BASE_URL):
+        raise Unauthenticated("This token was issued for another service, not for QMailing. "
+                              "Connect again to get a token for this server.", bearer_error="invalid_token")
     return Actor(account=user.account, user=user, token=access_token, scopes=frozenset(access_token.scope.split()))
 
 
@@ -112,13 +119,29 @@ def authorize(actor, operation):
                            f"Issue a token with {operation.scope}.", required_scopes=[operation.scope])
 
 
-def admit(*, authorization, operation, headers):
-    """Run every gate for one call of `operation`; the Actor, or the first gate's AppError (with its headers)."""
+def bearer_challenge(challenge, *, origin, resource_path):
+    """`challenge` (RFC 6750) plus RFC 9728's resource_metadata and every scope, so a client can discover."""
+    return (f'{challenge}, resource_metadata="{oauth.resource_metadata_url(origin, resource_path)}", '
+            f'scope="{" ".join(oauth.all_scopes())}"')
+
+
+def admit(*, authorization, operation, headers, origin=None, resource_path="/api/v1/pub"):
+    """Run every gate for one call of `operation`; the Actor, or the first gate's AppError (with its headers).
+
+    `origin` is the request's scheme://host and `resource_path` the protected resource called (/api/v1/pub
+    or /mcp): they set the audience check and the 401's pointer to the protected-resource metadata.
+    """
+    origin = (origin or settings.QMAILING_BASE_URL).rstrip("/")
+    actor = None
     try:
-        actor = authenticate(authorization)
+        actor = authenticate(authorization, origin=origin)
         meter(actor, headers=headers)
         authorize(actor, operation)
     except AppError as error:
+        if isinstance(error, Unauthenticated):
+            error.headers["WWW-Authenticate"] = bearer_challenge(
+                error.headers.get("WWW-Authenticate", "Bearer"), origin=origin, resource_path=resource_path)
         error.headers = {**headers, **error.headers}
+        error.actor = actor  # who was refused (None before authentication), for the request log
         raise
     return actor

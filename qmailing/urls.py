@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 
+from accounts.developers import developer_urls
 from accounts.forms import AdminSignInForm
 from accounts.views import admin_login, dashboard, plan_view
 from mailboxes.inbound.esp import MailgunInboundView
@@ -16,6 +17,7 @@ urlpatterns = [
     path("", dashboard, name="dashboard"),
     path("accounts/", include("accounts.urls")),
     path("settings/plan", plan_view, name="plan"),
+    path("settings/developers/", include(developer_urls)),  # tokens, the "Connect to Claude" wizard, usage
     path("domains/", include("domains.urls")),
     path("mailboxes/", include(mailbox_urls)),
     path("mail/", include(mail_urls)),
@@ -25,5 +27,6 @@ urlpatterns = [
     path("anymail/", include("anymail.urls")),
     path("admin/login/", admin_login),  # before the admin's own login/, to answer 429 when throttled
     path("admin/", admin.site.urls),
+    path("", include("qmailing.oauth_urls")),  # OAuth 2.1: /.well-known/oauth-*, /oauth/authorize|token|register
     *api_urlpatterns(),  # /api/v1/pub/…, generated from the operation registry; problem+json 404 for the rest of /api/
 ]

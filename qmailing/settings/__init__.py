@@ -226,6 +226,9 @@ QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES = env.int("QMAILING_OUTBOUND_MAX_ATTACHME
 QMAILING_SEARCH_CONFIG = env.str("QMAILING_SEARCH_CONFIG", "english")  # PostgreSQL text search configuration
 CELERY_BEAT_SCHEDULE["mail-purge-trash"] = {"task": "mailboxes.tasks.mail_purge_trash_task",
                                             "schedule": crontab(minute=17)}
+# The request log keeps 30 days (CONTRACT §6); purged hourly in batches.
+CELERY_BEAT_SCHEDULE["request-log-purge"] = {"task": "accounts.tasks.request_log_purge_task",
+                                             "schedule": crontab(minute=41)}
 # Attachment text whose task was lost (broker away at commit) is enqueued again.
 CELERY_BEAT_SCHEDULE["mail-extract-sweep"] = {"task": "mailboxes.tasks.attachments_extract_sweep_task",
                                               "schedule": crontab(minute="*/10")}
@@ -245,7 +248,7 @@ if env.str("WEBHOOK_SECRET", ""):
 # PKCE with S256 only, no implicit or password grant, no token in a query string, `iss` in authorization
 # responses, refresh-token replay revokes the family, exact redirect URIs. `http` redirect URIs stay
 # allowed (a warning under --deploy) because native clients use loopback callbacks (RFC 8252);
-# dynamic registration (next) admits http only for loopback.
+# dynamic registration (qmailing.oauth) admits http only for loopback.
 OAUTH2_PROVIDER = {
     "SCOPES": dict(_SCOPES),
     "DEFAULT_SCOPES": list(_DEFAULT_SCOPES),
@@ -266,7 +269,21 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    # The OAuth 2.1 flow MCP clients run (qmailing.oauth): open dynamic registration, held by our own policy
+    # (authorization-code grant only, https or loopback redirect URIs, per-IP limit); public clients (PKCE,
+    # no secret) allowed; discovery advertises only what is accepted.
+    "DCR_ENABLED": True,
+    "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
+    "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["none", "client_secret_basic", "client_secret_post"],
 }
+# Dynamic client registration: per client IP and hour; a self-registered client that never got a token is
+# deleted after this many days (beat job below).
+QMAILING_DCR_REGISTRATIONS_PER_HOUR = env.int("QMAILING_DCR_REGISTRATIONS_PER_HOUR", 20)
+QMAILING_DCR_STALE_DAYS = env.int("QMAILING_DCR_STALE_DAYS", 7)
+CELERY_BEAT_SCHEDULE["oauth-purge-stale-registrations"] = {
+    "task": "qmailing.tasks.oauth_purge_stale_registrations_task", "schedule": crontab(minute=23, hour=4)}
 # Personal tokens (Settings → Developers, `manage.py issue_token`) live this long unless revoked.
 QMAILING_PERSONAL_TOKEN_DAYS = env.int("QMAILING_PERSONAL_TOKEN_DAYS", 365)
 # Gates (qmailing.gates): per-token throttle on every plan; the daily cap per account comes from its Plan row.

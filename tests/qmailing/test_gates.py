@@ -36,7 +36,12 @@ def _problem(response, status, code):
 def test_missing_token_is_401_with_a_bearer_challenge(client, owner, list_mailboxes):
     response = call(client, list_mailboxes)
     _problem(response, 401, "unauthenticated")
-    assert response["WWW-Authenticate"] == 'Bearer realm="QMailing"'
+    from accounts.scopes import SCOPES
+
+    assert response["WWW-Authenticate"] == (
+        'Bearer realm="QMailing", '
+        'resource_metadata="http://testserver/.well-known/oauth-protected-resource/api/v1/pub", '
+        f'scope="{" ".join(sorted(SCOPES))}"')
 
 
 @pytest.mark.parametrize("authorization", [

@@ -1,0 +1,88 @@
+"""What the "Connect to Claude" wizard knows about clients and use cases: labels, scopes, config snippets.
+
+Snippets are plain text built here (JSON through json.dumps, so any URL is quoted correctly) and
+HTML-escaped by the template that shows them.
+"""
+
+import json
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.urls import Resolver404, resolve
+
+from accounts.scopes import (
+    DOMAIN_READ, EMAIL_READ, EMAIL_SEND, EMAIL_WRITE, MAILBOX_READ, SCOPES,
+)
+
+CLAUDE_DESKTOP, CLAUDE_AI, CURSOR, CONTINUE, CUSTOM = "claude_desktop", "claude_ai", "cursor", "continue", "custom"
+CLIENTS = {
+    CLAUDE_DESKTOP: "Claude Desktop",
+    CLAUDE_AI: "Claude.ai",
+    CURSOR: "Cursor",
+    CONTINUE: "Continue",
+    CUSTOM: "Custom (curl, scripts, other agents)",
+}
+
+READ = [MAILBOX_READ, DOMAIN_READ, EMAIL_READ]
+USE_CASES = {
+    "triage": ("Triage: read only", READ),
+    "assistant": ("Assistant: read, organise and send", READ + [EMAIL_WRITE, EMAIL_SEND]),
+    "automation": ("Automation: everything, webhooks included", list(SCOPES)),
+}
+
+MCP_PATH = "/mcp"
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+API_PATH = "/api/v1/pub/"
+
+
+def server_urls():
+    base = settings.QMAILING_BASE_URL
+    try:
+        resolve(MCP_PATH)
+        mcp_served = True
+    except Resolver404:
+        mcp_served = False
+    return {"base": base, "mcp": base + MCP_PATH, "api": base + API_PATH, "mcp_served": mcp_served}
+
+
+def _json(value):
+    return json.dumps(value, indent=2)
+
+
+def snippet(*, client, token, urls):
+    """(where it goes, the text to paste) for `client`; token is None for Claude.ai (it signs in with OAuth)."""
+    bearer = f"Bearer {token}"
+    if client == CLAUDE_DESKTOP:
+        # mcp-remote bridges Claude Desktop's stdio to our HTTP endpoint. The header goes through an
+        # environment variable because Claude Desktop on Windows does not quote spaces inside args.
+        args = ["mcp-remote", urls["mcp"], "--header", "Authorization:${QMAILING_AUTH_HEADER}"]
+        if urlsplit(urls["mcp"]).scheme == "http" and urlsplit(urls["mcp"]).hostname not in LOOPBACK:
+            args.append("--allow-http")  # mcp-remote refuses plain http to anything but localhost otherwise
+        config = {"mcpServers": {"qmailing": {
+            "command": "npx",
+            "args": args,
+            "env": {"QMAILING_AUTH_HEADER": bearer},
+        }}}
+        where = ("claude_desktop_config.json (Claude Desktop → Settings → Developer → Edit Config; on macOS "
+                 "~/Library/Application Support/Claude/, on Windows %APPDATA%\\Claude\\). Restart Claude Desktop "
+                 "after saving. Needs Node.js for npx.")
+        return where, _json(config)
+    if client == CURSOR:
+        config = {"mcpServers": {"qmailing": {"url": urls["mcp"], "headers": {"Authorization": bearer}}}}
+        return "~/.cursor/mcp.json (or .cursor/mcp.json in one project)", _json(config)
+    if client == CONTINUE:
+        text = "\n".join([
+            "mcpServers:",
+            "  - name: QMailing",
+            "    type: streamable-http",
+            f"    url: {json.dumps(urls['mcp'])}",
+            "    requestOptions:",
+            "      headers:",
+            f"        Authorization: {json.dumps(bearer)}",
+        ])
+        return "~/.continue/config.yaml (or the workspace's config.yaml), under mcpServers", text
+    if client == CLAUDE_AI:
+        return ("Claude.ai → Settings → Connectors → Add custom connector. Paste this URL; Claude signs you in "
+                "with OAuth and asks you to approve its scopes, so no token is needed."), urls["mcp"]
+    text = f'curl -s -H "Authorization: {bearer}" "{urls["api"]}mailboxes?limit=10"'
+    return "a terminal (or any HTTP client): the REST API under " + urls["api"], text

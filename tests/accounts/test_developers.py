@@ -1,0 +1,253 @@
+"""Settings → Developers: the "Connect to Claude" wizard over HTTP, the token list, revocation, usage."""
+
+import json
+import re
+
+import pytest
+from django.urls import reverse
+from oauth2_provider.models import AccessToken
+
+from accounts.connect import USE_CASES
+from accounts.scopes import SCOPES
+from accounts.tokens import token_issue
+from tests.conftest import make_user
+
+INDEX = "/settings/developers/"
+CONNECT = "/settings/developers/connect/"
+TOKEN_RE = re.compile(r"qm_live_[0-9A-Za-z]{36}")
+
+
+@pytest.fixture
+def signed_in(client, owner):
+    client.force_login(owner.users.get())
+    return client
+
+
+def _step2(client, client_key, use_case="triage", name=""):
+    response = client.get(CONNECT, {"client": client_key, "use_case": use_case, "name": name})
+    assert response.status_code == 200, response.content
+    return response
+
+
+def _nonce(page):
+    return re.search(r'name="nonce" value="([^"]+)"', page).group(1)
+
+
+def _checked_scopes(page):
+    return sorted(re.findall(r'<input type="checkbox" name="scopes" value="([^"]+)"[^>]*checked', page))
+
+
+def _issue(client, client_key="cursor", scopes=("mailbox:read",), name="", use_case="triage"):
+    page = _step2(client, client_key, use_case=use_case, name=name).content.decode()
+    response = client.post(CONNECT, {"client": client_key, "name": name, "nonce": _nonce(page), "scopes": list(scopes)})
+    return response
+
+
+def _mailboxes(client, token):
+    return client.get("/api/v1/pub/mailboxes", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def test_wizard_end_to_end_token_shown_once_usable_listed_and_revoked(signed_in, owner):
+    index = signed_in.get(INDEX)
+    assert index.status_code == 200 and "Connect to Claude" in index.content.decode()
+
+    response = _issue(signed_in, "cursor", scopes=["mailbox:read", "email:read"])
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    page = response.content.decode()
+    tokens = set(TOKEN_RE.findall(page))
+    assert len(tokens) == 1
+    token = tokens.pop()
+    assert token not in json.dumps(dict(signed_in.session))  # never kept in the session
+
+    # Usable at once, by the account that issued it, bound to that client and those scopes.
+    api = _mailboxes(signed_in, token)
+    assert api.status_code == 200, api.content
+    stored = AccessToken.objects.get()
+    assert stored.application.name == "Cursor" and stored.scope == "email:read mailbox:read"
+    assert stored.user.account_id == owner.pk
+
+    # Never again: not on reload of the list, not on a re-POST of the same form.
+    listing = signed_in.get(INDEX).content.decode()
+    assert token not in listing and "Cursor" in listing and "email:read mailbox:read" in listing
+    assert "not in the last 30 days" not in listing  # last used comes from the request log
+    replay = signed_in.post(CONNECT, {"client": "cursor", "name": "", "nonce": _nonce(_step2(signed_in, "cursor").content.decode()),
+                                      "scopes": ["mailbox:read"]})
+    assert replay.status_code == 200  # a fresh form issues a fresh token...
+    assert AccessToken.objects.count() == 2
+    reposted = signed_in.post(CONNECT, {"client": "cursor", "name": "", "nonce": "already-used", "scopes": ["mailbox:read"]})
+    assert reposted.status_code == 302 and TOKEN_RE.search(reposted.url or "") is None  # ...a used one issues nothing
+    assert AccessToken.objects.count() == 2
+
+    # Revoke: a confirmation page, then POST; the very next call is refused.
+    confirm = signed_in.get(reverse("developers:revoke", args=[stored.pk]))
+    assert confirm.status_code == 200 and "csrfmiddlewaretoken" in confirm.content.decode()
+    revoked = signed_in.post(reverse("developers:revoke", args=[stored.pk]))
+    assert revoked.status_code == 302 and revoked.url == INDEX
+    assert _mailboxes(signed_in, token).status_code == 401
+    assert not AccessToken.objects.filter(pk=stored.pk).exists()
+
+
+def test_reposting_the_issue_form_issues_nothing(signed_in):
+    page = _step2(signed_in, "cursor").content.decode()
+    data = {"client": "cursor", "name": "", "nonce": _nonce(page), "scopes": ["mailbox:read"]}
+    first = signed_in.post(CONNECT, data)
+    assert first.status_code == 200 and TOKEN_RE.search(first.content.decode())
+    again = signed_in.post(CONNECT, data, follow=True)
+    assert TOKEN_RE.search(again.content.decode()) is None and "already used" in again.content.decode()
+    assert AccessToken.objects.count() == 1
+
+
+def test_revoke_needs_post_with_csrf(owner):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(owner.users.get())
+    _, access_token = token_issue(account=owner, user=owner.users.get(), client="Cursor", scopes="mailbox:read")
+    assert strict.post(reverse("developers:revoke", args=[access_token.pk])).status_code == 403
+    assert AccessToken.objects.filter(pk=access_token.pk).exists()
+
+
+@pytest.mark.parametrize("use_case", list(USE_CASES))
+def test_use_case_preselects_scopes(signed_in, use_case):
+    page = _step2(signed_in, "cursor", use_case=use_case).content.decode()
+    assert _checked_scopes(page) == sorted(USE_CASES[use_case][1])
+
+
+def test_use_case_scopes_are_the_contract_ones():
+    assert sorted(USE_CASES["triage"][1]) == ["domain:read", "email:read", "mailbox:read"]
+    assert sorted(USE_CASES["assistant"][1]) == ["domain:read", "email:read", "email:send", "email:write", "mailbox:read"]
+    assert sorted(USE_CASES["automation"][1]) == sorted(SCOPES)
+
+
+def test_adjusted_scopes_are_the_ones_issued(signed_in):
+    assert _issue(signed_in, "continue", use_case="automation", scopes=["email:read", "webhook:manage"]).status_code == 200
+    assert AccessToken.objects.get().scope == "email:read webhook:manage"
+
+
+def test_no_scope_is_a_form_error(signed_in):
+    page = _step2(signed_in, "cursor").content.decode()
+    response = signed_in.post(CONNECT, {"client": "cursor", "nonce": _nonce(page)})
+    assert response.status_code == 400 and "Choose at least one scope" in response.content.decode()
+    assert not AccessToken.objects.exists()
+
+
+def test_custom_client_needs_a_name(signed_in):
+    response = signed_in.get(CONNECT, {"client": "custom", "use_case": "triage", "name": "  "})
+    assert response.status_code == 400 and "Name your custom client" in response.content.decode()
+
+
+def _snippet(page):
+    pres = re.findall(r"<pre class=\"mono\">(.*?)</pre>", page, re.S)
+    return pres[-1]
+
+
+def test_claude_desktop_snippet(signed_in, settings):
+    settings.QMAILING_BASE_URL = "https://qm.example.com"
+    page = _issue(signed_in, "claude_desktop").content.decode()
+    token = TOKEN_RE.search(page).group(0)
+    config = json.loads(_snippet(page).replace("&quot;", '"'))
+    server = config["mcpServers"]["qmailing"]
+    assert server["command"] == "npx"
+    assert server["args"][:3] == ["mcp-remote", "https://qm.example.com/mcp", "--header"]
+    header = server["args"][3].replace("${QMAILING_AUTH_HEADER}", server["env"]["QMAILING_AUTH_HEADER"])
+    assert header == f"Authorization:Bearer {token}"
+    assert "claude_desktop_config.json" in page
+    assert AccessToken.objects.get().application.name == "Claude Desktop"
+
+
+def test_claude_desktop_snippet_allows_plain_http_only_when_the_server_is_not_https(signed_in, settings):
+    settings.QMAILING_BASE_URL = "http://qm.internal:8000"
+    page = _issue(signed_in, "claude_desktop").content.decode()
+    args = json.loads(_snippet(page).replace("&quot;", '"'))["mcpServers"]["qmailing"]["args"]
+    assert args[1] == "http://qm.internal:8000/mcp" and args[-1] == "--allow-http"
+    settings.QMAILING_BASE_URL = "http://localhost:8000"
+    page = _issue(signed_in, "claude_desktop").content.decode()
+    assert "--allow-http" not in page
+
+
+def test_cursor_snippet(signed_in, settings):
+    settings.QMAILING_BASE_URL = "https://qm.example.com"
+    page = _issue(signed_in, "cursor").content.decode()
+    token = TOKEN_RE.search(page).group(0)
+    config = json.loads(_snippet(page).replace("&quot;", '"'))
+    assert config == {"mcpServers": {"qmailing": {"url": "https://qm.example.com/mcp",
+                                                  "headers": {"Authorization": f"Bearer {token}"}}}}
+    assert "~/.cursor/mcp.json" in page
+
+
+def test_continue_snippet(signed_in, settings):
+    settings.QMAILING_BASE_URL = "https://qm.example.com"
+    page = _issue(signed_in, "continue").content.decode()
+    token = TOKEN_RE.search(page).group(0)
+    text = _snippet(page).replace("&quot;", '"')
+    assert text.startswith("mcpServers:\n  - name: QMailing\n    type: streamable-http\n")
+    assert 'url: "https://qm.example.com/mcp"' in text
+    assert f'Authorization: "Bearer {token}"' in text and "config.yaml" in page
+
+
+def test_custom_snippet_is_curl_against_the_rest_api(signed_in, settings):
+    settings.QMAILING_BASE_URL = "https://qm.example.com"
+    page = _issue(signed_in, "custom", name="Inbox bot").content.decode()
+    token = TOKEN_RE.search(page).group(0)
+    assert (f'curl -s -H &quot;Authorization: Bearer {token}&quot; '
+            f'&quot;https://qm.example.com/api/v1/pub/mailboxes?limit=10&quot;') in _snippet(page)
+    assert AccessToken.objects.get().application.name == "Inbox bot"
+
+
+def test_claude_ai_gets_the_connector_url_and_no_token(signed_in, settings):
+    settings.QMAILING_BASE_URL = "https://qm.example.com"
+    response = signed_in.get(CONNECT, {"client": "claude_ai", "use_case": "triage"})
+    page = response.content.decode()
+    assert response.status_code == 200 and "https://qm.example.com/mcp" in page and "OAuth" in page
+    assert TOKEN_RE.search(page) is None and not AccessToken.objects.exists()
+    page = signed_in.get(CONNECT, {"client": "claude_ai", "use_case": "triage"}).content.decode()
+    forged = signed_in.post(CONNECT, {"client": "claude_ai", "nonce": "x", "scopes": ["mailbox:read"]})
+    assert forged.status_code == 400 and not AccessToken.objects.exists()
+
+
+def test_custom_client_name_is_html_escaped(signed_in):
+    evil = '<script>alert("x")</script>'
+    page = _issue(signed_in, "custom", name=evil).content.decode()
+    assert "<script>alert" not in page and "&lt;script&gt;alert" in page
+    listing = signed_in.get(INDEX).content.decode()
+    assert "<script>alert" not in listing and "&lt;script&gt;alert" in listing
+    step2 = _step2(signed_in, "custom", name=evil).content.decode()
+    assert "<script>alert" not in step2
+
+
+def test_outsider_gets_404_for_another_accounts_token(client, owner, outsider):
+    _, access_token = token_issue(account=owner, user=owner.users.get(), client="Owner's bot", scopes="mailbox:read")
+    client.force_login(outsider.users.get())
+    url = reverse("developers:revoke", args=[access_token.pk])
+    assert client.get(url).status_code == 404
+    assert client.post(url).status_code == 404
+    assert client.post(reverse("developers:revoke", args=[999999])).status_code == 404
+    assert AccessToken.objects.filter(pk=access_token.pk).exists()
+    assert "Owner&#x27;s bot" not in client.get(INDEX).content.decode()  # only the account's own tokens are listed
+    client.force_login(owner.users.get())
+    assert "Owner&#x27;s bot" in client.get(INDEX).content.decode()
+
+
+def test_developers_page_shows_usage_against_the_daily_cap(client, free_account):
+    from tests.api_helpers import token_for
+
+    token = token_for(free_account, scopes="mailbox:read")
+    for _ in range(3):
+        assert _mailboxes(client, token).status_code == 200
+    client.force_login(free_account.users.get())
+    page = client.get(INDEX).content.decode()
+    assert "3 / 25" in page
+
+
+def test_developers_page_requires_sign_in(client, db):
+    assert client.get(INDEX).status_code == 302
+    user = make_user("nobody@example.com")
+    user.account = None
+    user.save()
+    client.force_login(user)
+    assert client.get(INDEX).status_code == 403
+
+
+def test_nav_links_to_developers(signed_in):
+    assert 'href="/settings/developers/"' in signed_in.get("/").content.decode()
