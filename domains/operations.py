@@ -89,3 +89,51 @@ register(Operation(
     input=DomainIdInput, output=DnsChecklistOut, scope=DOMAIN_READ, plan_group=TOOL_GROUP_MAIL, annotations=READ_ONLY,
     method="GET", path="domains/{domain_id}/dns-records", handler=_get_dns_records,
 ))
+
+
+# --- adding and verifying domains --------------------------------------------------------------------------
+
+from pydantic import ConfigDict  # noqa: E402
+
+from accounts.scopes import DOMAIN_WRITE  # noqa: E402
+from domains.services import domain_add, domain_verify  # noqa: E402
+from qmailing.operations import Annotations  # noqa: E402
+
+
+class AddDomainInput(Input):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "agent-brand.example"}]})
+
+    name: str = Field(min_length=1, max_length=253, description="The domain to add, e.g. 'example.com' (one the user owns).")
+
+
+register(Operation(
+    name="qmailing_add_domain",
+    title="Add a domain",
+    description=("Add a custom domain the user owns to the account, pending until its DNS records are published "
+                 "and verified. Only when the user asked: it counts against the plan's domain limit. Then show "
+                 "the records from qmailing_get_dns_records and, once published, call qmailing_verify_domain. "
+                 "Fails with domain_taken, domain_reserved or plan_limit_reached, each saying what to do."),
+    input=AddDomainInput, output=DomainOut, scope=DOMAIN_WRITE, plan_group=TOOL_GROUP_MAIL,
+    annotations=Annotations(read_only=False, destructive=False, idempotent=False, open_world=False),
+    method="POST", path="domains", success_status=201,
+    handler=lambda *, actor, args: DomainOut.of(domain_add(account=actor.account, name=args.name)),
+))
+
+
+def _verify_domain(*, actor, args):
+    domain_verify(domain=access_domain(account=actor.account, domain_id=args.domain_id))
+    return _get_dns_records(actor=actor, args=args)  # the checklist as just stored
+
+
+register(Operation(
+    name="qmailing_verify_domain",
+    title="Verify a domain",
+    description=("Look up the domain's DNS records now (ownership TXT, MX, SPF, DKIM, DMARC), store what was "
+                 "found and verify the domain when the required ones are right. Use it after the user published "
+                 "the records; returns the checklist with each record's state and fix. DNS can take minutes to "
+                 "propagate, so a record still missing may just need time."),
+    input=DomainIdInput, output=DnsChecklistOut, scope=DOMAIN_WRITE, plan_group=TOOL_GROUP_MAIL,
+    annotations=Annotations(read_only=False, destructive=False, idempotent=True, open_world=True),
+    method="POST", path="domains/{domain_id}/verify",
+    handler=_verify_domain,
+))

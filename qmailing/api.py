@@ -6,12 +6,14 @@ otherwise), call the operation, serialise its output model. Errors of every kind
 `exception_handler` as RFC 9457 problem details; nothing under /api/ answers HTML.
 """
 
+import json
 import logging
 import re
 import time
 from collections import defaultdict
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
@@ -23,9 +25,11 @@ from rest_framework.views import APIView
 from accounts.request_log import request_log_write
 from qmailing import gates
 from qmailing.errors import (
-    AppError, Forbidden, Invalid, MethodNotAllowed, NotAcceptable, NotFound, ServerError, Unauthenticated, UnsupportedMediaType,
+    AppError, Forbidden, Invalid, MethodNotAllowed, NotAcceptable, NotFound, ServerError, TooLarge, Unauthenticated,
+    UnsupportedMediaType,
     problem_details,
 )
+from qmailing.openapi import RegistrySchema, openapi_urlpatterns
 from qmailing.operations import registry
 
 logger = logging.getLogger(__name__)
@@ -58,7 +62,12 @@ def operation_input(operation, request, path_args):
             raise Invalid(f"{name} is part of the path; do not send it again.", field=name)
         given[name] = value
     try:
-        return operation.input.model_validate(given)
+        args = operation.input.model_validate(given)  # lax: path parameters and query strings arrive as text
+        if operation.method in BODY_METHODS:
+            # A JSON body is typed, as the OpenAPI document says: 0 is not false and "5" is not 5 (schemathesis).
+            typed = {**body, **{name: getattr(args, name) for name in path_args}}
+            operation.input.model_validate_json(json.dumps(typed, default=str), strict=True)
+        return args
     except ValidationError as error:
         raise invalid_from_pydantic(error)
 
@@ -88,7 +97,8 @@ class OperationView(APIView):
 
     authentication_classes = ()
     permission_classes = ()
-    metadata_class = None  # no ungated OPTIONS answer; the OpenAPI document (next) describes the API
+    metadata_class = None  # no ungated OPTIONS answer; the OpenAPI document describes the API
+    schema = RegistrySchema()  # the OpenAPI operations come from the registry entry (qmailing.openapi)
     operations = {}  # method -> Operation, set per generated class
     actor = None  # set by the handler once the token is known
 
@@ -121,12 +131,14 @@ def _route_regex(path):
 
 
 def api_urlpatterns():
-    """One route per registry path, then a problem+json 404 for anything else under /api/."""
+    """The OpenAPI document and docs page, one route per registry path, then a problem+json 404 for the rest of /api/."""
     by_path = defaultdict(list)
     for operation in registry().values():
         by_path[operation.path].append(operation)
-    patterns = [re_path(_route_regex(path), _view_for(path, ops).as_view(), name=ops[0].name)
-                for path, ops in sorted(by_path.items())]
+    # /api/v1/pub/openapi.json|.yaml and /api/v1/pub/docs/ (no token needed) first: no registry path shadows them.
+    patterns = openapi_urlpatterns()
+    patterns += [re_path(_route_regex(path), _view_for(path, ops).as_view(), name=ops[0].name)
+                 for path, ops in sorted(by_path.items())]
     patterns.append(re_path(r"^api(/.*)?$", api_not_found))
     return patterns
 
@@ -160,6 +172,9 @@ def as_app_error(exc, method=""):
     if isinstance(exc, drf.MethodNotAllowed):
         return MethodNotAllowed(f"This endpoint does not accept {method or 'this method'}; "
                                 "the Allow header lists the methods it takes.")
+    if isinstance(exc, RequestDataTooBig):
+        return TooLarge("The request body is above the size the API accepts (attachments: 25 MB in total per "
+                        "message, sent base64-encoded).", limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     if isinstance(exc, drf.ParseError):
         return Invalid(f"The request body is not valid JSON: {exc.detail}", field="body", code="malformed_request")
     if isinstance(exc, drf.UnsupportedMediaType):

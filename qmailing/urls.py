@@ -6,6 +6,7 @@ from accounts.developers import developer_urls
 from accounts.forms import AdminSignInForm
 from accounts.views import admin_login, dashboard, plan_view
 from mailboxes.inbound.esp import MailgunInboundView
+from mailboxes.store.download import attachment_download
 from mailboxes.web.urls import mail_urls, mailbox_urls
 from qmailing.api import api_urlpatterns
 
@@ -22,6 +23,7 @@ urlpatterns = [
     path("mailboxes/", include(mailbox_urls)),
     path("mail/", include(mail_urls)),
     path("docs/errors", TemplateView.as_view(template_name="docs/errors.html"), name="error-docs"),
+    path("dl/attachments/<str:token>", attachment_download, name="attachment-download"),  # signed, 10 minutes
     # ESP webhooks: inbound mail and delivery tracking (Mailgun inbound answers 406 for refused mail).
     re_path(r"^anymail/mailgun/inbound(_mime)?/$", MailgunInboundView.as_view(), name="mailgun_inbound_webhook"),
     path("anymail/", include("anymail.urls")),

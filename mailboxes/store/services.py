@@ -86,6 +86,14 @@ def email_restore(*, email) -> Email:
     return current
 
 
+def email_restore_or_update(*, email, restore=False, is_read=None, is_starred=None, folder=None) -> Email:
+    """One agent call's change: restore from TRASH first when asked, then the flags and folder (email_update)."""
+    with transaction.atomic():
+        if restore:
+            email = email_restore(email=email)
+        return email_update(email=email, is_read=is_read, is_starred=is_starred, folder=folder)
+
+
 def email_purge(*, email) -> None:
     """Delete an email for good: row, attachments, raw and attachment files, search entry; counters follow."""
     with transaction.atomic():

@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",  # the OpenAPI document of /api/v1/pub/ (qmailing.openapi)
+    "drf_spectacular_sidecar",  # Swagger UI assets served from our static files, never a CDN
     "oauth2_provider",
     "channels",
     "qmailing",
@@ -223,6 +225,8 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 30)
 QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES = env.int("QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024)
+# send_email carries its attachments base64-encoded in a JSON body: room for the whole cap plus the message.
+DATA_UPLOAD_MAX_MEMORY_SIZE = (QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES + 2) // 3 * 4 + 5 * 1024 * 1024
 QMAILING_SEARCH_CONFIG = env.str("QMAILING_SEARCH_CONFIG", "english")  # PostgreSQL text search configuration
 CELERY_BEAT_SCHEDULE["mail-purge-trash"] = {"task": "mailboxes.tasks.mail_purge_trash_task",
                                             "schedule": crontab(minute=17)}
@@ -296,4 +300,24 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
+}
+# The OpenAPI 3.1 document, generated from the operation registry (qmailing.openapi), at /api/v1/pub/openapi.json.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "QMailing API",
+    "DESCRIPTION": "The REST twin of the QMailing MCP tools: one operation per tool, generated from one registry. "
+                   "Errors are RFC 9457 problem details (application/problem+json).",
+    "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PUBLIC": True,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": [],
+    "SCHEMA_PATH_PREFIX": r"/api/v1/pub/",
+    "PREPROCESSING_HOOKS": ["qmailing.openapi.only_public_api"],
+    "POSTPROCESSING_HOOKS": ["qmailing.openapi.postprocess"],
+    "COMPONENT_SPLIT_REQUEST": False,
+    "ENUM_NAME_OVERRIDES": {},
+    "SWAGGER_UI_DIST": "SIDECAR",  # local assets (drf-spectacular-sidecar), no CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
