@@ -12,29 +12,14 @@ from mailboxes.inbound.ingest import email_ingest
 from mailboxes.models import Email, Extraction, Folder, Thread
 from mailboxes.services import mailbox_set_status
 from qmailing.errors import LimitReached
+from tests.mailboxes.inbound.pdfs import pdf_build
 from tests.mailboxes.inbound_helpers import make_message
 from webhooks.models import Event, EventType
 
 
 def tiny_pdf(text):
-    """A one-page PDF showing `text`, written by hand so the test needs no PDF writer."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    """A one-page PDF showing `text`."""
+    return pdf_build([f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()])
 
 
 def test_inbound_email_keeps_exact_raw_bytes_and_parsed_fields(mailbox):
