@@ -197,8 +197,17 @@ def test_send_email_takes_attachments_above_the_default_body_size(client, owner,
         "mailbox_id": mailbox.id, "to": [recipient.address], "subject": "Big", "text": "See attached.",
         "attachments": [{"filename": "big.bin", "content_base64": base64.b64encode(data).decode()}]})
     assert response.status_code == 201, response.content[:500]
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    settings.QMAILING_API_MAX_BODY_BYTES = 1000
     too_big = call(client, op("qmailing_send_email"), token=token, args={
         "mailbox_id": mailbox.id, "to": [recipient.address], "text": "y" * 2000})
     assert too_big.status_code == 413 and too_big["Content-Type"] == "application/problem+json"
     assert too_big.json()["code"] == "too_large"
+
+
+def test_only_the_api_takes_large_bodies(client, owner, settings):
+    """Every other view keeps Django's 2.5 MB bound: a sign-in POST cannot make the server hold 38 MB."""
+    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE == 2.5 * 1024 * 1024
+    assert settings.QMAILING_API_MAX_BODY_BYTES > 30 * 1024 * 1024
+    response = client.post("/accounts/signin/", data="email=a%40b.example&password=" + "x" * 3_000_000,
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
