@@ -4,12 +4,13 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.models import TOOL_GROUP_MAIL
-from accounts.scopes import DOMAIN_READ
+from accounts.scopes import DOMAIN_READ, DOMAIN_WRITE
 from domains.selectors import access_domain, domain_page, domain_records
-from qmailing.operations import READ_ONLY, Input, Operation, PageInput, register
+from domains.services import domain_add, domain_verify
+from qmailing.operations import READ_ONLY, Annotations, Input, NextCursor, Operation, PageInput, PageOut, register
 
 
 class DomainOut(BaseModel):
@@ -26,14 +27,14 @@ class DomainOut(BaseModel):
                    last_checked_at=domain.last_checked_at, created_at=domain.created_at)
 
 
-class DomainPage(BaseModel):
+class DomainPage(PageOut):
     items: list[DomainOut]
-    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page.")
+    next_cursor: NextCursor
 
 
 def _list_domains(*, actor, args):
     page = domain_page(account=actor.account, cursor=args.cursor, limit=args.limit)
-    return DomainPage(items=[DomainOut.of(d) for d in page.items], next_cursor=page.next_cursor)
+    return DomainPage.of(page)
 
 
 register(Operation(
@@ -92,12 +93,6 @@ register(Operation(
 
 
 # --- adding and verifying domains --------------------------------------------------------------------------
-
-from pydantic import ConfigDict  # noqa: E402
-
-from accounts.scopes import DOMAIN_WRITE  # noqa: E402
-from domains.services import domain_add, domain_verify  # noqa: E402
-from qmailing.operations import Annotations  # noqa: E402
 
 
 class AddDomainInput(Input):

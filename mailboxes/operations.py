@@ -11,7 +11,7 @@ from accounts.scopes import MAILBOX_READ, MAILBOX_WRITE
 from domains.selectors import access_mailbox_domain
 from mailboxes.selectors import access_mailbox, mailbox_page
 from mailboxes.services import MAX_FORWARDING_ADDRESSES, mailbox_create
-from qmailing.operations import READ_ONLY, Annotations, Input, Operation, PageInput, register
+from qmailing.operations import READ_ONLY, Annotations, Input, NextCursor, Operation, PageInput, PageOut, register
 
 
 class MailboxOut(BaseModel):
@@ -36,14 +36,14 @@ class MailboxOut(BaseModel):
                    created_at=mailbox.created_at)
 
 
-class MailboxPage(BaseModel):
+class MailboxPage(PageOut):
     items: list[MailboxOut]
-    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page.")
+    next_cursor: NextCursor
 
 
 def _list_mailboxes(*, actor, args):
     page = mailbox_page(account=actor.account, cursor=args.cursor, limit=args.limit)
-    return MailboxPage(items=[MailboxOut.of(m) for m in page.items], next_cursor=page.next_cursor)
+    return MailboxPage.of(page)
 
 
 register(Operation(

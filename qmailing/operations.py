@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Annotated, Any, Callable, get_args
 
 from django.apps import apps
 from pydantic import BaseModel, ConfigDict, Field
@@ -111,6 +111,19 @@ class PageInput(Input):
 
     cursor: str | None = Field(None, max_length=200, description="next_cursor from the previous page; omit for the first page.")
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Items per page, 1 to {MAX_LIMIT}.")
+
+
+NextCursor = Annotated[str | None, Field(description="Pass as cursor for the next page; null on the last page.")]
+
+
+class PageOut(BaseModel):
+    """Base of every list's output: subclasses declare `items: list[ItemModel]` and `next_cursor: NextCursor`."""
+
+    @classmethod
+    def of(cls, page):
+        """The output of a qmailing.pagination page, each item made by its model's `of`."""
+        item = get_args(cls.model_fields["items"].annotation)[0]
+        return cls(items=[item.of(row) for row in page.items], next_cursor=page.next_cursor)
 
 
 _registry: dict[str, Operation] = {}

@@ -4,18 +4,28 @@ Objects are made for models: list items are summaries, and get_email caps its te
 newsletter must not flood a context window), says so with `truncated`, and tells how to read on.
 """
 
+import base64
+import binascii
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
+from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.models import TOOL_GROUP_MAIL
-from accounts.scopes import EMAIL_READ
+from accounts.scopes import EMAIL_READ, EMAIL_SEND, EMAIL_WRITE
 from mailboxes.models import Extraction, Folder
+from mailboxes.outbound.send import MAX_BODY_CHARS, MAX_RECIPIENTS, MAX_SUBJECT_CHARS, email_send
+from mailboxes.selectors import access_mailbox
+from mailboxes.store.download import INLINE_ATTACHMENT_BYTES, attachment_inline
 from mailboxes.store.folders import FOLDER_VIEWS
-from mailboxes.store.selectors import email_get, email_list
-from qmailing.operations import READ_ONLY, UNTRUSTED_CONTENT, Input, Operation, PageInput, register
+from mailboxes.store.search.selectors import MAX_QUERY_LENGTH, email_search
+from mailboxes.store.selectors import email_get, email_list, thread_get, thread_list
+from mailboxes.store.services import email_restore_or_update
+from qmailing.errors import Invalid
+from qmailing.operations import (READ_ONLY, UNTRUSTED_CONTENT, Annotations, Input, NextCursor, Operation, PageInput,
+                                 PageOut, register)
 DEFAULT_TEXT_CHARS = 8_000  # what get_email returns of `text` and `text_clean` unless asked for more
 MAX_TEXT_CHARS = 100_000  # the most one call returns of either
 MAX_HTML_CHARS = 200_000  # sanitised HTML, only when asked
@@ -55,9 +65,9 @@ class EmailSummary(BaseModel):
                    authentication_verdict=(email.authentication or {}).get("verdict", ""))
 
 
-class EmailPage(BaseModel):
+class EmailPage(PageOut):
     items: list[EmailSummary]
-    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page.")
+    next_cursor: NextCursor
 
 
 class ListEmailsInput(PageInput):
@@ -68,7 +78,7 @@ class ListEmailsInput(PageInput):
 def _list_emails(*, actor, args):
     page = email_list(account=actor.account, mailbox=args.mailbox_id, folder=args.folder, cursor=args.cursor,
                       limit=args.limit)
-    return EmailPage(items=[EmailSummary.of(e) for e in page.items], next_cursor=page.next_cursor)
+    return EmailPage.of(page)
 
 
 register(Operation(
@@ -154,22 +164,6 @@ register(Operation(
 
 # --- search, threads, update, send, attachments -------------------------------------------------------------
 
-import base64  # noqa: E402
-import binascii  # noqa: E402
-from typing import Annotated  # noqa: E402
-
-from django.conf import settings  # noqa: E402
-
-from accounts.scopes import EMAIL_SEND, EMAIL_WRITE  # noqa: E402
-from mailboxes.outbound.send import MAX_BODY_CHARS, MAX_RECIPIENTS, MAX_SUBJECT_CHARS, email_send  # noqa: E402
-from mailboxes.selectors import access_mailbox  # noqa: E402
-from mailboxes.store.download import INLINE_ATTACHMENT_BYTES, attachment_inline  # noqa: E402
-from mailboxes.store.search.selectors import MAX_QUERY_LENGTH, email_search  # noqa: E402
-from mailboxes.store.selectors import thread_get, thread_list  # noqa: E402
-from mailboxes.store.services import email_restore_or_update  # noqa: E402
-from qmailing.errors import Invalid  # noqa: E402
-from qmailing.operations import Annotations  # noqa: E402
-
 DEFAULT_THREAD_MESSAGE_CHARS = 2_000  # each message of get_thread, unless asked for more
 MAX_THREAD_MESSAGES = 100
 SEND_ATTACHMENT_BYTES = settings.QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES
@@ -196,7 +190,7 @@ def _search_emails(*, actor, args):
     page = email_search(account=actor.account, query=args.query, mailbox=args.mailbox_id, folder=args.folder,
                         from_=args.from_, to=args.to, unread=args.unread, has_attachment=args.has_attachment,
                         date_from=args.date_from, date_to=args.date_to, cursor=args.cursor, limit=args.limit)
-    return EmailPage(items=[EmailSummary.of(e) for e in page.items], next_cursor=page.next_cursor)
+    return EmailPage.of(page)
 
 
 register(Operation(
@@ -226,9 +220,9 @@ class ThreadSummary(BaseModel):
                    created_at=thread.created_at)
 
 
-class ThreadPage(BaseModel):
+class ThreadPage(PageOut):
     items: list[ThreadSummary]
-    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page.")
+    next_cursor: NextCursor
 
 
 class ListThreadsInput(PageInput):
@@ -237,7 +231,7 @@ class ListThreadsInput(PageInput):
 
 def _list_threads(*, actor, args):
     page = thread_list(account=actor.account, mailbox=args.mailbox_id, cursor=args.cursor, limit=args.limit)
-    return ThreadPage(items=[ThreadSummary.of(t) for t in page.items], next_cursor=page.next_cursor)
+    return ThreadPage.of(page)
 
 
 register(Operation(
