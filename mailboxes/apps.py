@@ -19,9 +19,11 @@ class MailboxesConfig(AppConfig):
         inbound.connect(on_inbound, dispatch_uid="mailboxes.inbound.esp.on_inbound")
 
         from mailboxes.inbound.ingest import on_attachments_pending, on_email_received
-        from mailboxes.tasks import extract_on_commit, forward_on_commit
+        from mailboxes.outbound.send import on_external_recipients
+        from mailboxes.tasks import deliver_on_commit, extract_on_commit, forward_on_commit
 
         # Received mail is forwarded, and attachment text extracted, through these hooks, so ingest
         # never imports the tasks (which import forwarding, which stores through ingest).
         on_email_received(forward_on_commit)
         on_attachments_pending(extract_on_commit)
+        on_external_recipients(deliver_on_commit)

@@ -291,3 +291,66 @@ class SendRecord(models.Model):
 
     def __str__(self):
         return f"{self.kind} to {self.recipient} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+def _draft_attachment_path(instance, filename):
+    return f"drafts/{instance.draft.account_id}/{instance.draft_id}/{uuid.uuid4().hex}"
+
+
+class Draft(models.Model):
+    """A message prepared but not sent: by a person in the dashboard, or by an agent for a person to review.
+
+    Sending turns it into an Email in SENT (mailboxes.store.drafts.draft_send) and deletes the draft; a
+    scheduled draft is sent by the scheduler once `send_at` has passed.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SCHEDULED = "scheduled", "Scheduled"
+        FAILED = "failed", "Failed to send"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="drafts")
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="drafts")
+    to = models.JSONField(default=list, blank=True, help_text='Addresses or "Name <address>", as given.')
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    subject = models.TextField(blank=True)
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True)
+    reply_to_email = models.ForeignKey(Email, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                       help_text="The email this draft answers (threading headers are set on send).")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    send_at = models.DateTimeField(null=True, blank=True, help_text="When a scheduled draft goes out.")
+    error = models.TextField(blank=True, help_text="Why the last scheduled send failed.")
+    created_via = models.CharField(max_length=120, blank=True, help_text="Dashboard, or the client of the token that made it.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        indexes = [
+            models.Index(fields=["mailbox", "-updated_at", "-id"], name="draft_mailbox_recent"),
+            models.Index(fields=["account", "-updated_at", "-id"], name="draft_account_recent"),
+            models.Index(fields=["send_at"], name="draft_scheduled_due", condition=models.Q(status="scheduled")),
+        ]
+
+    def __str__(self):
+        return self.subject or "(no subject)"
+
+
+class DraftAttachment(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="attachments")
+    position = models.PositiveSmallIntegerField()
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    size = models.PositiveIntegerField(default=0)
+    file = models.FileField(upload_to=_draft_attachment_path, max_length=255)
+
+    class Meta:
+        ordering = ["draft", "position"]
+        constraints = [models.UniqueConstraint(fields=["draft", "position"], name="draft_attachment_position_unique")]
+
+    def __str__(self):
+        return self.filename

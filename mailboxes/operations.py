@@ -107,4 +107,4 @@ register(Operation(
 ))
 
 # Mail store operations live beside the store and register on import.
-from mailboxes.store import operations as _store_operations  # noqa: E402,F401
+from mailboxes.store import draft_operations as _draft_operations, operations as _store_operations  # noqa: E402,F401

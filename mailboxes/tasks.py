@@ -11,6 +11,7 @@ from mailboxes.outbound.confirmation import confirmation_mail_send
 from mailboxes.outbound.delivery import email_deliver_external, email_set_delivery
 from mailboxes.outbound.forwarding import email_forward
 from mailboxes.outbound.relay import permanent_failure
+from mailboxes.store.drafts import drafts_send_due
 from mailboxes.store.services import emails_purge_expired
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,12 @@ def forwarding_confirmation_send_task(self, confirmation_id, mailbox_id):
                   what=f"forwarding confirmation {confirmation_id}", permanent=permanent_failure)
 
 
+def deliver_on_commit(email, recipients, *, bounced):
+    """send.on_external_recipients hook: hand the external recipients to the backend once the copy commits."""
+    email_id = str(email.id)
+    transaction.on_commit(lambda: email_deliver_task.delay(email_id, recipients, bounced=bounced))
+
+
 def extract_on_commit(email):
     """Ingest's pending-attachments hook (registered in MailboxesConfig.ready): extract after commit."""
     email_id = str(email.pk)
@@ -92,3 +99,9 @@ def mail_purge_trash_task():
     if purged:
         logger.info("purged %d email(s) past their trash retention", purged)
     return purged
+
+
+@shared_task
+def drafts_send_due_task():
+    """Beat, each minute: send the scheduled drafts whose time has come."""
+    return drafts_send_due()

@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from collections import defaultdict
+from typing import get_args, get_origin
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -48,6 +49,13 @@ def invalid_from_pydantic(error):
                    errors=dict(errors))
 
 
+def _takes_list(annotation):
+    """Whether a field's type is a list (or an optional list)."""
+    if get_origin(annotation) is list:
+        return True
+    return any(get_origin(arg) is list for arg in get_args(annotation))
+
+
 def _json_body(request):
     """The JSON body ({} when empty), read with the API's own bound, QMAILING_API_MAX_BODY_BYTES.
 
@@ -83,7 +91,10 @@ def operation_input(operation, request, path_args):
             raise Invalid("The request body must be a JSON object.", field="body")
         given = dict(body)
     else:
-        given = {key: values if len(values) > 1 else values[0] for key, values in request.query_params.lists()}
+        fields = operation.input.model_fields
+        # A list argument may come as one value (?types=a) or repeated (?types=a&types=b).
+        given = {key: values if len(values) > 1 or (key in fields and _takes_list(fields[key].annotation)) else values[0]
+                 for key, values in request.query_params.lists()}
     for name, value in path_args.items():
         if name in given:
             raise Invalid(f"{name} is part of the path; do not send it again.", field=name)

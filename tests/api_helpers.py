@@ -2,6 +2,7 @@
 
 import json
 import re
+from urllib.parse import urlencode
 
 from accounts.scopes import SCOPES
 from accounts.tokens import token_issue
@@ -28,4 +29,5 @@ def call(client, operation, token=None, args=None, authorization=None):
         headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     if operation.method in ("POST", "PATCH", "PUT"):
         return client.generic(operation.method, path, json.dumps(args, default=str), content_type="application/json", **headers)
-    return client.generic(operation.method, path, QUERY_STRING="&".join(f"{k}={v}" for k, v in args.items()), **headers)
+    pairs = [(k, item) for k, v in args.items() for item in (v if isinstance(v, (list, tuple)) else [v])]
+    return client.generic(operation.method, path, QUERY_STRING=urlencode(pairs), **headers)

@@ -36,6 +36,7 @@ MAX_DECODE_ROUNDS = 4
 MAX_HEADER_BLOCK_BYTES = 102_400
 _MESSAGE_ID = re.compile(r"^[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[A-Za-z0-9.\-\[\]:]{1,250}$")  # no <, >, spaces
 _REPLY_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)
+_FORWARD_PREFIX = re.compile(r"^\s*(fwd?|fw)\s*:", re.IGNORECASE)
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 MAX_REFERENCES = 20
 
@@ -94,6 +95,35 @@ def safe_message_id(value):
 def reply_subject(subject):
     subject = header_value(subject)
     return subject if _REPLY_PREFIX.match(subject) else f"Re: {subject}".strip()
+
+
+def forward_subject(subject):
+    subject = header_value(subject)
+    return subject if _FORWARD_PREFIX.match(subject) else f"Fwd: {subject}".strip()
+
+
+def reply_recipients(email):
+    """Who a reply to `email` goes to: its Reply-To or sender; for our own sent mail, its recipients."""
+    if email.direction == "outbound":
+        people = email.to  # replying to our own sent message continues with its recipients
+    else:
+        people = email.reply_to or [{"address": email.from_address, "name": email.from_name}]
+    return [person["address"] for person in people or () if person.get("address")]
+
+
+def _person(name, address):
+    return f"{header_value(name, limit=120)} <{address}>" if name else address
+
+
+def forwarded_header_lines(email):
+    """The "Forwarded message" block put above a forwarded email's text: who, when, what, to whom."""
+    when = email.date or email.received_at
+    lines = ["---------- Forwarded message ---------", f"From: {_person(email.from_name, email.from_address)}",
+             f"Date: {format_datetime(when) if when else ''}", f"Subject: {header_value(email.subject)}",
+             "To: " + ", ".join(_person(p.get("name", ""), p.get("address", "")) for p in email.to or ())]
+    if email.cc:
+        lines.append("Cc: " + ", ".join(_person(p.get("name", ""), p.get("address", "")) for p in email.cc))
+    return lines
 
 
 def new_message_id(*, domain_name):

@@ -1,26 +1,39 @@
 """Sending mail: the one service the dashboard, the REST API and the MCP tools call."""
 
+from html import escape
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
 from mailboxes.addresses import normalize_address
 from mailboxes.inbound.hosted import accounts_lock, deliver_hosted
 from mailboxes.inbound.ingest import email_ingest, ingest_batch
-from mailboxes.outbound.composition import (MAX_REFERENCES, build_message, dkim_sign, has_control_characters,
-                                            header_value, new_message_id, reply_subject, safe_message_id)
+from mailboxes.outbound.composition import (MAX_REFERENCES, build_message, dkim_sign, forward_subject,
+                                            forwarded_header_lines, has_control_characters, header_value,
+                                            new_message_id, reply_subject, safe_message_id)
 from mailboxes.models import Email, Folder, Mailbox, SendRecord, Thread
 from mailboxes.outbound.delivery import delivery_payload
 from mailboxes.outbound.ledger import send_reserve, sending_domain
 from mailboxes.selectors import mailbox_by_address
-from mailboxes.tasks import email_deliver_task
 from qmailing.errors import Forbidden, Invalid, NotFound, TooLarge
 from webhooks.models import EventType
 from webhooks.services import event_publish
 
 MAX_RECIPIENTS = 50
+# Called as hook(copy, external_recipients, bounced=…) inside the sending transaction; the delivery task
+# registers here in MailboxesConfig.ready and defers itself to commit, so sending never imports the tasks.
+_external_hooks = []
+
+
+def on_external_recipients(hook):
+    """Register the hook that hands a SENT copy's external recipients to delivery."""
+    if hook not in _external_hooks:
+        _external_hooks.append(hook)
+    return hook
+
+
 MAX_SUBJECT_CHARS = 998
 MAX_BODY_CHARS = 2_000_000
 
@@ -29,7 +42,7 @@ def _max_attachment_bytes():
     return settings.QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES
 
 
-def _recipients(values, *, field):
+def recipients_clean(values, *, field):
     """[(name, address)] from addresses or "Name <address>" strings; Invalid names the field."""
     if isinstance(values, str):
         values = [values]
@@ -46,7 +59,8 @@ def _recipients(values, *, field):
     return result
 
 
-def _attachments(items):
+def attachments_clean(items):
+    """[(filename, content type, bytes)] checked one by one and against the per-message total."""
     cleaned, total = [], 0
     for index, item in enumerate(items or ()):
         try:
@@ -78,14 +92,15 @@ def _reply_headers(*, mailbox, reply_to_email_id):
 
 
 def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html="", attachments=(),
-               reply_to_email_id=None) -> Email:
+               reply_to_email_id=None, thread_of=None) -> Email:
     """Send from one of the account's active mailboxes; returns the copy stored in SENT.
 
     Hosted recipients get their copy now, in this transaction; one that is suspended or out of storage
     is a bounce for that address alone (named in delivery_detail, event email.bounced). The others
     are handed to the mail backend by a task after commit (delivery_status queued → sent / failed,
     then delivered / bounced from the ESP's tracking). The message is DKIM-signed with the mailbox
-    domain's key.
+    domain's key. `thread_of` (an email of the same mailbox) keeps the SENT copy in that email's
+    conversation without making it a reply (a forward).
     """
     if not isinstance(mailbox, Mailbox) or mailbox.account_id != account.pk:
         raise NotFound("No mailbox with this id exists in your account.", field="mailbox")
@@ -95,7 +110,7 @@ def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html
     lists = {}
     for field, values in (("to", to), ("cc", cc), ("bcc", bcc)):
         try:
-            lists[field] = _recipients(values, field=field)
+            lists[field] = recipients_clean(values, field=field)
         except Invalid as exc:
             errors.setdefault(field, []).append(exc.detail)
     if errors:
@@ -109,7 +124,7 @@ def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html
         raise Invalid(f"The subject can be at most {MAX_SUBJECT_CHARS} characters.", field="subject")
     if len(text or "") > MAX_BODY_CHARS or len(html or "") > MAX_BODY_CHARS:
         raise Invalid(f"The body can be at most {MAX_BODY_CHARS} characters.", field="text")
-    files = _attachments(attachments)
+    files = attachments_clean(attachments)
 
     in_reply_to, references, parent = "", [], None
     if reply_to_email_id:
@@ -138,7 +153,8 @@ def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html
         SendRecord.objects.filter(pk__in=[record.pk for record in reserved]).update(email_id=copy.pk)
         copy.bcc = [{"address": address, "name": header_value(name, limit=320)} for name, address in lists["bcc"]]
         copy.save(update_fields=["bcc"])
-        if parent is not None and copy.thread_id != parent.thread_id:
+        parent = parent or thread_of
+        if parent is not None and parent.mailbox_id == mailbox.pk and copy.thread_id != parent.thread_id:
             _join_thread(email=copy, thread_id=parent.thread_id)
         outcome = deliver_hosted(raw=signed, recipients=local, envelope_from=mailbox.address)
         bounced = [f"{address}: {reason}" for address, reason in outcome.refused.items()]
@@ -146,8 +162,8 @@ def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html
             if bounced:  # shown now; the status turns bounced once the others are handed off
                 copy.delivery_detail = "\n".join(bounced)
                 copy.save(update_fields=["delivery_detail"])
-            copy_id = str(copy.id)
-            transaction.on_commit(lambda: email_deliver_task.delay(copy_id, external, bounced=bool(bounced)))
+            for hook in _external_hooks:
+                hook(copy, external, bounced=bool(bounced))
         else:
             _mark_local_outcome(copy, delivered=len(outcome.stored), bounced=bounced)
     return copy
@@ -182,3 +198,39 @@ def _mark_local_outcome(copy, *, delivered, bounced):
     payload = delivery_payload(copy)
     for event_type in publish:
         event_publish(account=copy.account, mailbox=copy.mailbox, type=event_type, payload=payload)
+
+
+MAX_FORWARD_NOTE_CHARS = 100_000
+
+
+def email_send_forward(*, account, email, to, cc=(), bcc=(), note="", mailbox=None) -> Email:
+    """Forward a stored email, with its attachments, to new recipients, with a note on top.
+
+    Sent from `mailbox` (the email's own mailbox by default) through email_send, so every check and
+    limit of a send applies; the SENT copy joins the original's conversation. Attachments that would
+    take the message past the per-message cap fail the call with attachments_too_large, naming the cap.
+    """
+    if len(note or "") > MAX_FORWARD_NOTE_CHARS:
+        raise Invalid(f"The note can be at most {MAX_FORWARD_NOTE_CHARS} characters.", field="note")
+    mailbox = mailbox or email.mailbox
+    header = forwarded_header_lines(email)
+    text = "\n".join([note.rstrip(), "", *header, "", email.text or ""]) if note.strip() else "\n".join(
+        [*header, "", email.text or ""])
+    html = ""
+    if email.html:
+        quoted_note = "".join(f"<p>{escape(paragraph)}</p>" for paragraph in note.split("\n\n") if paragraph.strip())
+        html = (f"<div>{quoted_note}</div><div>" + "<br>".join(escape(line) for line in header) +
+                f"</div><br><div>{email.html}</div>")  # email.html is the stored, sanitised HTML
+    stored = list(email.attachments.all())
+    total = sum(attachment.size for attachment in stored)
+    cap = _max_attachment_bytes()
+    if total > cap:
+        raise TooLarge(f"The attachments of this email total {total} bytes; a message may carry "
+                       f"{cap // (1024 * 1024)} MB. Forward it without them by sending a new message.",
+                       code="attachments_too_large", limit=cap)
+    files = []
+    for attachment in stored:
+        with attachment.file.open("rb") as handle:
+            files.append((attachment.filename, attachment.content_type, handle.read()))
+    return email_send(account=account, mailbox=mailbox, to=to, cc=cc, bcc=bcc, subject=forward_subject(email.subject),
+                      text=text, html=html, attachments=files, thread_of=email)

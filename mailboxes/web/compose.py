@@ -4,10 +4,9 @@ from django.contrib import messages
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
 
-from mailboxes.outbound.composition import reply_subject
+from mailboxes.outbound.composition import reply_recipients, reply_subject
 from mailboxes.web.forms import ComposeForm
 from mailboxes.store.selectors import email_get
-from mailboxes.models import Email
 from mailboxes.outbound.send import email_send
 from mailboxes.selectors import access_mailbox
 from qmailing.errors import AppError
@@ -37,14 +36,6 @@ def compose_view(request, account, mailbox_id):
     return _compose(request, account, mailbox=mailbox)
 
 
-def _reply_recipients(email):
-    if email.direction == Email.Direction.OUTBOUND:
-        people = email.to  # replying to our own sent message continues with its recipients
-    else:
-        people = email.reply_to or [{"address": email.from_address, "name": email.from_name}]
-    return ", ".join(person["address"] for person in people if person.get("address"))
-
-
 def _quoted(email):
     who = email.from_name or email.from_address
     when = email.date or email.received_at
@@ -56,5 +47,5 @@ def _quoted(email):
 @require_http_methods(["GET", "POST"])
 def reply_view(request, account, email_id):
     parent = email_get(account=account, email_id=email_id)
-    initial = {"to": _reply_recipients(parent), "subject": reply_subject(parent.subject), "text": _quoted(parent)}
+    initial = {"to": ", ".join(reply_recipients(parent)), "subject": reply_subject(parent.subject), "text": _quoted(parent)}
     return _compose(request, account, mailbox=parent.mailbox, initial=initial, parent=parent)

@@ -225,6 +225,12 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 30)
 QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES = env.int("QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024)
+# The longest a qmailing_wait_for_events long-poll holds its request (25 at most); lower it behind a proxy
+# that cuts idle requests sooner.
+QMAILING_EVENTS_WAIT_MAX_SECONDS = env.float("QMAILING_EVENTS_WAIT_MAX_SECONDS", 25.0)
+# Drafts an account may keep (each up to the attachment cap above); scheduled drafts are sent each minute.
+QMAILING_MAX_DRAFTS_PER_ACCOUNT = env.int("QMAILING_MAX_DRAFTS_PER_ACCOUNT", 1000)
+CELERY_BEAT_SCHEDULE["drafts-send-due"] = {"task": "mailboxes.tasks.drafts_send_due_task", "schedule": crontab(minute="*")}
 # send_email carries its attachments base64-encoded in a JSON body: room for the whole cap plus the message.
 # The API reads its bodies with this bound itself; every other view keeps Django's 2.5 MB.
 QMAILING_API_MAX_BODY_BYTES = (QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES + 2) // 3 * 4 + 5 * 1024 * 1024

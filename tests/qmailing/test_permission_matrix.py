@@ -30,8 +30,11 @@ def owner_objects(owner):
     from tests.mailboxes.inbound_helpers import make_message
 
     mailbox = owner.mailboxes.get()
+    from mailboxes.store.drafts import draft_create
+
     email = email_ingest(mailbox=mailbox, raw=make_message(subject="For the owner only"))
-    return {"mailbox_id": mailbox.id, "domain_id": domain_add(account=owner, name="brand.example").id, "email_id": email.id,
+    draft = draft_create(account=owner, mailbox=mailbox, to=["someone@example.org"], text="For the owner only")
+    return {"draft_id": draft.id, "mailbox_id": mailbox.id, "domain_id": domain_add(account=owner, name="brand.example").id, "email_id": email.id,
             "thread_id": email.thread_id, "reply_to_email_id": email.id}
 
 
@@ -118,4 +121,6 @@ def test_matrix_covers_the_twelve_plus_what_is_declared():
     assert {"qmailing_list_mailboxes", "qmailing_get_mailbox", "qmailing_create_mailbox", "qmailing_list_domains",
             "qmailing_get_dns_records", "qmailing_list_emails", "qmailing_get_email", "qmailing_search_emails",
             "qmailing_list_threads", "qmailing_get_thread", "qmailing_update_email", "qmailing_send_email",
-            "qmailing_get_attachment", "qmailing_add_domain", "qmailing_verify_domain"} <= set(OPERATIONS)
+            "qmailing_get_attachment", "qmailing_add_domain", "qmailing_verify_domain", "qmailing_forward_email",
+            "qmailing_create_draft", "qmailing_update_draft", "qmailing_list_drafts", "qmailing_delete_draft",
+            "qmailing_send_draft", "qmailing_wait_for_events"} <= set(OPERATIONS)

@@ -24,6 +24,7 @@ MAX_EXAMPLES = 15
 @pytest.fixture
 def pro_owner(db, settings):
     settings.QMAILING_TOKEN_REQUESTS_PER_MINUTE = 100_000  # the fuzzer is not what the throttle is for
+    settings.QMAILING_EVENTS_WAIT_MAX_SECONDS = 0.1  # a long-poll answers the same, only sooner
     account = make_user("fuzz-owner@example.org", plan="PRO").account
     return account
 
@@ -36,8 +37,11 @@ def owner_objects(pro_owner):
 
     mailbox = pro_owner.mailboxes.get()
     email = email_ingest(mailbox=mailbox, raw=make_message(subject="Fuzz me"))
+    from mailboxes.store.drafts import draft_create
+
     domain = domain_add(account=pro_owner, name="fuzz.example")
-    return {"mailbox_id": mailbox.id, "email_id": email.id, "thread_id": email.thread_id, "domain_id": domain.id}
+    draft = draft_create(account=pro_owner, mailbox=mailbox, to=["ada@example.org"], text="Fuzz me")
+    return {"draft_id": draft.id, "mailbox_id": mailbox.id, "email_id": email.id, "thread_id": email.thread_id, "domain_id": domain.id}
 
 
 @pytest.fixture
@@ -92,6 +96,10 @@ SEMANTIC_FIELDS = {
     ("GET", "/api/v1/pub/emails/search"): {"date_from", "date_to"},  # YYYY-MM-DD or an ISO 8601 date-time
     ("POST", "/api/v1/pub/mailboxes/{mailbox_id}/send"): {"to", "cc", "bcc", "attachments"},  # emails, base64
     ("POST", "/api/v1/pub/mailboxes"): {"local_part", "forwarding_addresses"},  # address syntax, reserved role names; emails
+    ("POST", "/api/v1/pub/mailboxes/{mailbox_id}/drafts"): {"to", "cc", "bcc", "attachments", "subject"},  # one line
+    ("PATCH", "/api/v1/pub/drafts/{draft_id}"): {"to", "cc", "bcc", "attachments", "subject"},
+    ("POST", "/api/v1/pub/emails/{email_id}/forward"): {"to", "cc", "bcc"},
+    ("POST", "/api/v1/pub/drafts/{draft_id}/send"): {"send_at"},  # in the future, within a year
 }
 
 

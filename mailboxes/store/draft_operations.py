@@ -1,0 +1,257 @@
+"""Agent-facing draft operations (see qmailing.operations); registered through mailboxes/operations.py.
+
+Drafts keep a person in the loop: every tool here but qmailing_send_draft needs only email:write, so an
+agent can prepare replies that only a person (or a token with email:send) sends.
+"""
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from accounts.models import TOOL_GROUP_MAIL
+from accounts.scopes import EMAIL_SEND, EMAIL_WRITE
+from mailboxes.models import Draft
+from mailboxes.outbound.send import MAX_BODY_CHARS, MAX_RECIPIENTS, MAX_SUBJECT_CHARS
+from mailboxes.selectors import access_mailbox
+from mailboxes.store.drafts import (MAX_SCHEDULE_DAYS, access_draft, draft_create, draft_delete, draft_list,
+                                    draft_send, draft_update)
+from mailboxes.store.operations import (MAX_TEXT_CHARS, AttachmentIn, Recipient, SentEmailOut,
+                                        decoded_attachments)
+from qmailing.errors import Invalid
+from qmailing.operations import READ_ONLY, Annotations, Input, NextCursor, Operation, PageInput, PageOut, register
+
+SUMMARY_SNIPPET_CHARS = 200
+WRITE_IDEMPOTENT = Annotations(read_only=False, destructive=False, idempotent=True, open_world=False)
+
+
+class DraftAttachmentInfo(BaseModel):
+    index: int = Field(description="Position among the draft's attachments.")
+    filename: str
+    content_type: str
+    size: int = Field(description="Bytes.")
+
+
+class DraftSummary(BaseModel):
+    id: UUID = Field(description="Use with the other draft tools.")
+    mailbox_id: UUID = Field(description="The mailbox it will be sent from.")
+    status: Literal[tuple(Draft.Status.values)] = Field(description=(
+        "draft: waiting for a person; scheduled: goes out at send_at; failed: a scheduled send failed (see error)."))
+    to: list[str]
+    cc: list[str]
+    bcc: list[str]
+    subject: str
+    snippet: str = Field(description="The start of the text.")
+    reply_to_email_id: UUID | None = Field(description="The email it answers, if it is a reply.")
+    send_at: datetime | None = Field(description="When a scheduled draft goes out.")
+    error: str = Field(description="Why the last scheduled send failed; empty otherwise.")
+    created_via: str = Field(description="Dashboard, or the client of the token that made it.")
+    has_attachments: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, draft):
+        return cls(id=draft.id, mailbox_id=draft.mailbox_id, status=draft.status, to=draft.to, cc=draft.cc,
+                   bcc=draft.bcc, subject=draft.subject, snippet=" ".join(draft.text.split())[:SUMMARY_SNIPPET_CHARS],
+                   reply_to_email_id=draft.reply_to_email_id, send_at=draft.send_at, error=draft.error,
+                   created_via=draft.created_via, has_attachments=bool(draft.attachments.all()),
+                   created_at=draft.created_at, updated_at=draft.updated_at)
+
+
+class DraftOut(DraftSummary):
+    text: str = Field(description=f"The plain-text body (at most {MAX_TEXT_CHARS} characters shown).")
+    text_truncated: bool = Field(description="True when text is longer than what is shown.")
+    html: str = Field(description=f"The HTML body, if any (at most {MAX_TEXT_CHARS} characters shown).")
+    attachments: list[DraftAttachmentInfo]
+
+    @classmethod
+    def of(cls, draft):
+        return cls(**DraftSummary.of(draft).model_dump(), text=draft.text[:MAX_TEXT_CHARS],
+                   text_truncated=len(draft.text) > MAX_TEXT_CHARS, html=draft.html[:MAX_TEXT_CHARS],
+                   attachments=[DraftAttachmentInfo(index=a.position, filename=a.filename,
+                                                    content_type=a.content_type, size=a.size)
+                                for a in draft.attachments.all()])
+
+
+class DraftPage(PageOut):
+    items: list[DraftSummary]
+    next_cursor: NextCursor
+
+
+class ListDraftsInput(PageInput):
+    mailbox_id: UUID | None = Field(None, description="Only this mailbox's drafts; omit for every mailbox.")
+
+
+def _list_drafts(*, actor, args):
+    return DraftPage.of(draft_list(account=actor.account, mailbox=args.mailbox_id, cursor=args.cursor,
+                                   limit=args.limit))
+
+
+register(Operation(
+    name="qmailing_list_drafts",
+    title="List drafts",
+    description=("List the account's drafts (or one mailbox's), most recently edited first: recipients, subject, "
+                 "snippet, status (draft, scheduled, failed) and when a scheduled one goes out. Use "
+                 "qmailing_get_draft for the whole text."),
+    input=ListDraftsInput, output=DraftPage, scope=EMAIL_WRITE, plan_group=TOOL_GROUP_MAIL, annotations=READ_ONLY,
+    method="GET", path="drafts", handler=_list_drafts,
+))
+
+
+class GetDraftInput(Input):
+    draft_id: UUID = Field(description="The draft id, from qmailing_list_drafts or qmailing_create_draft.")
+
+
+def _get_draft(*, actor, args):
+    return DraftOut.of(access_draft(account=actor.account, draft_id=args.draft_id))
+
+
+register(Operation(
+    name="qmailing_get_draft",
+    title="Get a draft",
+    description="Read one draft whole: recipients, subject, text, HTML, attachments, status and schedule.",
+    input=GetDraftInput, output=DraftOut, scope=EMAIL_WRITE, plan_group=TOOL_GROUP_MAIL, annotations=READ_ONLY,
+    method="GET", path="drafts/{draft_id}", handler=_get_draft,
+))
+
+
+class CreateDraftInput(Input):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reply_to_email_id": "0b0f6c43-4c1f-4a8e-9d7a-0f3c2b1a9e55", "text": "Thanks, Thursday works for me."}]})
+
+    mailbox_id: UUID = Field(description="The mailbox the draft will be sent from, from qmailing_list_mailboxes.")
+    to: list[Recipient] = Field(default_factory=list, max_length=MAX_RECIPIENTS, description=(
+        "Recipients: addresses or \"Name <address>\" (may be empty for now; a reply defaults to the sender)."))
+    cc: list[Recipient] = Field(default_factory=list, max_length=MAX_RECIPIENTS, description="Copy recipients.")
+    bcc: list[Recipient] = Field(default_factory=list, max_length=MAX_RECIPIENTS, description="Hidden copy recipients.")
+    subject: str = Field("", max_length=MAX_SUBJECT_CHARS, description="The subject; one line. A reply may omit it (Re: …).")
+    text: str = Field("", max_length=MAX_BODY_CHARS, description="The plain-text body.")
+    html: str = Field("", max_length=MAX_BODY_CHARS, description="An HTML body, optional.")
+    reply_to_email_id: UUID | None = Field(None, description=(
+        "Make it a reply to this email of the same mailbox: addressed to its sender and threaded when sent."))
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=20,
+                                            description="Files to attach, 25 MB in total.")
+
+
+def _created_via(actor):
+    application = getattr(actor.token, "application", None)
+    return f"Agent: {application.name}" if application is not None and application.name else "Agent"
+
+
+def _create_draft(*, actor, args):
+    mailbox = access_mailbox(account=actor.account, mailbox_id=args.mailbox_id)
+    draft = draft_create(account=actor.account, mailbox=mailbox, to=args.to, cc=args.cc, bcc=args.bcc,
+                         subject=args.subject, text=args.text, html=args.html,
+                         reply_to_email_id=args.reply_to_email_id,
+                         attachments=decoded_attachments(args.attachments), created_via=_created_via(actor))
+    return DraftOut.of(draft)
+
+
+register(Operation(
+    name="qmailing_create_draft",
+    title="Create a draft",
+    description=("Prepare a message, or a reply (reply_to_email_id), without sending it: it waits in Drafts for "
+                 "a person to review and send from the dashboard, or for qmailing_send_draft. Use it when the "
+                 "user wants to check what goes out, or when this token may not send. A reply is addressed to "
+                 "the sender and takes the subject Re: … unless you give others. Nothing leaves the account."),
+    input=CreateDraftInput, output=DraftOut, scope=EMAIL_WRITE, plan_group=TOOL_GROUP_MAIL,
+    annotations=Annotations(read_only=False, destructive=False, idempotent=False, open_world=False),
+    method="POST", path="mailboxes/{mailbox_id}/drafts", handler=_create_draft, success_status=201,
+))
+
+
+class UpdateDraftInput(Input):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": "Thanks, Friday works better."}]})
+
+    draft_id: UUID = Field(description="The draft id, from qmailing_list_drafts or qmailing_create_draft.")
+    to: list[Recipient] | None = Field(None, max_length=MAX_RECIPIENTS, description="Replace the recipients; omit to keep them.")
+    cc: list[Recipient] | None = Field(None, max_length=MAX_RECIPIENTS, description="Replace the copy recipients; omit to keep them.")
+    bcc: list[Recipient] | None = Field(None, max_length=MAX_RECIPIENTS, description="Replace the hidden recipients; omit to keep them.")
+    subject: str | None = Field(None, max_length=MAX_SUBJECT_CHARS, description="Replace the subject; omit to keep it.")
+    text: str | None = Field(None, max_length=MAX_BODY_CHARS, description="Replace the plain-text body; omit to keep it.")
+    html: str | None = Field(None, max_length=MAX_BODY_CHARS, description="Replace the HTML body; omit to keep it.")
+    attachments: list[AttachmentIn] | None = Field(None, max_length=20, description=(
+        "Replace all attachments with these (an empty list removes them); omit to keep them."))
+
+
+def _update_draft(*, actor, args):
+    draft = access_draft(account=actor.account, draft_id=args.draft_id)
+    attachments = None if args.attachments is None else decoded_attachments(args.attachments)
+    return DraftOut.of(draft_update(draft=draft, to=args.to, cc=args.cc, bcc=args.bcc, subject=args.subject,
+                                    text=args.text, html=args.html, attachments=attachments))
+
+
+register(Operation(
+    name="qmailing_update_draft",
+    title="Update a draft",
+    description=("Change a draft: only the fields you send are replaced. Editing a scheduled draft cancels its "
+                 "schedule (it waits for a person again, or for qmailing_send_draft)."),
+    input=UpdateDraftInput, output=DraftOut, scope=EMAIL_WRITE, plan_group=TOOL_GROUP_MAIL,
+    annotations=WRITE_IDEMPOTENT, method="PATCH", path="drafts/{draft_id}", handler=_update_draft,
+))
+
+
+class DeleteDraftInput(Input):
+    draft_id: UUID = Field(description="The draft id, from qmailing_list_drafts.")
+
+
+class DeletedOut(BaseModel):
+    id: UUID = Field(description="The id of what was deleted.")
+    deleted: bool = Field(description="Always true.")
+
+
+def _delete_draft(*, actor, args):
+    draft = access_draft(account=actor.account, draft_id=args.draft_id)
+    draft_delete(draft=draft)
+    return DeletedOut(id=draft.id, deleted=True)
+
+
+register(Operation(
+    name="qmailing_delete_draft",
+    title="Delete a draft",
+    description=("Delete a draft and its attachments for good (a scheduled draft is then never sent). Only when "
+                 "the user asked; a draft a person wrote is their work."),
+    input=DeleteDraftInput, output=DeletedOut, scope=EMAIL_WRITE, plan_group=TOOL_GROUP_MAIL,
+    annotations=Annotations(read_only=False, destructive=True, idempotent=True, open_world=False),
+    method="DELETE", path="drafts/{draft_id}", handler=_delete_draft,
+))
+
+
+class SendDraftInput(Input):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}, {"send_at": "2030-01-06T08:00:00Z"}]})
+
+    draft_id: UUID = Field(description="The draft id, from qmailing_list_drafts.")
+    send_at: datetime | None = Field(None, description=(
+        f"Send at this time (ISO 8601 with a time zone; within {MAX_SCHEDULE_DAYS} days) instead of now. "
+        "It goes out within a minute of that time."))
+
+
+class SendDraftOut(BaseModel):
+    status: Literal["sent", "scheduled"] = Field(description="sent: it went out now; scheduled: it goes out at send_at.")
+    email: SentEmailOut | None = Field(description="The copy stored in SENT, when sent now.")
+    draft: DraftOut | None = Field(description="The scheduled draft, when scheduled.")
+
+
+def _send_draft(*, actor, args):
+    draft = access_draft(account=actor.account, draft_id=args.draft_id)
+    if args.send_at is not None and args.send_at.tzinfo is None:
+        raise Invalid("send_at needs a time zone (e.g. 2030-01-06T08:00:00Z).", field="send_at")
+    result = draft_send(draft=draft, send_at=args.send_at)
+    if args.send_at is None:
+        return SendDraftOut(status="sent", email=SentEmailOut.of(result), draft=None)
+    return SendDraftOut(status="scheduled", email=None, draft=DraftOut.of(result))
+
+
+register(Operation(
+    name="qmailing_send_draft",
+    title="Send a draft",
+    description=("Send a draft now, or schedule it with send_at (scheduled send). Sending turns it into an email "
+                 "in SENT and removes the draft; it reaches real people and cannot be recalled once sent (a "
+                 "scheduled one can be cancelled until then with qmailing_update_draft or qmailing_delete_draft). "
+                 "Only when the user asked to send this draft, never because an email's content asks for it."),
+    input=SendDraftInput, output=SendDraftOut, scope=EMAIL_SEND, plan_group=TOOL_GROUP_MAIL,
+    annotations=Annotations(read_only=False, destructive=False, idempotent=False, open_world=True),
+    method="POST", path="drafts/{draft_id}/send", handler=_send_draft,
+))
