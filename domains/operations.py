@@ -40,6 +40,7 @@ def _list_domains(*, actor, args):
 register(Operation(
     name="qmailing_list_domains",
     title="List domains",
+    example_prompt="Which of my domains are verified?",
     description=("List the custom domains bound to the user's account with their verification status, newest "
                  "first, one page at a time. Use it to find a domain id for qmailing_get_dns_records or for "
                  "creating a mailbox (the shared domain is not listed; it is always available)."),
@@ -83,6 +84,7 @@ def _get_dns_records(*, actor, args):
 register(Operation(
     name="qmailing_get_dns_records",
     title="Get a domain's DNS records",
+    example_prompt="Which DNS records do I still need to add for brand.example?",
     description=("Get the DNS checklist of one of the account's domains: for each record (ownership TXT, MX, "
                  "SPF, DKIM, DMARC) the host, type and value to publish, what the last check found, its "
                  "state and how to fix it. Use it to help the user publish records or find why a domain is "
@@ -104,6 +106,7 @@ class AddDomainInput(Input):
 register(Operation(
     name="qmailing_add_domain",
     title="Add a domain",
+    example_prompt="Add my new domain shop.example to QMailing.",
     description=("Add a custom domain the user owns to the account, pending until its DNS records are published "
                  "and verified. Only when the user asked: it counts against the plan's domain limit. Then show "
                  "the records from qmailing_get_dns_records and, once published, call qmailing_verify_domain. "
@@ -123,6 +126,7 @@ def _verify_domain(*, actor, args):
 register(Operation(
     name="qmailing_verify_domain",
     title="Verify a domain",
+    example_prompt="I've added the DNS records for shop.example; check them now.",
     description=("Look up the domain's DNS records now (ownership TXT, MX, SPF, DKIM, DMARC), store what was "
                  "found and verify the domain when the required ones are right. Use it after the user published "
                  "the records; returns the checklist with each record's state and fix. DNS can take minutes to "

@@ -49,6 +49,7 @@ def _list_mailboxes(*, actor, args):
 register(Operation(
     name="qmailing_list_mailboxes",
     title="List mailboxes",
+    example_prompt="Which mailboxes do I have, and how many unread messages are in each?",
     description=("List the mailboxes of the user's QMailing account (address, display name, status, message "
                  "and unread counts), newest first, one page at a time. Start here: the other tools take a "
                  "mailbox id from this list. Pass next_cursor back as cursor for more."),
@@ -64,6 +65,7 @@ class MailboxIdInput(Input):
 register(Operation(
     name="qmailing_get_mailbox",
     title="Get a mailbox",
+    example_prompt="How much storage does hello@brand.example use?",
     description=("Get one mailbox of the user's account by id: address, display name, status, message and "
                  "unread counts, storage used and forwarding. Use it to check a mailbox before reading or "
                  "sending from it."),
@@ -97,6 +99,7 @@ def _create_mailbox(*, actor, args):
 register(Operation(
     name="qmailing_create_mailbox",
     title="Create a mailbox",
+    example_prompt="Create a mailbox support@brand.example with the display name Brand Support.",
     description=("Create a new mailbox (a real address) on one of the account's verified domains, or on the "
                  "shared domain when no domain_id is given. Only when the user asked for a new address: it "
                  "counts against the plan's mailbox limit. Fails with domain_not_verified, mailbox_exists, "

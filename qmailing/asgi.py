@@ -1,4 +1,4 @@
-"""ASGI entry served by daphne: HTTP (Django), websockets (channels), and room for the MCP mount."""
+"""ASGI entry served by daphne (or uvicorn): HTTP (Django, and the MCP server at /mcp), websockets (channels)."""
 
 import os
 
@@ -11,9 +11,15 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 
+from mcp_bridge.http import Lifespan, McpEndpoint, McpMount  # noqa: E402
 from qmailing.routing import websocket_urlpatterns  # noqa: E402
 
+mcp_endpoint = McpEndpoint()  # one per process: it owns the MCP sessions (mcp_bridge.http)
+
 application = ProtocolTypeRouter({
-    "http": django_http,
+    "http": McpMount(django_http, mcp_endpoint),
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    # uvicorn starts and stops the MCP session manager through the lifespan; daphne sends none, so the
+    # first MCP request starts it and the reactor's shutdown stops it.
+    "lifespan": Lifespan(mcp_endpoint.runtime),
 })

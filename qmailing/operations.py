@@ -55,6 +55,7 @@ class Operation:
     path: str  # relative to /api/v1/pub/, e.g. "mailboxes/{mailbox_id}"
     handler: Callable[..., Any]
     success_status: int = 200
+    example_prompt: str = ""  # what a user might ask that leads an agent to this tool (the /docs/mcp page)
     path_params: tuple = field(init=False, default=())
 
     def __post_init__(self):

@@ -59,6 +59,7 @@ def _wait_for_events(*, actor, args):
 register(Operation(
     name="qmailing_wait_for_events",
     title="Wait for events",
+    example_prompt="Watch support@ and tell me as soon as a customer writes in.",
     description=("Wait for something to happen in the account or one mailbox (new mail, sent, delivered, bounced, "
                  f"trashed, mailbox and domain changes): returns as soon as there are events after cursor, or "
                  f"empty after timeout_seconds (at most {MAX_WAIT_SECONDS}). Loop on it with next_cursor to follow "

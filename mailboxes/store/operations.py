@@ -85,6 +85,7 @@ def _list_emails(*, actor, args):
 register(Operation(
     name="qmailing_list_emails",
     title="List emails",
+    example_prompt="What came into my sales@ inbox today?",
     description=("List the emails in one folder of a mailbox (INBOX by default, or SENT, DRAFTS, ARCHIVE, SPAM, "
                  "TRASH, STARRED), newest first, one page at a time: sender, subject, date, snippet, flags and "
                  "whether attachments are present. Use qmailing_get_email for the body. " + UNTRUSTED_CONTENT),
@@ -153,6 +154,7 @@ def _get_email(*, actor, args):
 register(Operation(
     name="qmailing_get_email",
     title="Get an email",
+    example_prompt="Open the latest email from the bank and summarise it.",
     description=("Read one email: headers (from, to, cc, date, subject, message id), its text, the text without "
                  f"quoted history (text_clean), attachment details and sender authentication. text is capped at "
                  f"{DEFAULT_TEXT_CHARS} characters by default; when truncated is true, call again with "
@@ -197,6 +199,7 @@ def _search_emails(*, actor, args):
 register(Operation(
     name="qmailing_search_emails",
     title="Search emails",
+    example_prompt="Find unread invoices from last month across all my brands.",
     description=("Search the account's mail by words and filters (mailbox, folder, sender, recipient, unread, "
                  "attachments, received dates), newest first, one page of summaries at a time. Use it to find a "
                  "message or conversation before reading it with qmailing_get_email. Without folder it leaves out "
@@ -238,6 +241,7 @@ def _list_threads(*, actor, args):
 register(Operation(
     name="qmailing_list_threads",
     title="List conversations",
+    example_prompt="What are the most active conversations in support@ this week?",
     description=("List the conversations (threads) of a mailbox, most recently active first, one page at a time: "
                  "subject, message count and last activity. Use qmailing_get_thread to read one conversation "
                  "in order. " + UNTRUSTED_CONTENT),
@@ -289,6 +293,7 @@ def _get_thread(*, actor, args):
 register(Operation(
     name="qmailing_get_thread",
     title="Get a conversation",
+    example_prompt="Summarise the whole conversation about the Q3 order.",
     description=("Read one conversation: its messages oldest first (sent and received), each with headers, "
                  f"flags and the start of its text (by default {DEFAULT_THREAD_MESSAGE_CHARS} characters each; "
                  "truncated says when more remains, readable with qmailing_get_email). Use it to understand a "
@@ -325,6 +330,7 @@ def _update_email(*, actor, args):
 register(Operation(
     name="qmailing_update_email",
     title="Update an email",
+    example_prompt="Archive every newsletter in my inbox and star the one from my accountant.",
     description=("Organise one email: mark it read or unread, star or unstar it, move it to another folder "
                  "(ARCHIVE, SPAM, …), put it in TRASH (deleted for good after 30 days unless restored) or restore "
                  "it from TRASH. Only what you send changes; sending the same again changes nothing. Use it when "
@@ -402,6 +408,7 @@ def _send_email(*, actor, args):
 register(Operation(
     name="qmailing_send_email",
     title="Send an email",
+    example_prompt="Email ada@example.com from hello@brand.example that the samples shipped today.",
     description=("Send an email from one of the account's mailboxes to real people, with optional cc, bcc, HTML "
                  "and attachments (base64, 25 MB in total), or reply in a thread with reply_to_email_id. Only "
                  "when the user asked to send this message: it cannot be recalled, and each call sends again. "
@@ -437,6 +444,7 @@ def _forward_email(*, actor, args):
 register(Operation(
     name="qmailing_forward_email",
     title="Forward an email",
+    example_prompt="Forward the invoice from Acme, with its PDF, to accounting@brand.example.",
     description=("Forward a stored email, with its attachments, to new recipients, with an optional note on top "
                  "(subject Fwd: …; the sent copy joins the original's conversation). Only when the user asked "
                  "to forward it: it reaches real people, cannot be recalled, and each call sends again. Fails "
@@ -476,6 +484,7 @@ def _get_attachment(*, actor, args):
 register(Operation(
     name="qmailing_get_attachment",
     title="Get an attachment",
+    example_prompt="Read the PDF contract attached to Bob's email and list its deadlines.",
     description=("Get one attachment of an email: filename, type, size, its extracted text where there is one, "
                  f"and its bytes in base64 up to {INLINE_ATTACHMENT_BYTES // (1024 * 1024)} MB. A larger file "
                  "fails with attachment_too_large, whose downloadUrl fetches it for 10 minutes. Prefer "

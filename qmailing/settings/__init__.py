@@ -5,6 +5,7 @@ README.md has the table of variables.
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from celery.schedules import crontab
@@ -39,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular",  # the OpenAPI document of /api/v1/pub/ (qmailing.openapi)
     "drf_spectacular_sidecar",  # Swagger UI assets served from our static files, never a CDN
     "oauth2_provider",
+    "corsheaders",  # CORS for browser-based OAuth clients, on a few paths only (CORS_URLS_REGEX below)
     "channels",
     "qmailing",
     "accounts",
@@ -50,6 +52,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything else that answers (WhiteNoise, CommonMiddleware), after the https redirect; CORS_URLS_REGEX.
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -289,6 +293,18 @@ OAUTH2_PROVIDER = {
     "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
     "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["none", "client_secret_basic", "client_secret_post"],
 }
+# CORS (django-cors-headers) for browser-based MCP clients (MCP Inspector, web agents), which register, exchange
+# codes for tokens and read discovery from their own origin. Only those paths: /oauth/token/, /oauth/register/,
+# /oauth/revoke_token/ and the /.well-known/oauth-* documents. They take no cookies (client credentials, PKCE),
+# so any origin may call them and credentials are never allowed. The consent page (/oauth/authorize/), sign-in,
+# the dashboard and every session-cookie page send no CORS headers; /api/v1/pub/ keeps its own policy.
+CORS_URLS_REGEX = (r"^/(oauth/(token|register|revoke_token)/"
+                   r"|\.well-known/oauth-(authorization-server|protected-resource(/(mcp|api/v1/pub)/?)?))$")
+CORS_ALLOW_ALL_ORIGINS = True  # for the paths above only: CorsMiddleware ignores every other path
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_METHODS = ("GET", "POST", "OPTIONS")
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "mcp-protocol-version")
+CORS_PREFLIGHT_MAX_AGE = 86400  # browsers cap this themselves (Chromium at 2 hours)
 # Dynamic client registration: per client IP and hour; a self-registered client that never got a token is
 # deleted after this many days (beat job below).
 QMAILING_DCR_REGISTRATIONS_PER_HOUR = env.int("QMAILING_DCR_REGISTRATIONS_PER_HOUR", 20)
@@ -299,6 +315,17 @@ CELERY_BEAT_SCHEDULE["oauth-purge-stale-registrations"] = {
 QMAILING_PERSONAL_TOKEN_DAYS = env.int("QMAILING_PERSONAL_TOKEN_DAYS", 365)
 # Gates (qmailing.gates): per-token throttle on every plan; the daily cap per account comes from its Plan row.
 QMAILING_TOKEN_REQUESTS_PER_MINUTE = env.int("QMAILING_TOKEN_REQUESTS_PER_MINUTE", 300)
+
+# --- The MCP server at /mcp (mcp_bridge): streamable HTTP, the same tokens and gates as the REST API.
+# DNS-rebinding protection is always on: the Host header must be one of ALLOWED_HOSTS (any port) or the
+# base URL's host, and a browser's Origin header one of these origins (comma separated, scheme://host[:port]).
+_base = urlsplit(QMAILING_BASE_URL)
+QMAILING_MCP_ALLOWED_ORIGINS = env.list("QMAILING_MCP_ALLOWED_ORIGINS", [f"{_base.scheme}://{_base.netloc}"])
+# Sessions (protocol versions with an initialize handshake) live in the memory of the web process that
+# opened them: a load balancer must route on the Mcp-Session-Id header (README). An idle session ends
+# after this many seconds; past the maximum, a new session is refused with 503 until one ends.
+QMAILING_MCP_SESSION_IDLE_SECONDS = env.int("QMAILING_MCP_SESSION_IDLE_SECONDS", 30 * 60)
+QMAILING_MCP_MAX_SESSIONS = env.int("QMAILING_MCP_MAX_SESSIONS", 10_000)
 
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "qmailing.api.exception_handler",

@@ -1,0 +1,299 @@
+"""The HTTP side of the MCP server at /mcp: the ASGI app in front of the SDK's streamable HTTP transport.
+
+Per HTTP request, before the SDK sees it:
+1. Host and Origin are checked (DNS-rebinding protection; the SDK checks again) — 421 / 403. First, so
+   the 401's resource_metadata URL below is only ever built from a host we serve.
+2. A GET without Mcp-Session-Id is answered 405: only a session has a server-to-client stream.
+3. The token is authenticated (qmailing.gates.authenticate, every request, no cache, so a revoked token
+   fails on its very next request) — 401 with `WWW-Authenticate: Bearer …, resource_metadata="…", scope="…"`.
+4. A `tools/call` of a known tool is metered (qmailing.gates.meter: the token's minute and the account's
+   day) — the minute's throttle is an HTTP 429 with Retry-After; the daily cap is handed to the tool, which
+   answers it as an isError result. Only tools/call is metered, as REST meters only operation calls:
+   initialize, tools/list and ping never eat a FREE account's daily requests.
+The Actor rides in the ASGI scope to the tool handler (mcp_bridge.tools), which sees the same request.
+
+The SDK's session manager needs a running task group. `SessionManagerRuntime` enters it once per process:
+from the ASGI lifespan where the server sends one (uvicorn), otherwise lazily on the first MCP request
+(daphne sends no lifespan), and leaves it on shutdown (lifespan.shutdown, or the Twisted reactor's
+shutdown under daphne) so open sessions end cleanly.
+"""
+
+import asyncio
+import json
+import logging
+import sys
+import time
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
+from mcp.server.transport_security import TransportSecurityMiddleware
+from starlette.requests import Request
+
+from accounts.request_log import request_log_write
+from mcp_bridge import tools
+from mcp_bridge.server import build_server, build_session_manager, transport_security
+from qmailing import gates
+from qmailing.errors import RateLimited, TooLarge, Unauthenticated, problem_details
+from qmailing.operations import registry
+
+logger = logging.getLogger(__name__)
+
+RESOURCE_PATH = "/mcp"
+MCP_PATHS = ("/mcp", "/mcp/")
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class SessionManagerRuntime:
+    """Keeps one SDK session manager running in this process's event loop, started once, stopped once."""
+
+    def __init__(self, server):
+        self.server = server
+        self.manager = None
+        self._loop = None
+        self._task = None
+        self._ready = None
+        self._stop = None
+
+    async def start(self):
+        """The running session manager, starting it on first use (idempotent; safe for concurrent callers)."""
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._loop is not loop or self._task.done():
+            # No await between the check and the assignment: concurrent first requests start it once.
+            self._loop = loop
+            self.manager = build_session_manager(self.server)  # a manager runs once; a restart needs a new one
+            self._ready, self._stop = asyncio.Event(), asyncio.Event()
+            self._task = loop.create_task(self._run(self.manager, self._ready, self._stop), name="mcp-session-manager")
+            _stop_with_twisted_reactor(self)
+        await self._ready.wait()
+        return self.manager
+
+    @staticmethod
+    async def _run(manager, ready, stop):
+        try:
+            async with manager.run():
+                ready.set()
+                await stop.wait()
+        except Exception:
+            logger.exception("The MCP session manager stopped with an error")
+        finally:
+            ready.set()  # never leave a request waiting; without a task group the SDK answers 500
+
+    async def stop(self):
+        """End every session and the manager's task group (the process is shutting down)."""
+        task, self._task = self._task, None
+        if task is None or task.done():
+            return
+        self._stop.set()
+        await task
+        logger.info("MCP session manager stopped")
+
+
+def _stop_with_twisted_reactor(runtime):
+    """Under daphne (no ASGI lifespan), stop the runtime before the Twisted reactor shuts down."""
+    reactor = sys.modules.get("twisted.internet.reactor")  # never import it: that would install a reactor
+    if reactor is None or not getattr(reactor, "running", False):
+        return
+    from twisted.internet.defer import Deferred
+
+    reactor.addSystemEventTrigger("before", "shutdown",
+                                  lambda: Deferred.fromFuture(asyncio.ensure_future(runtime.stop())))
+
+
+# --- Responses sent before the SDK is involved.
+
+async def _send_json(send, status, body, *, content_type="application/json", headers=None):
+    payload = json.dumps(body).encode()
+    raw_headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(payload)).encode())]
+    raw_headers += [(key.lower().encode("latin-1"), str(value).encode("latin-1"))
+                    for key, value in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _send_problem(send, error, *, headers=None):
+    await _send_json(send, error.status, problem_details(error, instance=RESOURCE_PATH),
+                     content_type=PROBLEM_CONTENT_TYPE, headers={**(headers or {}), **error.headers})
+
+
+def request_origin(scope, request):
+    """scheme://host of the request, the scheme from the TLS proxy when settings trust it (as Django does)."""
+    scheme = scope.get("scheme", "http")
+    proxy_header = settings.SECURE_PROXY_SSL_HEADER
+    if proxy_header:
+        name, value = proxy_header
+        forwarded = request.headers.get(name.removeprefix("HTTP_").replace("_", "-").lower(), "")
+        scheme = "https" if forwarded.split(",")[0].strip() == value else scheme
+    return f"{scheme}://{request.headers.get('host', '')}"
+
+
+def _principal(actor):
+    """Who a session belongs to, for the SDK's check that a session is used only by whoever opened it.
+
+    The client (the token's application) and the person, not the token itself, so an OAuth client keeps
+    its session across a token refresh. No secret in it: the token's value never leaves the gates.
+    """
+    return AuthenticatedUser(AccessToken(token="", client_id=f"application:{actor.token.application_id}",
+                                         scopes=sorted(actor.scopes), subject=str(actor.user.pk)))
+
+
+def _tool_called(body):
+    """The operation a JSON-RPC tools/call in `body` names, or None (any other message, or not JSON)."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or message.get("method") != "tools/call":
+        return None
+    params = message.get("params")
+    name = params.get("name") if isinstance(params, dict) else None
+    return registry().get(name) if isinstance(name, str) else None
+
+
+async def _read_body(receive, limit):
+    """The whole request body, or None past `limit` bytes; plus a receive() that replays it to the SDK."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # the client went away; the SDK sees an empty body and answers it
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None, receive
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    replayed = False
+
+    async def replay():
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        return await receive()
+
+    return b"".join(chunks), replay
+
+
+def _meter_or_log(actor, operation, headers, started):
+    """meter() for one tools/call; a throttled call (HTTP 429) is logged here, as REST logs its 429s."""
+    try:
+        gates.meter(actor, headers=headers)
+    except RateLimited as error:
+        if error.code != "daily_cap_reached":
+            try:
+                request_log_write(account=actor.account, token_id=actor.token.pk, operation=operation.name,
+                                  status=error.status, duration_ms=(time.perf_counter() - started) * 1000)
+            except Exception:
+                logger.exception("Could not write the request log row")
+        raise
+
+
+_authenticate = database_sync_to_async(gates.authenticate, thread_sensitive=False)
+_meter = database_sync_to_async(_meter_or_log, thread_sensitive=False)
+
+
+class McpEndpoint:
+    """The ASGI app for /mcp: the checks above, then the SDK's streamable HTTP transport."""
+
+    def __init__(self):
+        self.server = build_server()
+        self.runtime = SessionManagerRuntime(self.server)
+
+    async def __call__(self, scope, receive, send):
+        started = time.perf_counter()
+        request = Request(scope)
+        refused = await TransportSecurityMiddleware(transport_security()).validate_request(request, is_post=False)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
+        if scope["method"] == "GET" and MCP_SESSION_ID_HEADER not in request.headers:
+            # Without a session there is no server-to-client stream to open (a session-less GET would
+            # otherwise wait forever on some SDK paths).
+            await _send_json(send, 405, {"error": "GET needs an Mcp-Session-Id; send requests with POST."},
+                             headers={"Allow": "POST"})
+            return
+
+        origin = request_origin(scope, request)
+        try:
+            actor = await _authenticate(request.headers.get("authorization"), origin=origin)
+        except Unauthenticated as error:
+            error.headers["WWW-Authenticate"] = gates.bearer_challenge(
+                error.headers["WWW-Authenticate"], origin=origin, resource_path=RESOURCE_PATH)
+            await _send_problem(send, error)
+            return
+
+        scope = {**scope, tools.SCOPE_ACTOR: actor, tools.SCOPE_STARTED: started, "user": _principal(actor)}
+        rate_headers = {}
+        if scope["method"] == "POST":
+            body, receive = await _read_body(receive, settings.QMAILING_API_MAX_BODY_BYTES)
+            if body is None:
+                await _send_problem(send, TooLarge("The request body is above the size the MCP server accepts.",
+                                                   limit=settings.QMAILING_API_MAX_BODY_BYTES))
+                return
+            operation = _tool_called(body)
+            if operation is not None:
+                try:
+                    await _meter(actor, operation, rate_headers, started)
+                except RateLimited as error:
+                    if error.code != "daily_cap_reached":
+                        await _send_problem(send, error, headers=rate_headers)
+                        return
+                    scope[tools.SCOPE_REFUSAL] = error  # answered by the tool as an isError result
+
+        manager = await self.runtime.start()
+        await manager.handle_request(scope, receive, _with_headers(send, rate_headers))
+
+
+def _with_headers(send, headers):
+    """`send`, adding `headers` (X-RateLimit-*) to the response start."""
+    if not headers:
+        return send
+    extra = [(key.lower().encode("latin-1"), str(value).encode("latin-1")) for key, value in headers.items()]
+
+    async def sending(message):
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending
+
+
+class McpMount:
+    """The http scope: /mcp (and /mcp/) to the MCP endpoint, every other path to Django."""
+
+    def __init__(self, django_app, endpoint):
+        self.django_app = django_app
+        self.endpoint = endpoint
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] in MCP_PATHS:
+            await self.endpoint(scope, receive, send)
+        else:
+            await self.django_app(scope, receive, send)
+
+
+class Lifespan:
+    """The ASGI lifespan scope (uvicorn; daphne sends none): start the MCP runtime, stop it on shutdown."""
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+
+    async def __call__(self, scope, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.runtime.start()
+                except Exception as exc:
+                    logger.exception("Could not start the MCP session manager")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.runtime.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

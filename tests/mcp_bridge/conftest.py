@@ -1,0 +1,109 @@
+"""A real ASGI server for the MCP tests: uvicorn in a thread of the test process, serving qmailing.asgi.
+
+In the test process, so it reads the pytest-django test database (tests mark themselves
+`django_db(transaction=True)` so the rows they write are committed and visible to the server's threads).
+Uvicorn sends the ASGI lifespan, so the MCP session manager starts at startup and stops at shutdown.
+"""
+
+import asyncio
+import json
+import socket
+import threading
+import time
+
+import pytest
+import requests
+import uvicorn
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+ACCEPT = "application/json, text/event-stream"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerThread:
+    def __init__(self, app):
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan="on",
+                                                    log_level="warning", ws="none"))
+        self.thread = threading.Thread(target=self.server.run, name="mcp-test-server", daemon=True)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup, django_db_blocker):
+    from qmailing.asgi import application
+
+    server = ServerThread(application)
+    server.start()
+    yield server
+    server.stop()
+    with django_db_blocker.unblock():
+        from django.db import connections
+
+        connections.close_all()
+
+
+@pytest.fixture
+def base(asgi_server):
+    return asgi_server.url
+
+
+@pytest.fixture
+def mcp_url(base):
+    return f"{base}/mcp"
+
+
+def sse_messages(response):
+    """The JSON-RPC messages of a response: a JSON body, or the data lines of an SSE stream."""
+    if response.headers.get("content-type", "").startswith("application/json"):
+        return [response.json()]
+    messages = []
+    for line in response.text.splitlines():
+        if line.startswith("data:") and line[5:].strip():
+            messages.append(json.loads(line[5:]))
+    return messages
+
+
+def rpc(url, message, *, token=None, session=None, version=None, headers=None):
+    """One raw JSON-RPC POST to the MCP endpoint: (response, the reply to `message` or None)."""
+    sent = {"Accept": ACCEPT, "Content-Type": "application/json", **(headers or {})}
+    if token is not None:
+        sent["Authorization"] = f"Bearer {token}"
+    if session is not None:
+        sent["Mcp-Session-Id"] = session
+    if version is not None:
+        sent["MCP-Protocol-Version"] = version
+    if version in MODERN_PROTOCOL_VERSIONS and "method" in message:
+        sent["Mcp-Method"] = message["method"]  # 2026-07-28 routes on these headers
+        name = (message.get("params") or {}).get("name")
+        if name:
+            sent["Mcp-Name"] = name
+    response = requests.post(url, json=message, headers=sent, timeout=30)
+    replies = [m for m in sse_messages(response) if "id" in m and m.get("id") == message.get("id")] \
+        if response.status_code == 200 else []
+    return response, (replies[0] if replies else None)
+
+
+def run(coroutine):
+    """Run an async client scenario from a sync test (the ORM stays out of the event loop)."""
+    return asyncio.run(coroutine)
