@@ -8,6 +8,7 @@ from accounts.views import admin_login, dashboard, plan_view
 from mailboxes.inbound.esp import MailgunInboundView
 from mailboxes.store.download import attachment_download
 from mailboxes.web.urls import mail_urls, mailbox_urls
+from mcp_bridge.docs import mcp_docs
 from qmailing.api import api_urlpatterns
 
 admin.site.site_header = "QMailing administration"
@@ -23,6 +24,7 @@ urlpatterns = [
     path("mailboxes/", include(mailbox_urls)),
     path("mail/", include(mail_urls)),
     path("docs/errors", TemplateView.as_view(template_name="docs/errors.html"), name="error-docs"),
+    path("docs/mcp", mcp_docs, name="mcp-docs"),  # how to connect an agent, generated from the registry
     path("dl/attachments/<str:token>", attachment_download, name="attachment-download"),  # signed, 10 minutes
     # ESP webhooks: inbound mail and delivery tracking (Mailgun inbound answers 406 for refused mail).
     re_path(r"^anymail/mailgun/inbound(_mime)?/$", MailgunInboundView.as_view(), name="mailgun_inbound_webhook"),
