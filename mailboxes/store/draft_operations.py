@@ -17,8 +17,8 @@ from mailboxes.outbound.send import MAX_BODY_CHARS, MAX_RECIPIENTS, MAX_SUBJECT_
 from mailboxes.selectors import access_mailbox
 from mailboxes.store.drafts import (MAX_SCHEDULE_DAYS, access_draft, draft_create, draft_delete, draft_list,
                                     draft_send, draft_update)
-from mailboxes.store.operations import (MAX_TEXT_CHARS, AttachmentIn, Recipient, SentEmailOut,
-                                        decoded_attachments)
+from mailboxes.store.operations import (MAX_TEXT_CHARS, AttachmentIn, Attachments, CopyRecipients,
+                                        HiddenRecipients, Recipient, SentEmailOut, decoded_attachments)
 from qmailing.errors import Invalid
 from qmailing.operations import READ_ONLY, UNTRUSTED_CONTENT, Annotations, Input, NextCursor, Operation, PageInput, PageOut, register
 
@@ -127,15 +127,14 @@ class CreateDraftInput(Input):
     mailbox_id: UUID = Field(description="The mailbox the draft will be sent from, from qmailing_list_mailboxes.")
     to: list[Recipient] = Field(default_factory=list, max_length=MAX_RECIPIENTS, description=(
         "Recipients: addresses or \"Name <address>\" (may be empty for now; a reply defaults to the sender)."))
-    cc: list[Recipient] = Field(default_factory=list, max_length=MAX_RECIPIENTS, description="Copy recipients.")
-    bcc: list[Recipient] = Field(default_factory=list, max_length=MAX_RECIPIENTS, description="Hidden copy recipients.")
+    cc: CopyRecipients
+    bcc: HiddenRecipients
     subject: str = Field("", max_length=MAX_SUBJECT_CHARS, description="The subject; one line. A reply may omit it (Re: …).")
     text: str = Field("", max_length=MAX_BODY_CHARS, description="The plain-text body.")
     html: str = Field("", max_length=MAX_BODY_CHARS, description="An HTML body, optional.")
     reply_to_email_id: UUID | None = Field(None, description=(
         "Make it a reply to this email of the same mailbox: addressed to its sender and threaded when sent."))
-    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=20,
-                                            description="Files to attach, 25 MB in total.")
+    attachments: Attachments
 
 
 def _created_via(actor):

@@ -350,6 +350,13 @@ class AttachmentIn(Input):
 
 
 Recipient = Annotated[str, Field(min_length=3, max_length=400)]
+# The recipient and attachment arguments every message-making input shares (send, forward, drafts).
+CopyRecipients = Annotated[list[Recipient], Field(default_factory=list, max_length=MAX_RECIPIENTS,
+                                                  description="Copy recipients.")]
+HiddenRecipients = Annotated[list[Recipient], Field(default_factory=list, max_length=MAX_RECIPIENTS,
+                                                    description="Hidden copy recipients.")]
+Attachments = Annotated[list[AttachmentIn], Field(default_factory=list, max_length=20,
+                                                  description="Files to attach, 25 MB in total.")]
 
 
 class SendEmailInput(Input):
@@ -361,15 +368,14 @@ class SendEmailInput(Input):
     mailbox_id: UUID = Field(description="The mailbox to send from, from qmailing_list_mailboxes.")
     to: list[Recipient] = Field(min_length=1, max_length=MAX_RECIPIENTS, description=(
         "Recipients: addresses or \"Name <address>\" (at least one; 50 at most over to, cc and bcc)."))
-    cc: list[Recipient] = Field(default_factory=list, max_length=MAX_RECIPIENTS, description="Copy recipients.")
-    bcc: list[Recipient] = Field(default_factory=list, max_length=MAX_RECIPIENTS, description="Hidden copy recipients.")
+    cc: CopyRecipients
+    bcc: HiddenRecipients
     subject: str = Field("", max_length=MAX_SUBJECT_CHARS, description="The subject; one line. A reply may omit it.")
     text: str = Field("", max_length=MAX_BODY_CHARS, description="The plain-text body.")
     html: str = Field("", max_length=MAX_BODY_CHARS, description="An HTML body, optional (text is sent beside it).")
     reply_to_email_id: UUID | None = Field(None, description=(
         "Reply to this email of the same mailbox: threads the reply and sets In-Reply-To/References."))
-    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=20,
-                                            description="Files to attach, 25 MB in total.")
+    attachments: Attachments
 
 
 def decoded_attachments(items):
@@ -427,8 +433,8 @@ class ForwardEmailInput(Input):
     email_id: UUID = Field(description="The email to forward, from qmailing_list_emails or qmailing_search_emails.")
     to: list[Recipient] = Field(min_length=1, max_length=MAX_RECIPIENTS, description=(
         "Recipients: addresses or \"Name <address>\" (at least one; 50 at most over to, cc and bcc)."))
-    cc: list[Recipient] = Field(default_factory=list, max_length=MAX_RECIPIENTS, description="Copy recipients.")
-    bcc: list[Recipient] = Field(default_factory=list, max_length=MAX_RECIPIENTS, description="Hidden copy recipients.")
+    cc: CopyRecipients
+    bcc: HiddenRecipients
     note: str = Field("", max_length=MAX_FORWARD_NOTE_CHARS, description="Your words, put above the forwarded message.")
     mailbox_id: UUID | None = Field(None, description="Send from this mailbox; omit to send from the email's own mailbox.")
 
