@@ -32,7 +32,8 @@ def owner_objects(owner):
     mailbox = owner.mailboxes.get()
     from mailboxes.store.drafts import draft_create
 
-    email = email_ingest(mailbox=mailbox, raw=make_message(subject="For the owner only"))
+    email = email_ingest(mailbox=mailbox, raw=make_message(subject="For the owner only",
+                                                           attachments=[("notes.txt", "text/plain", b"owner notes")]))
     draft = draft_create(account=owner, mailbox=mailbox, to=["someone@example.org"], text="For the owner only")
     return {"draft_id": draft.id, "mailbox_id": mailbox.id, "domain_id": domain_add(account=owner, name="brand.example").id, "email_id": email.id,
             "thread_id": email.thread_id, "reply_to_email_id": email.id}
