@@ -8,7 +8,6 @@ import json
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.urls import Resolver404, resolve
 
 from accounts.scopes import (
     DOMAIN_READ, EMAIL_READ, EMAIL_SEND, EMAIL_WRITE, MAILBOX_READ, SCOPES,
@@ -33,16 +32,12 @@ USE_CASES = {
 MCP_PATH = "/mcp"
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 API_PATH = "/api/v1/pub/"
+DOCS_PATH = "/docs/mcp"  # the public page on connecting an agent (mcp_bridge.docs)
 
 
 def server_urls():
     base = settings.QMAILING_BASE_URL
-    try:
-        resolve(MCP_PATH)
-        mcp_served = True
-    except Resolver404:
-        mcp_served = False
-    return {"base": base, "mcp": base + MCP_PATH, "api": base + API_PATH, "mcp_served": mcp_served}
+    return {"base": base, "mcp": base + MCP_PATH, "api": base + API_PATH, "docs": base + DOCS_PATH}
 
 
 def _json(value):
