@@ -85,6 +85,15 @@ ASGI_APPLICATION = "qmailing.asgi.application"
 DATABASE_URL = env.str("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env.int("DATABASE_CONN_MAX_AGE", 0))}
+    # A connection pool per process (psycopg_pool): under ASGI every request and MCP call runs in a thread
+    # of its own, and opening a PostgreSQL connection for each (~5 ms, and slower first queries on a fresh
+    # backend) cost more than the work itself (bench/api.py, bench/mcp.py). Persistent connections
+    # (DATABASE_CONN_MAX_AGE) pile up one per thread instead; the pool caps them. DATABASE_POOL=false turns it off.
+    if DATABASES["default"]["ENGINE"].endswith("postgresql") and env.bool("DATABASE_POOL", True):
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django requires it with a pool
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env.int("DATABASE_POOL_MIN_SIZE", 1), "max_size": env.int("DATABASE_POOL_MAX_SIZE", 20),
+            "timeout": env.int("DATABASE_POOL_TIMEOUT", 10)}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -135,8 +144,11 @@ REDIS_URL = env.str("REDIS_URL", "")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # socket_timeout above channels_redis's 5 s blocking pop (BZPOPMIN … 5): redis-py 8 reads with a 5 s socket
+    # timeout by default, so an idle receive() could time out on the client a hair before Redis answers
+    # "nothing yet", and the waiter failed with redis TimeoutError (seen with 10 concurrent long-polls).
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                  "CONFIG": {"hosts": [REDIS_URL]}}}
+                                  "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]}}}
 else:
     # kombu's filesystem transport: a folder every local process (web, worker, beat, SMTP) shares.
     BROKER_DIR = VAR_DIR / "broker"
@@ -232,6 +244,13 @@ QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES = env.int("QMAILING_OUTBOUND_MAX_ATTACHME
 # The longest a qmailing_wait_for_events long-poll holds its request (25 at most); lower it behind a proxy
 # that cuts idle requests sooner.
 QMAILING_EVENTS_WAIT_MAX_SECONDS = env.float("QMAILING_EVENTS_WAIT_MAX_SECONDS", 25.0)
+# Webhooks: endpoints per account; http URLs (and the public-address check) only for hosts listed here,
+# e.g. a receiver on loopback in tests; off by default. The secrets' encryption key (SECRET_KEY when unset).
+QMAILING_MAX_WEBHOOKS_PER_ACCOUNT = env.int("QMAILING_MAX_WEBHOOKS_PER_ACCOUNT", 20)
+QMAILING_WEBHOOK_HTTP_ALLOWED_HOSTS = env.list("QMAILING_WEBHOOK_HTTP_ALLOWED_HOSTS", [])
+QMAILING_WEBHOOK_SECRET_KEY = env.str("QMAILING_WEBHOOK_SECRET_KEY", "")
+# Webhook deliveries that are due and not in flight (retries, lost tasks, killed workers) are enqueued each minute.
+CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {"task": "webhooks.tasks.webhooks_sweep_task", "schedule": crontab(minute="*")}
 # Drafts an account may keep (each up to the attachment cap above); scheduled drafts are sent each minute.
 QMAILING_MAX_DRAFTS_PER_ACCOUNT = env.int("QMAILING_MAX_DRAFTS_PER_ACCOUNT", 1000)
 CELERY_BEAT_SCHEDULE["drafts-send-due"] = {"task": "mailboxes.tasks.drafts_send_due_task", "schedule": crontab(minute="*")}
