@@ -10,6 +10,7 @@ returns what the output model validates (`output.model_validate(result)`, attrib
 """
 
 import importlib
+import inspect
 import importlib.util
 import re
 from dataclasses import dataclass, field
@@ -54,6 +55,10 @@ class Operation:
     method: str  # REST twin
     path: str  # relative to /api/v1/pub/, e.g. "mailboxes/{mailbox_id}"
     handler: Callable[..., Any]
+    # Optional coroutine function with the handler's signature and result, for a call that mostly waits (the
+    # long-poll): the MCP server awaits it on its event loop instead of holding a worker thread for the wait.
+    # REST keeps the sync `handler`; both must return the same thing for the same input.
+    handler_async: Callable[..., Any] | None = None
     success_status: int = 200
     example_prompt: str = ""  # what a user might ask that leads an agent to this tool (the /docs/mcp page)
     path_params: tuple = field(init=False, default=())
@@ -77,6 +82,8 @@ class Operation:
         undescribed = [n for n, f in self.input.model_fields.items() if not f.description]
         if undescribed:
             problems.append(f"input fields {undescribed} have no description")
+        if self.handler_async is not None and not inspect.iscoroutinefunction(self.handler_async):
+            problems.append("handler_async must be a coroutine function")
         if self.path.startswith("/"):
             problems.append("path is relative to /api/v1/pub/")
         if problems:
@@ -96,6 +103,10 @@ class Operation:
     def run(self, *, actor, args):
         """Call the handler and shape its result with the output model."""
         return self.output.model_validate(self.handler(actor=actor, args=args), from_attributes=True)
+
+    async def run_async(self, *, actor, args):
+        """`run` through `handler_async` (call from the event loop; only for operations that declare one)."""
+        return self.output.model_validate(await self.handler_async(actor=actor, args=args), from_attributes=True)
 
 
 READ_ONLY = Annotations(read_only=True, destructive=False, idempotent=True, open_world=False)

@@ -7,7 +7,7 @@ reply, `timeouts` names get no reply at all, `servfail` names get SERVFAIL.
 import socket
 import threading
 
-from dnslib import MX, QTYPE, RCODE, RR, TXT, DNSRecord
+from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
 from dnslib.server import BaseResolver, DNSServer
 
 
@@ -41,6 +41,10 @@ class _ZoneResolver(BaseResolver):
             if rtype == "MX":
                 preference, exchange = value
                 reply.add_answer(RR(name, QTYPE.MX, rdata=MX(exchange, preference), ttl=60))
+            elif rtype == "A":
+                reply.add_answer(RR(name, QTYPE.A, rdata=A(value), ttl=60))
+            elif rtype == "AAAA":
+                reply.add_answer(RR(name, QTYPE.AAAA, rdata=AAAA(value), ttl=60))
             elif rtype == "TXT":
                 chunks = value if isinstance(value, (list, tuple)) else [value[i:i + 255] for i in range(0, len(value), 255)] or [""]
                 reply.add_answer(RR(name, QTYPE.TXT, rdata=TXT(list(chunks)), ttl=60))

@@ -4,14 +4,19 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from channels.db import database_sync_to_async
 from pydantic import BaseModel, ConfigDict, Field
 
-from accounts.models import TOOL_GROUP_MAIL
-from accounts.scopes import EMAIL_READ
+from accounts.models import TOOL_GROUP_MAIL, TOOL_GROUP_WEBHOOKS
+from accounts.scopes import EMAIL_READ, WEBHOOK_MANAGE
 from mailboxes.selectors import access_mailbox
-from qmailing.operations import READ_ONLY, UNTRUSTED_CONTENT, Input, Operation, register
-from webhooks.models import EventType
-from webhooks.stream import MAX_EVENTS, MAX_WAIT_SECONDS, event_wait
+from qmailing.operations import (READ_ONLY, UNTRUSTED_CONTENT, Annotations, Input, NextCursor, Operation, PageInput,
+                                 PageOut, register)
+from webhooks.models import WEBHOOK_EVENT_TYPES, EventType, WebhookEndpoint
+from webhooks.selectors import access_webhook, webhook_list
+from webhooks.services import MAX_DESCRIPTION, webhook_register, webhook_revoke
+from webhooks.ssrf import MAX_URL_LENGTH
+from webhooks.stream import MAX_EVENTS, MAX_WAIT_SECONDS, event_wait, event_wait_async
 
 DEFAULT_WAIT_SECONDS = 20
 
@@ -56,6 +61,22 @@ def _wait_for_events(*, actor, args):
     return EventsOut(cursor=batch.after, next_cursor=batch.next_cursor, events=[EventOut.of(e) for e in batch.events])
 
 
+def _own_mailbox_id(*, account, mailbox_id):
+    return access_mailbox(account=account, mailbox_id=mailbox_id).pk
+
+
+_own_mailbox_id_async = database_sync_to_async(_own_mailbox_id, thread_sensitive=False)
+
+
+async def _wait_for_events_async(*, actor, args):
+    """_wait_for_events on the event loop (MCP): the wait holds neither a thread nor a database connection."""
+    mailbox_id = await _own_mailbox_id_async(account=actor.account, mailbox_id=args.mailbox_id) \
+        if args.mailbox_id else None
+    batch = await event_wait_async(account_id=actor.account.pk, after=args.cursor, mailbox_id=mailbox_id,
+                                   types=args.types, limit=args.limit, timeout=args.timeout_seconds)
+    return EventsOut(cursor=batch.after, next_cursor=batch.next_cursor, events=[EventOut.of(e) for e in batch.events])
+
+
 register(Operation(
     name="qmailing_wait_for_events",
     title="Wait for events",
@@ -66,5 +87,105 @@ register(Operation(
                  "the mailbox; omit cursor the first time to start from now. Each event carries ids to read "
                  "the rest with the get tools. " + UNTRUSTED_CONTENT),
     input=WaitForEventsInput, output=EventsOut, scope=EMAIL_READ, plan_group=TOOL_GROUP_MAIL, annotations=READ_ONLY,
-    method="GET", path="events", handler=_wait_for_events,
+    method="GET", path="events", handler=_wait_for_events, handler_async=_wait_for_events_async,
+))
+
+
+# --- webhook endpoints ------------------------------------------------------------------------------------------
+
+class WebhookOut(BaseModel):
+    id: UUID = Field(description="Use with qmailing_delete_webhook.")
+    url: str
+    description: str
+    event_types: list[str] = Field(description='The event types it receives; ["*"] is all.')
+    status: Literal[tuple(WebhookEndpoint.Status.values)] = Field(description=(
+        "active; disabled (after failing for days, see disabled_reason); revoked (deleted)."))
+    disabled_reason: str
+    last_success_at: datetime | None = Field(description="When a delivery last succeeded.")
+    consecutive_failures: int = Field(description="Failed attempts since the last success.")
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, endpoint):
+        return cls(id=endpoint.id, url=endpoint.url, description=endpoint.description,
+                   event_types=endpoint.event_types, status=endpoint.status, disabled_reason=endpoint.disabled_reason,
+                   last_success_at=endpoint.last_success_at, consecutive_failures=endpoint.consecutive_failures,
+                   created_at=endpoint.created_at, revoked_at=endpoint.revoked_at)
+
+
+class WebhookPage(PageOut):
+    items: list[WebhookOut]
+    next_cursor: NextCursor
+
+
+def _list_webhooks(*, actor, args):
+    return WebhookPage.of(webhook_list(account=actor.account, cursor=args.cursor, limit=args.limit))
+
+
+register(Operation(
+    name="qmailing_list_webhooks",
+    title="List webhooks",
+    example_prompt="Which webhooks do I have, and are they healthy?",
+    description=("List the account's webhook endpoints, newest first, active and revoked: URL, event types, "
+                 "status and health (last success, consecutive failures, why one was disabled). Secrets are "
+                 "never shown again."),
+    input=PageInput, output=WebhookPage, scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS, annotations=READ_ONLY,
+    method="GET", path="webhooks", handler=_list_webhooks,
+))
+
+
+class RegisteredWebhookOut(WebhookOut):
+    secret: str = Field(description="The whsec_ signing secret, shown this once: store it now to verify deliveries.")
+
+
+class RegisterWebhookInput(Input):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"url": "https://hooks.example.com/qmailing", "event_types": ["email.received"], "description": "CRM"}]})
+
+    url: str = Field(min_length=8, max_length=MAX_URL_LENGTH, description=(
+        "The https URL that receives the events (a public address; redirects are not followed)."))
+    event_types: list[Literal[("*", *WEBHOOK_EVENT_TYPES)]] = Field(min_length=1, max_length=len(WEBHOOK_EVENT_TYPES) + 1,
+                                                                   description='Event types to receive, or ["*"] for all.')
+    description: str = Field("", max_length=MAX_DESCRIPTION, description="What it is for, shown in lists.")
+
+
+def _register_webhook(*, actor, args):
+    endpoint, secret = webhook_register(account=actor.account, url=args.url, event_types=args.event_types,
+                                        description=args.description)
+    return RegisteredWebhookOut(**WebhookOut.of(endpoint).model_dump(), secret=secret)
+
+
+register(Operation(
+    name="qmailing_register_webhook",
+    title="Register a webhook",
+    example_prompt="Send every new email in my account to https://hooks.example.com/qmailing.",
+    description=("Register an https URL to receive the account's events (email.received, email.sent, "
+                 "email.delivered, email.bounced, email.trashed, mailbox.created, domain.verified, "
+                 "domain.dns_changed, webhook.disabled, or * for all) as signed POSTs (Standard Webhooks). "
+                 "Returns the signing secret once. Only when the user asked: events carry ids and subjects of "
+                 "their mail to that URL. " + UNTRUSTED_CONTENT),
+    input=RegisterWebhookInput, output=RegisteredWebhookOut, scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS,
+    annotations=Annotations(read_only=False, destructive=False, idempotent=False, open_world=True),
+    method="POST", path="webhooks", handler=_register_webhook, success_status=201,
+))
+
+
+class DeleteWebhookInput(Input):
+    webhook_id: UUID = Field(description="The endpoint id, from qmailing_list_webhooks.")
+
+
+def _delete_webhook(*, actor, args):
+    return WebhookOut.of(webhook_revoke(endpoint=access_webhook(account=actor.account, webhook_id=args.webhook_id)))
+
+
+register(Operation(
+    name="qmailing_delete_webhook",
+    title="Delete a webhook",
+    example_prompt="Stop sending my events to the old CRM webhook.",
+    description=("Revoke a webhook endpoint: nothing more is sent to it (it stays listed as revoked). Deleting "
+                 "one that is already revoked changes nothing. Only when the user asked."),
+    input=DeleteWebhookInput, output=WebhookOut, scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS,
+    annotations=Annotations(read_only=False, destructive=True, idempotent=True, open_world=False),
+    method="DELETE", path="webhooks/{webhook_id}", handler=_delete_webhook,
 ))

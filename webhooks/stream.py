@@ -82,6 +82,23 @@ def event_batch(*, account_id, after=None, mailbox_id=None, types=None, limit=MA
     return EventBatch(after=after, next_cursor=next_cursor, events=found)
 
 
+def event_latest(*, account_id, mailbox_id, limit=MAX_EVENTS // 2) -> EventBatch:
+    """The newest `limit` events of one mailbox (oldest first), as a batch: every event of that mailbox after
+    `after` up to `next_cursor` (the account's committed cursor) is in it, so a reader can go on from there."""
+    latest = event_latest_cursor(account_id=account_id)
+    found = list(Event.objects.filter(account_id=account_id, mailbox_id=mailbox_id, cursor__lte=latest)
+                 .order_by("-cursor")[:limit])[::-1]
+    return EventBatch(after=found[0].cursor - 1 if found else latest, next_cursor=latest, events=found)
+
+
+def event_mailboxes_between(*, account_id, after, upto, skip=()) -> set:
+    """The ids (str) of the mailboxes that have events with a cursor in (after, upto], leaving out cursors in `skip`."""
+    events = Event.objects.filter(account_id=account_id, cursor__gt=after, cursor__lte=upto, mailbox_id__isnull=False)
+    if skip:
+        events = events.exclude(cursor__in=list(skip))
+    return {str(mailbox_id) for mailbox_id in events.order_by().values_list("mailbox_id", flat=True).distinct()}
+
+
 def _release_connections():
     """Give the database connections back while waiting (not inside a transaction, where they must stay)."""
     for connection in connections.all(initialized_only=True):
@@ -89,7 +106,8 @@ def _release_connections():
             connection.close()
 
 
-def _poll_seconds():
+def poll_seconds():
+    """How often a waiter reads the log even without an announcement (see the module docstring)."""
     return POLL_SECONDS_SHARED if settings.REDIS_URL else POLL_SECONDS_EMBEDDED
 
 
@@ -112,7 +130,7 @@ async def event_wait_async(*, account_id, after=None, mailbox_id=None, types=Non
             if remaining <= 0:
                 break
             await sync_to_async(_release_connections, thread_sensitive=True)()
-            pause = min(remaining, _poll_seconds())
+            pause = min(remaining, poll_seconds())
             try:
                 if channel is not None:
                     await asyncio.wait_for(layer.receive(channel), pause)

@@ -217,4 +217,4 @@ def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_s
 def _event_payload(email):
     return {"email_id": str(email.id), "mailbox_id": str(email.mailbox_id), "thread_id": str(email.thread_id),
             "from": {"address": email.from_address, "name": email.from_name}, "subject": email.subject,
-            "folder": email.folder}
+            "snippet": email.snippet, "folder": email.folder, "has_attachments": email.has_attachments}

@@ -129,7 +129,7 @@ def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html
     in_reply_to, references, parent = "", [], None
     if reply_to_email_id:
         parent, in_reply_to, references = _reply_headers(mailbox=mailbox, reply_to_email_id=reply_to_email_id)
-        subject = reply_subject(subject or parent.subject)
+        subject = subject or reply_subject(parent.subject)  # a subject given is sent as given
     domain = sending_domain(account=account, mailbox=mailbox)
     raw = build_message(
         sender=(mailbox.display_name, mailbox.address), to=lists["to"], cc=lists["cc"], subject=subject,

@@ -370,7 +370,7 @@ class SendEmailInput(Input):
         "Recipients: addresses or \"Name <address>\" (at least one; 50 at most over to, cc and bcc)."))
     cc: CopyRecipients
     bcc: HiddenRecipients
-    subject: str = Field("", max_length=MAX_SUBJECT_CHARS, description="The subject; one line. A reply may omit it.")
+    subject: str = Field("", max_length=MAX_SUBJECT_CHARS, description="The subject; one line. A reply may omit it (then Re: and the original subject).")
     text: str = Field("", max_length=MAX_BODY_CHARS, description="The plain-text body.")
     html: str = Field("", max_length=MAX_BODY_CHARS, description="An HTML body, optional (text is sent beside it).")
     reply_to_email_id: UUID | None = Field(None, description=(

@@ -70,6 +70,7 @@ def test_a_token_without_the_scope_gets_insufficient_scope_for_every_tool(mcp_ur
         calls = [(name, _jsonable(sample_args(op, owner_objects))) for name, op in registry().items() if op.scope == scope]
         if not calls:
             continue
+        account_set_plan(account=owner, plan_code=Plan.PRO_MAX)  # every plan gate passes; only the scope is left
         token = token_for(owner, scopes=" ".join(s for s in SCOPES if s != scope))
         for (name, _), result in zip(calls, _calls(mcp_url, token, version, calls)):
             problem = result["structuredContent"]
@@ -104,6 +105,7 @@ READ_TOOLS = sorted(name for name, op in registry().items() if op.annotations.re
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_read_tool_returns_exactly_what_its_rest_twin_returns(base, mcp_url, owner, owner_objects, settings, version):  # noqa: F811
     settings.QMAILING_EVENTS_WAIT_MAX_SECONDS = 0.2  # the long-poll answers the same, only sooner
+    account_set_plan(account=owner, plan_code=Plan.PRO_MAX)  # every tool's plan
     token = token_for(owner)
     calls = [(name, _jsonable(sample_args(registry()[name], owner_objects))) for name in READ_TOOLS]
     results = _calls(mcp_url, token, version, calls)

@@ -139,3 +139,13 @@ def test_run_all_warns_loudly_when_not_on_loopback(host, warned, monkeypatch, ca
     with pytest.raises(SystemExit):  # the one child exits at once, which stops run_all
         call_command("run_all", "--host", host, "--port", "8999")
     assert ("WARNING: HTTP on 0.0.0.0:8999 is not loopback" in capsys.readouterr().err) is warned
+
+
+def test_run_all_points_links_and_mcp_origins_at_the_port_it_serves():
+    from qmailing.management.commands.run_all import local_urls
+
+    environment = local_urls({}, "127.0.0.1", 8765)
+    assert environment["QMAILING_BASE_URL"] == "http://127.0.0.1:8765"
+    assert environment["QMAILING_MCP_ALLOWED_ORIGINS"] == "http://127.0.0.1:8765,http://localhost:8765"
+    chosen = local_urls({"QMAILING_BASE_URL": "https://mail.example.com"}, "127.0.0.1", 8765)
+    assert chosen["QMAILING_BASE_URL"] == "https://mail.example.com"  # what the operator set wins

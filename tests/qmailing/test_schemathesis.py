@@ -30,7 +30,7 @@ def pro_owner(db, settings):
 
 
 @pytest.fixture
-def owner_objects(pro_owner):
+def owner_objects(pro_owner, dns_server):
     from domains.services import domain_add
     from mailboxes.inbound.ingest import email_ingest
     from tests.mailboxes.inbound_helpers import make_message
@@ -41,7 +41,11 @@ def owner_objects(pro_owner):
 
     domain = domain_add(account=pro_owner, name="fuzz.example")
     draft = draft_create(account=pro_owner, mailbox=mailbox, to=["ada@example.org"], text="Fuzz me")
-    return {"draft_id": draft.id, "mailbox_id": mailbox.id, "email_id": email.id, "thread_id": email.thread_id, "domain_id": domain.id}
+    from webhooks.services import webhook_register
+
+    dns_server.add("hooks.example.com", "A", "93.184.215.14")
+    webhook, _ = webhook_register(account=pro_owner, url="https://hooks.example.com/fuzz", event_types=["*"])
+    return {"webhook_id": webhook.id, "draft_id": draft.id, "mailbox_id": mailbox.id, "email_id": email.id, "thread_id": email.thread_id, "domain_id": domain.id}
 
 
 @pytest.fixture
@@ -100,6 +104,7 @@ SEMANTIC_FIELDS = {
     ("PATCH", "/api/v1/pub/drafts/{draft_id}"): {"to", "cc", "bcc", "attachments", "subject"},
     ("POST", "/api/v1/pub/emails/{email_id}/forward"): {"to", "cc", "bcc"},
     ("POST", "/api/v1/pub/drafts/{draft_id}/send"): {"send_at"},  # in the future, within a year
+    ("POST", "/api/v1/pub/webhooks"): {"url", "description"},  # an https URL whose host resolves to public addresses
 }
 
 

@@ -12,6 +12,21 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
+def local_urls(environ, host, port):
+    """The children's environment: unless set, the base URL and MCP origins are where this server listens.
+
+    Links, snippets, error `type` URLs and the MCP Origin check all follow QMAILING_BASE_URL, so with
+    `--port 8080` they must say 8080, not the default 8000.
+    """
+    environment = dict(environ)
+    shown = "127.0.0.1" if is_loopback(host) or host in ("0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    environment.setdefault("QMAILING_BASE_URL", f"http://{shown}:{port}")
+    if is_loopback(host):
+        environment.setdefault("QMAILING_MCP_ALLOWED_ORIGINS", f"http://127.0.0.1:{port},http://localhost:{port}")
+    return environment
+
+
 def process_table(host, port):
     python = sys.executable
     table = [
@@ -54,9 +69,10 @@ class Command(BaseCommand):
             ]))
         children = {}
         selector = selectors.DefaultSelector()
+        environment = local_urls(os.environ, host, port)
         for name, command in process_table(host, port):
             proc = subprocess.Popen(command, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+                                    start_new_session=True, env=environment)
             children[name] = proc
             selector.register(proc.stdout, selectors.EVENT_READ, name)
             self.stdout.write(f"[run_all] started {name} (pid {proc.pid}): {' '.join(command[1:])}")
