@@ -32,9 +32,6 @@ def _first_free_local_part(base, domain):
 
 def account_signup(*, email, password, full_name="", account_name=""):
     """Create a person, their account on FREE, and one mailbox on the shared domain."""
-    from domains.services import shared_domain_get
-    from mailboxes.services import mailbox_create
-
     email = (email or "").strip()
     try:
         validate_email(email)
@@ -49,12 +46,34 @@ def account_signup(*, email, password, full_name="", account_name=""):
     with transaction.atomic():
         if User.objects.filter(email__iexact=email).exists():
             raise Conflict("An account with this email already exists. Sign in instead.", code="email_taken")
-        account = Account.objects.create(name=(account_name or full_name or email).strip()[:120], plan=plan_get(code=Plan.FREE))
+        account = _account_with_mailbox(email=email, full_name=full_name, account_name=account_name)
         user = User.objects.create_user(email=email, password=password, full_name=full_name, account=account)
-        shared = shared_domain_get()
-        mailbox_create(account=account, domain=shared, local_part=_first_free_local_part(email.split("@")[0], shared),
-                       display_name=full_name)
     return user
+
+
+def _account_with_mailbox(*, email, full_name, account_name=""):
+    """A new account on FREE with one mailbox on the shared domain, named after `email`; inside the caller's transaction."""
+    from domains.services import shared_domain_get
+    from mailboxes.services import mailbox_create
+
+    account = Account.objects.create(name=(account_name or full_name or email).strip()[:120], plan=plan_get(code=Plan.FREE))
+    shared = shared_domain_get()
+    mailbox_create(account=account, domain=shared, local_part=_first_free_local_part(email.split("@")[0], shared),
+                   display_name=full_name)
+    return account
+
+
+def account_provision_for_user(*, user):
+    """Give a user who has no account (made with `createsuperuser`, or an operator's admin login) what sign-up
+    gives everyone: an account on FREE and a mailbox on the shared domain. Idempotent: a user who already has
+    an account (or got one in a concurrent request) keeps it. Returns the account."""
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        if locked.account_id is None:
+            locked.account = _account_with_mailbox(email=locked.email, full_name=locked.full_name)
+            locked.save(update_fields=["account"])
+    user.account = locked.account
+    return locked.account
 
 
 def account_set_plan(*, account, plan_code):
@@ -93,6 +112,23 @@ def user_authenticate(*, request, email, password):
         for key in taken:
             ratelimit.give_back(key)
     return user
+
+
+def password_reset_throttle(*, request, email):
+    """Count one password-reset request against the address typed and the client IP (`QMAILING_PASSWORD_RESETS_PER_EMAIL`
+    / `_PER_IP` per `QMAILING_SIGNIN_WINDOW_SECONDS`); RateLimited over either. The budgets are per address typed,
+    not per account, and the words are the same either way, so the answer never tells whether an account exists."""
+    email = (email or "").strip().lower()
+    budgets = [
+        (f"reset:email:{hashlib.sha256(email.encode()).hexdigest()}", settings.QMAILING_PASSWORD_RESETS_PER_EMAIL),
+        (f"reset:ip:{ratelimit.client_ip(request)}", settings.QMAILING_PASSWORD_RESETS_PER_IP),
+    ]
+    for key, limit in budgets:
+        allowed, retry_after = ratelimit.hit(key, limit=limit, window_seconds=settings.QMAILING_SIGNIN_WINDOW_SECONDS)
+        if not allowed:
+            minutes = math.ceil(retry_after / 60)
+            raise RateLimited(f"Too many password reset requests. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+                              retry_after=retry_after)
 
 
 def user_set_password(*, user, password):

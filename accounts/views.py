@@ -7,7 +7,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import SignInForm, SignUpForm
-from accounts.selectors import plan_list
+from accounts.selectors import plan_catalogue
 from accounts.services import account_signup, user_authenticate
 from domains.selectors import domain_list
 from mailboxes.selectors import group_list, mailbox_list
@@ -85,5 +85,6 @@ def dashboard(request, account):
 
 @account_view
 def plan_view(request, account):
-    return render(request, "accounts/plan.html", {"account": account, "plans": plan_list(),
-                                                  "support_address": f"support@{settings.QMAILING_SHARED_DOMAIN}"})
+    plans, groups = plan_catalogue()
+    return render(request, "accounts/plan.html", {"account": account, "plans": plans, "groups": groups,
+                                                  "contact_address": settings.QMAILING_PLAN_CONTACT_EMAIL})

@@ -11,7 +11,7 @@ ThreadingHTTPServer on loopback that answers 204 at once and records when each w
 runs at every attempt). The Redis db must be a spare one (not db 0); the tasks go to a queue of this run's own
 (bench/webhooks_settings.py), deleted at the end with kombu's bindings of it.
 
-For each worker count, it starts that many `celery -A qmailing worker --concurrency 1` processes (prefork, as
+For each worker count, it starts that many `celery -A qmailing worker --pool threads --concurrency 16` processes (as
 `run_all` starts them; Redis broker, late acknowledgement, prefetch 1) and waits until each says it is ready, then:
 - throughput: --events events published in one transaction (each makes its delivery in that transaction, as
   every event does; all are enqueued at its commit) and the time from the commit to the last arrival;
@@ -61,8 +61,10 @@ def parse_args():
                              "one account serialise on its cursor row lock until commit")
     parser.add_argument("--breakdown-attempts", type=int, default=100,
                         help="attempts timed in-process for the breakdown (default 100)")
-    parser.add_argument("--pool", default="prefork", choices=["prefork", "solo"],
-                        help="the workers' pool (default prefork, as run_all runs them), concurrency 1 each")
+    parser.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"],
+                        help="the workers' pool (default threads, as run_all runs the webhooks worker)")
+    parser.add_argument("--concurrency", type=int, default=16,
+                        help="each worker's pool size (default 16, QMAILING_WEBHOOK_WORKER_THREADS)")
     return parser.parse_args()
 
 
@@ -168,13 +170,15 @@ class Receiver:
 # --- The workers.
 
 class Workers:
-    """`count` real `celery -A qmailing worker` processes, concurrency 1 each, each in a process group of its own."""
+    """`count` real `celery -A qmailing worker` processes (pool and size as asked), each in a process group of its own."""
 
-    def __init__(self, count, pool):
+    def __init__(self, count, pool, concurrency):
+        self.concurrency = concurrency
         self.procs, self.logs = [], []
         for n in range(count):
             log = tempfile.NamedTemporaryFile(prefix=f"bench-webhooks-worker{n + 1}.", suffix=".log", delete=False)
-            command = [sys.executable, "-m", "celery", "-A", "qmailing", "worker", "--pool", pool, "--concurrency", "1",
+            command = [sys.executable, "-m", "celery", "-A", "qmailing", "worker", "--pool", pool,
+                       "--concurrency", str(self.concurrency),
                        "--loglevel", "INFO", "--without-mingle", "--without-gossip", "--without-heartbeat",
                        "--hostname", f"bench-webhooks-{os.getpid()}-{n + 1}@localhost"]
             self.procs.append(subprocess.Popen(command, cwd=BASE_DIR, env=dict(os.environ), stdout=log,
@@ -483,7 +487,7 @@ def main():
         print(f"database: PostgreSQL ({db['NAME']}), connection pool {'on' if db.get('OPTIONS', {}).get('pool') else 'off'}; "
               f"broker: Redis ({settings.REDIS_URL}), queue {settings.CELERY_TASK_DEFAULT_QUEUE}; "
               f"acks_late={settings.CELERY_TASK_ACKS_LATE}, prefetch multiplier {settings.CELERY_WORKER_PREFETCH_MULTIPLIER}")
-        print(f"workers: `celery -A qmailing worker --pool {args.pool} --concurrency 1` each; receiver: ThreadingHTTPServer "
+        print(f"workers: `celery -A qmailing worker --pool {args.pool} --concurrency {args.concurrency}` each; receiver: ThreadingHTTPServer "
               f"on 127.0.0.1:{receiver.port} in this process, 204 at once; {args.accounts} PRO accounts, one endpoint "
               "each for email.received")
         print(f"{cores} CPU cores shared by this process (publishers + receiver), the workers, PostgreSQL and Redis; "
@@ -494,7 +498,7 @@ def main():
 
         checked = [0, 0, 0, 0]  # verified, failed, repeats, requests seen
         for count in worker_counts:
-            workers = Workers(count, args.pool)
+            workers = Workers(count, args.pool, args.concurrency)
             # Warm-up: the first task of each worker pays for imports and its first connections.
             warm, _, _ = burst(accounts, 4 * count)
             if not wait_for(receiver, warm, 60, "warm-up"):

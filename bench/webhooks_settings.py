@@ -8,3 +8,5 @@ import os
 from qmailing.settings import *  # noqa: F401,F403
 
 CELERY_TASK_DEFAULT_QUEUE = os.environ["QMAILING_BENCH_QUEUE"]
+QMAILING_WEBHOOK_QUEUE = CELERY_TASK_DEFAULT_QUEUE
+CELERY_TASK_ROUTES = {"webhooks.tasks.webhook_deliver_task": {"queue": QMAILING_WEBHOOK_QUEUE}}

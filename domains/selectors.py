@@ -47,3 +47,35 @@ def access_mailbox_domain(*, account, domain_id=None):
 
         return shared_domain_get()
     return access_domain(account=account, domain_id=domain_id)
+
+
+ZONE_TTL = 3600
+TXT_CHUNK = 255  # one DNS character-string holds at most 255 bytes; longer TXT values are split (RFC 1035 §3.3)
+
+
+def _absolute(host):
+    return host if host.endswith(".") else f"{host}."
+
+
+def _txt_strings(value):
+    escaped = [value[i:i + TXT_CHUNK] for i in range(0, len(value), TXT_CHUNK)] or [""]
+    return " ".join('"' + chunk.replace("\\", "\\\\").replace('"', '\\"') + '"' for chunk in escaped)
+
+
+def dns_record_zone_line(*, record):
+    """One checklist record as a BIND zone-file line (absolute names, long TXT values split into 255-byte strings)."""
+    if record.type == "MX":
+        preference, _, target = record.expected.partition(" ")
+        data = f"{preference} {_absolute(target.strip())}"
+    elif record.type == "TXT":
+        data = _txt_strings(record.expected)
+    else:
+        data = record.expected
+    return f"{_absolute(record.host)}\t{ZONE_TTL}\tIN\t{record.type}\t{data}"
+
+
+def domain_zone_file(*, domain, records=None):
+    """The whole checklist as zone-file lines to paste at a DNS provider that accepts BIND imports."""
+    records = domain_records(domain=domain) if records is None else records
+    lines = [f"; QMailing records for {domain.name}", *(dns_record_zone_line(record=record) for record in records)]
+    return "\n".join(lines) + "\n"

@@ -3,10 +3,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from domains.forms import DomainAddForm
-from domains.selectors import access_domain, domain_records
+from domains.selectors import access_domain, domain_records, domain_zone_file
 from domains.services import domain_add, domain_delete, domain_verify
 from qmailing.errors import AppError
-from qmailing.forms import add_app_error
+from qmailing.forms import add_app_error, app_error_message
 from qmailing.web import account_view, render_form
 
 
@@ -28,7 +28,9 @@ def domain_add_view(request, account):
 @account_view
 def domain_detail_view(request, account, domain_id):
     domain = access_domain(account=account, domain_id=domain_id)
-    return render(request, "domains/detail.html", {"domain": domain, "records": domain_records(domain=domain)})
+    records = domain_records(domain=domain)
+    return render(request, "domains/detail.html", {"domain": domain, "records": records,
+                                                   "zone_file": domain_zone_file(domain=domain, records=records)})
 
 
 @account_view
@@ -49,7 +51,7 @@ def domain_delete_view(request, account, domain_id):
     try:
         domain_delete(domain=domain)
     except AppError as exc:
-        messages.error(request, exc.detail)
+        messages.error(request, app_error_message(exc))
         return redirect("domains:detail", domain_id=domain.id)
     messages.success(request, f"{domain.unicode_name} removed.")
     return redirect("dashboard")

@@ -1,6 +1,16 @@
 """Glue between Django forms and the one error family: a service's Invalid lands on the form."""
 
+from django.urls import reverse
+from django.utils.html import format_html
+
 from qmailing.errors import AppError, Invalid
+
+
+def app_error_message(exc: AppError):
+    """The words of a service error for a page; a plan error (402) ends with a link to the plan page."""
+    if "upgradeUrl" in exc.extra:
+        return format_html('{} <a href="{}">See the plans and how to upgrade</a>.', exc.detail, reverse("plan"))
+    return exc.detail
 
 
 def add_app_error(form, exc: AppError):
@@ -11,4 +21,4 @@ def add_app_error(form, exc: AppError):
             for message in messages:
                 form.add_error(target, message)
     else:
-        form.add_error(None, exc.detail)
+        form.add_error(None, app_error_message(exc))

@@ -3,6 +3,10 @@
 A cursor is url-safe base64 (no padding) of compact JSON `{"v": 1, "t": "<ISO-8601 UTC>", "i": "<uuid>"}`
 naming the last row of the previous page. The next page holds rows strictly older than that
 position in the (timestamp DESC, id DESC) order, so rows that arrive meanwhile (newer) never shift it.
+
+Paging back ("Newer", the dashboard) uses the same cursors the other way: `before` names the first row
+of the page being left, and the page shown holds the `limit` rows just newer than it. Each page carries
+both ends (`prev_cursor`, `next_cursor`), so neither direction needs a stack of cursors in the URL.
 """
 
 import base64
@@ -26,6 +30,7 @@ CURSOR_VERSION = 1
 class Page:
     items: list = field(default_factory=list)
     next_cursor: str | None = None
+    prev_cursor: str | None = None  # pass as `before` for the newer page; None on the newest page
 
 
 def cursor_encode(*, position: datetime, id) -> str:
@@ -87,8 +92,33 @@ def page_of(rows, *, limit, time_field="received_at") -> Page:
     return Page(items=rows, next_cursor=next_cursor)
 
 
-def keyset_page(queryset, *, cursor=None, limit=DEFAULT_LIMIT, time_field="received_at") -> Page:
-    """One page of `queryset` newest first by (time_field, id), continuing after `cursor`."""
+def keyset_before(queryset, *, before, time_field="received_at"):
+    """`queryset` restricted to rows newer than the `before` cursor, nearest to it first (oldest first); not sliced."""
+    position, first_id = cursor_decode(before)
+    return queryset.order_by(time_field, "id").filter(**{f"{time_field}__gte": position}).filter(
+        Q(**{f"{time_field}__gt": position}) | Q(**{time_field: position, "id__gt": first_id})
+    )
+
+
+def _cursor_of(row, time_field):
+    return cursor_encode(position=getattr(row, time_field), id=row.pk)
+
+
+def keyset_page(queryset, *, cursor=None, before=None, limit=DEFAULT_LIMIT, time_field="received_at") -> Page:
+    """One page of `queryset` newest first by (time_field, id): continuing after `cursor` (older), or the page
+    just newer than `before` (a page's prev_cursor). When fewer than `limit` rows are newer than `before`,
+    that is the top of the list, and the newest page comes back whole (with no prev_cursor)."""
     limit = clean_limit(limit)
-    queryset = keyset_after(queryset, cursor=cursor, time_field=time_field)
-    return page_of(queryset[: limit + 1], limit=limit, time_field=time_field)
+    if cursor and before:
+        raise Invalid("Pass cursor (older) or before (newer), not both.", field="before")
+    if before:
+        rows = list(keyset_before(queryset, before=before, time_field=time_field)[: limit + 1])
+        if len(rows) > limit:
+            rows = list(reversed(rows[:limit]))
+            return Page(items=rows, next_cursor=_cursor_of(rows[-1], time_field), prev_cursor=_cursor_of(rows[0], time_field))
+        cursor = None  # the top: show the newest page
+    page = page_of(keyset_after(queryset, cursor=cursor, time_field=time_field)[: limit + 1], limit=limit, time_field=time_field)
+    if cursor:
+        # Rows newer than this page exist (the pages already seen); an empty page past the end goes back by its cursor.
+        page.prev_cursor = _cursor_of(page.items[0], time_field) if page.items else cursor
+    return page

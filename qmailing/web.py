@@ -16,7 +16,9 @@ def account_view(view):
     def wrapper(request, *args, **kwargs):
         account = request.user.account
         if account is None:
-            return render(request, "accounts/no_account.html", status=403)
+            account = _provision(request)
+            if account is None:
+                return render(request, "accounts/no_account.html", status=403)
         try:
             return view(request, account, *args, **kwargs)
         except NotFound as exc:
@@ -25,6 +27,66 @@ def account_view(view):
     return wrapper
 
 
+def _provision(request):
+    """A signed-in user without an account (say, made with `createsuperuser`) gets one on the first page they open."""
+    from django.contrib import messages
+
+    from accounts.services import account_provision_for_user
+    from mailboxes.selectors import mailbox_list
+    from qmailing.errors import AppError
+
+    try:
+        account = account_provision_for_user(user=request.user)
+    except AppError:
+        return None
+    mailbox = next(iter(mailbox_list(account=account)), None)
+    messages.success(request, f"Welcome! Your account is on the Free plan{f', with the mailbox {mailbox.address}' if mailbox else ''}.")
+    return account
+
+
 def render_form(request, template, context):
     """Render a page holding `context["form"]`: 400 when the form shows errors, so a failed submit is visible as one."""
     return render(request, template, context, status=400 if context["form"].errors else 200)
+
+
+NOT_FOUND_DETAIL = "There is no page at this address. Check the link, or start again from the overview."
+# Paths that answer in JSON (problem details) or speak a protocol: their 404s are left exactly as they are.
+MACHINE_PREFIXES = ("/api/", "/mcp", "/oauth/", "/.well-known/", "/anymail/", "/static/", "/dl/")
+
+
+class NotFoundPageMiddleware:
+    """Serve the product's own not_found.html for every page 404, with DEBUG on as well.
+
+    Django's debug 404 page lists every URL pattern; this one never does. A URL that matched nothing (no
+    resolver_match) or a view that raised Http404 gets the product page; 404s a view rendered itself, and
+    every machine-facing path (MACHINE_PREFIXES, e.g. /api/'s JSON 404s), pass through untouched. Sits last
+    in MIDDLEWARE, so every other middleware sees the replaced response; CommonMiddleware's APPEND_SLASH
+    redirect still happens, because a path that would resolve with a slash is left alone.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code == 404 and request.resolver_match is None and self._is_page(request):
+            from django.middleware.common import CommonMiddleware
+
+            if not CommonMiddleware(self.get_response).should_redirect_with_slash(request):
+                return self._page(request)
+        return response
+
+    def process_exception(self, request, exception):
+        from django.http import Http404
+
+        if isinstance(exception, Http404) and self._is_page(request):
+            return self._page(request)
+        return None
+
+    @staticmethod
+    def _is_page(request):
+        return not request.path.startswith(MACHINE_PREFIXES)
+
+    @staticmethod
+    def _page(request):
+        return render(request, "not_found.html", {"detail": NOT_FOUND_DETAIL}, status=404)

@@ -14,11 +14,26 @@ from mailboxes.selectors import own_mailbox
 from qmailing.errors import Invalid, NotFound
 from qmailing.pagination import Page, keyset_page
 
-def email_list(*, account, mailbox, folder=Folder.INBOX, cursor=None, limit=50) -> Page:
-    """One page of a folder (or the STARRED view: starred mail outside TRASH and SPAM), newest first."""
+def email_list(*, account, mailbox, folder=Folder.INBOX, cursor=None, before=None, limit=50) -> Page:
+    """One page of a folder (or the STARRED view: starred mail outside TRASH and SPAM), newest first; `before`
+    (a page's prev_cursor) pages back towards the newest."""
     mailbox = own_mailbox(account=account, mailbox=mailbox)
     emails = Email.objects.filter(mailbox=mailbox).defer(*LIST_DEFERRED)
-    return keyset_page(in_folder_view(emails, (folder or Folder.INBOX).upper()), cursor=cursor, limit=limit)
+    return keyset_page(in_folder_view(emails, (folder or Folder.INBOX).upper()), cursor=cursor, before=before, limit=limit)
+
+
+COUNT_CAP = 10_000
+
+
+def email_count(*, account, mailbox, folder=Folder.INBOX, cap=COUNT_CAP) -> tuple[int, bool]:
+    """How many emails a folder view holds, counted up to `cap`: (count, whether there are more than cap).
+
+    The mailbox keeps counters for all its mail and its unread mail, not per folder; this count walks the
+    (mailbox, folder, received_at) index and stops after `cap` rows, so a huge folder costs no more than that."""
+    mailbox = own_mailbox(account=account, mailbox=mailbox)
+    emails = in_folder_view(Email.objects.filter(mailbox=mailbox), (folder or Folder.INBOX).upper())
+    count = emails.order_by().values("pk")[: cap + 1].count()
+    return min(count, cap), count > cap
 
 
 def email_get(*, account, email_id) -> Email:

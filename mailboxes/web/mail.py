@@ -13,13 +13,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from mailboxes.store.folders import STARRED
 from mailboxes.web.forms import MOVE_TARGETS, SearchForm
-from mailboxes.store.selectors import attachment_get, email_get, email_list, thread_get
+from mailboxes.store.selectors import attachment_get, email_count, email_get, email_list, thread_get
 from mailboxes.store.services import email_restore, email_trash, email_update
 from mailboxes.web.content import attachment_download_name, email_html_document, email_html_policy, has_remote_images
 from mailboxes.models import Folder
 from mailboxes.store.search import email_search
 from mailboxes.selectors import access_mailbox
 from qmailing.errors import AppError, Invalid
+from qmailing.forms import app_error_message
 from qmailing.pagination import Page
 from qmailing.web import account_view
 
@@ -32,13 +33,38 @@ ACTION_DONE = {"read": "Marked read.", "unread": "Marked unread.", "star": "Star
                "move": "Moved.", "trash": "Moved to Trash.", "restore": "Restored."}
 
 
-def _older_url(request, page):
+def _older_url(request, page, start=None):
     """The same query with the next keyset cursor; None on the last page."""
     if not page.next_cursor:
         return None
     params = request.GET.copy()
+    params.pop("before", None)
     params["cursor"] = page.next_cursor
+    if start is not None:
+        params["start"] = start + len(page.items)
     return f"?{params.urlencode()}"
+
+
+def _newer_url(request, page, start):
+    """The same query, one page towards the newest (the page's prev_cursor as `before`); None on the newest page."""
+    if not page.prev_cursor:
+        return None
+    params = request.GET.copy()
+    params.pop("cursor", None)
+    params["before"] = page.prev_cursor
+    params["start"] = max(start - PAGE_SIZE, 1)
+    return f"?{params.urlencode()}"
+
+
+def _start(request, page):
+    """The 1-based position of the page's first email, for "51–100 of 1,234". Keyset pages do not know it, so the
+    Older/Newer links carry it; the newest page is always 1. Display only: nothing is looked up by it."""
+    if not page.prev_cursor:
+        return 1
+    try:
+        return max(int(request.GET.get("start", "")), 1)
+    except ValueError:
+        return 1
 
 
 @account_view
@@ -49,17 +75,34 @@ def mailbox_mail_view(request, account, mailbox_id):
     form = SearchForm(request.GET if "q" in request.GET else None)
     searching = form.is_searching()
     cursor = request.GET.get("cursor") or None
-    error = None
+    before = request.GET.get("before") or None
+    error, total = None, None
     try:
         if searching:
             page = email_search(account=account, mailbox=mailbox, cursor=cursor, limit=PAGE_SIZE, **form.search_arguments())
         else:
-            page = email_list(account=account, mailbox=mailbox, folder=folder, cursor=cursor, limit=PAGE_SIZE)
+            page = email_list(account=account, mailbox=mailbox, folder=folder, cursor=cursor, before=before, limit=PAGE_SIZE)
+            total = email_count(account=account, mailbox=mailbox, folder=folder)
     except Invalid as exc:
         page, error = Page(), exc.detail
+    start = _start(request, page) if total is not None else None
     context = {"mailbox": mailbox, "folder": folder, "tabs": FOLDER_TABS, "form": form, "searching": searching,
-               "page": page, "older_url": _older_url(request, page), "error": error, "is_first_page": not cursor}
+               "page": page, "older_url": _older_url(request, page, start), "error": error,
+               "is_first_page": not (cursor or before)}
+    if searching:
+        # Search pages only go forward; the way back is the first page of the same search.
+        context["newest_url"] = _first_page_url(request) if cursor else None
+    elif total is not None:
+        context.update(newer_url=_newer_url(request, page, start), total=total[0], total_capped=total[1],
+                       start=start, end=start + len(page.items) - 1 if start else None)
     return render(request, "mailboxes/mail_list.html", context, status=400 if error else 200)
+
+
+def _first_page_url(request):
+    params = request.GET.copy()
+    for key in ("cursor", "before", "start"):
+        params.pop(key, None)
+    return f"?{params.urlencode()}"
 
 
 @account_view
@@ -76,7 +119,7 @@ def mail_search_view(request, account):
         except Invalid as exc:
             error = exc.detail
     context = {"form": form, "searching": searching, "page": page, "older_url": _older_url(request, page),
-               "error": error, "is_first_page": not cursor}
+               "newest_url": _first_page_url(request) if cursor else None, "error": error, "is_first_page": not cursor}
     return render(request, "mailboxes/mail_search.html", context, status=400 if error or form.errors else 200)
 
 
@@ -144,7 +187,7 @@ def email_action_view(request, account, email_id):
         else:
             raise Invalid("Choose one of the actions on the email page.", field="action")
     except AppError as exc:
-        messages.error(request, exc.detail)
+        messages.error(request, app_error_message(exc))
         return redirect("mail:detail", email_id=email.id)
     messages.success(request, ACTION_DONE[action])
     if action in ("unread", "trash", "move"):

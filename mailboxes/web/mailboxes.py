@@ -10,7 +10,7 @@ from mailboxes.services import (
     group_create, group_delete, group_update, mailbox_create, mailbox_delete, mailbox_set_status, mailbox_update,
 )
 from qmailing.errors import AppError
-from qmailing.forms import add_app_error
+from qmailing.forms import add_app_error, app_error_message
 from qmailing.web import account_view, render_form
 
 @account_view
@@ -55,7 +55,7 @@ def mailbox_status_view(request, account, mailbox_id):
     try:
         mailbox_set_status(mailbox=mailbox, status=request.POST.get("status", ""))
     except AppError as exc:
-        messages.error(request, exc.detail)
+        messages.error(request, app_error_message(exc))
     else:
         messages.success(request, f"{mailbox.address} is now {mailbox.get_status_display().lower()}.")
     return redirect("mailboxes:detail", mailbox_id=mailbox.id)

@@ -61,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: the product's 404 page instead of Django's (which, in debug, lists every URL pattern).
+    "qmailing.web.NotFoundPageMiddleware",
 ]
 
 ROOT_URLCONF = "qmailing.urls"
@@ -189,6 +191,8 @@ QMAILING_DNS_RESOLVERS = env.list("QMAILING_DNS_RESOLVERS", [])
 QMAILING_DNS_TIMEOUT = env.float("QMAILING_DNS_TIMEOUT", 3.0)
 # A verified domain whose ownership record has failed this long goes back to pending (a new owner can claim it).
 QMAILING_DOMAIN_RELEASE_DAYS = env.int("QMAILING_DOMAIN_RELEASE_DAYS", 7)
+# Plan changes are a manual step: the plan page asks people to write here (no online checkout).
+QMAILING_PLAN_CONTACT_EMAIL = env.str("QMAILING_PLAN_CONTACT_EMAIL", f"support@{QMAILING_SHARED_DOMAIN}")
 QMAILING_UPGRADE_URL = env.str("QMAILING_UPGRADE_URL", f"{QMAILING_BASE_URL}/settings/plan")
 QMAILING_ERROR_DOCS_URL = env.str("QMAILING_ERROR_DOCS_URL", f"{QMAILING_BASE_URL}/docs/errors")
 
@@ -197,6 +201,9 @@ QMAILING_RATELIMIT_KEY_PREFIX = env.str("QMAILING_RATELIMIT_KEY_PREFIX", "qmaili
 # Failed sign-ins (dashboard and admin) allowed per email address and per client IP in one window.
 QMAILING_SIGNIN_FAILURES_PER_ACCOUNT = env.int("QMAILING_SIGNIN_FAILURES_PER_ACCOUNT", 10)
 QMAILING_SIGNIN_FAILURES_PER_IP = env.int("QMAILING_SIGNIN_FAILURES_PER_IP", 30)
+# Password-reset requests allowed per email typed / per client IP in the same window.
+QMAILING_PASSWORD_RESETS_PER_EMAIL = env.int("QMAILING_PASSWORD_RESETS_PER_EMAIL", 5)
+QMAILING_PASSWORD_RESETS_PER_IP = env.int("QMAILING_PASSWORD_RESETS_PER_IP", 20)
 QMAILING_SIGNIN_WINDOW_SECONDS = env.int("QMAILING_SIGNIN_WINDOW_SECONDS", 15 * 60)
 
 LOGGING = {
@@ -249,6 +256,11 @@ QMAILING_EVENTS_WAIT_MAX_SECONDS = env.float("QMAILING_EVENTS_WAIT_MAX_SECONDS",
 QMAILING_MAX_WEBHOOKS_PER_ACCOUNT = env.int("QMAILING_MAX_WEBHOOKS_PER_ACCOUNT", 20)
 QMAILING_WEBHOOK_HTTP_ALLOWED_HOSTS = env.list("QMAILING_WEBHOOK_HTTP_ALLOWED_HOSTS", [])
 QMAILING_WEBHOOK_SECRET_KEY = env.str("QMAILING_WEBHOOK_SECRET_KEY", "")
+# Webhook attempts mostly wait on the network: they have a queue of their own, served by a worker with a
+# thread pool (run_all's "webhooks" process), so a slow receiver never holds up the other tasks.
+QMAILING_WEBHOOK_QUEUE = env.str("QMAILING_WEBHOOK_QUEUE", "webhooks")
+CELERY_TASK_ROUTES = {"webhooks.tasks.webhook_deliver_task": {"queue": QMAILING_WEBHOOK_QUEUE}}
+QMAILING_WEBHOOK_WORKER_THREADS = env.int("QMAILING_WEBHOOK_WORKER_THREADS", 16)
 # Webhook deliveries that are due and not in flight (retries, lost tasks, killed workers) are enqueued each minute.
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {"task": "webhooks.tasks.webhooks_sweep_task", "schedule": crontab(minute="*")}
 # Drafts an account may keep (each up to the attachment cap above); scheduled drafts are sent each minute.

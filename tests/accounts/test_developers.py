@@ -246,7 +246,10 @@ def test_developers_page_requires_sign_in(client, db):
     user.account = None
     user.save()
     client.force_login(user)
-    assert client.get(INDEX).status_code == 403
+    # A user without an account gets one on the first page they open (tests/accounts/test_provisioning.py).
+    assert client.get(INDEX).status_code == 200
+    user.refresh_from_db()
+    assert user.account is not None
 
 
 def test_nav_links_to_developers(signed_in):

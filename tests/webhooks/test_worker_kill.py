@@ -45,6 +45,7 @@ class Worker:
         self.log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "qmailing", "worker", "--pool", "prefork", "--concurrency", "1",
+             "-Q", f"celery,{settings.QMAILING_WEBHOOK_QUEUE}",
              "--loglevel", "INFO", "--without-mingle", "--without-gossip", "--without-heartbeat",
              "--hostname", f"{name}-{os.getpid()}@localhost"],
             cwd=settings.BASE_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -31,7 +31,12 @@ def process_table(host, port):
     python = sys.executable
     table = [
         ("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "qmailing.asgi:application"]),
-        ("worker", [python, "-m", "celery", "-A", "qmailing", "worker", "--loglevel", "INFO", "--concurrency", "2"]),
+        ("worker", [python, "-m", "celery", "-A", "qmailing", "worker", "--loglevel", "INFO", "--concurrency", "2",
+                    "-Q", "celery", "--hostname", "worker@%h"]),
+        # Webhook attempts wait on the network, so threads: many in flight, one process.
+        ("webhooks", [python, "-m", "celery", "-A", "qmailing", "worker", "--loglevel", "INFO", "--pool", "threads",
+                      "--concurrency", str(settings.QMAILING_WEBHOOK_WORKER_THREADS), "-Q", settings.QMAILING_WEBHOOK_QUEUE,
+                      "--hostname", "webhooks@%h"]),
         ("beat", [python, "-m", "celery", "-A", "qmailing", "beat", "--loglevel", "INFO",
                   "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME]),
     ]
