@@ -161,7 +161,9 @@ def test_inbound_mail_publishes_email_received_and_sent_copies_do_not(mailbox):
     assert events[0].mailbox_id == mailbox.pk
     assert events[0].payload == {"email_id": str(email.id), "mailbox_id": str(mailbox.pk), "thread_id": str(email.thread_id),
                                  "from": {"address": "alice@example.com", "name": "Alice Example"},
-                                 "subject": "Ping", "folder": "INBOX"}
+                                 "subject": "Ping", "snippet": email.snippet, "folder": "INBOX",
+                                 "has_attachments": False}
+    assert email.snippet.startswith("Hi there")
 
 
 def test_full_storage_refuses_with_limit_reached_and_keeps_nothing(mailbox):
