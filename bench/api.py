@@ -121,10 +121,10 @@ def free_port():
 class Server:
     """daphne serving qmailing.asgi:application with the benchmark's settings, as `run_all` starts it."""
 
-    def __init__(self, env):
+    def __init__(self, env, app="qmailing.asgi:application"):
         self.port = free_port()
         self.log = tempfile.TemporaryFile()
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "qmailing.asgi:application"]
+        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), app]
         self.proc = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 60
@@ -144,7 +144,7 @@ class Server:
 
     def fail(self, why):
         self.stop()
-        sys.exit(f"{why}; its output:\n{self.output()}")
+        sys.exit(f"{why}; its output:\n{self.output()[-5000:]}")
 
     def cpu_seconds(self):
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()

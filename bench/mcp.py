@@ -41,7 +41,6 @@ import os
 import pstats
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,7 +53,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # `python bench/mcp.py` puts bench/ first on sys.path, where this file would shadow the SDK's `mcp` package.
 sys.path[:] = [str(BASE_DIR)] + [p for p in sys.path if Path(p or ".").resolve() != BASE_DIR / "bench"]
 
-from bench.api import create_fixture, free_port, percentile  # noqa: E402  (the same fixture as the REST benchmark)
+from bench import api as api_bench  # noqa: E402
+from bench.api import create_fixture, percentile  # noqa: E402  (the same fixture as the REST benchmark)
 
 QMAILING = ("qmailing", "/mcp", "qmailing_list_mailboxes")
 BARE = ("bare", "/bare-mcp", "bare_list")  # bench/mcp_asgi.BARE_PATH, BARE_TOOL
@@ -104,37 +104,11 @@ def configure_environment(args):
 
 # --- The server.
 
-class Server:
+class Server(api_bench.Server):
     """daphne serving bench.mcp_asgi:application (qmailing.asgi + /bare-mcp), as `run_all` starts daphne."""
 
     def __init__(self, env, app="bench.mcp_asgi:application"):
-        self.port = free_port()
-        self.log = tempfile.TemporaryFile()
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), app]
-        self.proc = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.fail(f"daphne exited with code {self.proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.fail("daphne did not listen within 60 s")
-
-    def output(self):
-        self.log.seek(0)
-        return self.log.read().decode("utf-8", "replace")
-
-    def fail(self, why):
-        self.stop()
-        sys.exit(f"{why}; its output:\n{self.output()[-5000:]}")
-
-    def cpu_seconds(self):
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        super().__init__(env, app=app)
 
     def rss_kib(self):
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
