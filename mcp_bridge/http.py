@@ -2,15 +2,23 @@
 
 Per HTTP request, before the SDK sees it:
 1. Host and Origin are checked (DNS-rebinding protection; the SDK checks again) — 421 / 403. First, so
-   the 401's resource_metadata URL below is only ever built from a host we serve.
+   the 401's resource_metadata URL below is only ever built from a host we serve. A request whose Origin
+   passed (one of QMAILING_MCP_ALLOWED_ORIGINS) gets CORS: its OPTIONS preflight is answered 204 here,
+   before authentication, and every response (the 401 too) carries Access-Control-Allow-Origin (that
+   origin, never `*`, never credentials), Access-Control-Expose-Headers and Vary: Origin. Other origins
+   get the 403, as before; a request without Origin (not a browser) gets no CORS headers.
 2. A GET without Mcp-Session-Id is answered 405: only a session has a server-to-client stream.
 3. The token is authenticated (qmailing.gates.authenticate, every request, no cache, so a revoked token
    fails on its very next request) — 401 with `WWW-Authenticate: Bearer …, resource_metadata="…", scope="…"`.
-4. A `tools/call` of a known tool is metered (qmailing.gates.meter: the token's minute and the account's
-   day) — the minute's throttle is an HTTP 429 with Retry-After; the daily cap is handed to the tool, which
-   answers it as an isError result. Only tools/call is metered, as REST meters only operation calls:
-   initialize, tools/list and ping never eat a FREE account's daily requests.
+4. A `tools/call` of a known tool, and a `resources/read`, is metered (qmailing.gates.meter: the token's
+   minute and the account's day) — the minute's throttle is an HTTP 429 with Retry-After; the daily cap is
+   handed to the handler, which answers it (an isError tool result; a JSON-RPC error for a read). Only
+   calls that return data are metered, as REST meters only operation calls: initialize, the list methods,
+   ping, resources/subscribe and subscriptions/listen never eat a FREE account's daily requests.
 The Actor rides in the ASGI scope to the tool handler (mcp_bridge.tools), which sees the same request.
+
+The resource's push (mcp_bridge.push.EventFeeds) belongs to the endpoint too: its tasks are cancelled
+when the runtime stops, after the sessions (whose exit stacks end their own subscriptions).
 
 The SDK's session manager needs a running task group. `SessionManagerRuntime` enters it once per process:
 from the ASGI lifespan where the server sends one (uvicorn), otherwise lazily on the first MCP request
@@ -33,7 +41,8 @@ from mcp.server.transport_security import TransportSecurityMiddleware
 from starlette.requests import Request
 
 from accounts.request_log import request_log_write
-from mcp_bridge import tools
+from mcp_bridge import resources, tools
+from mcp_bridge.push import EventFeeds
 from mcp_bridge.server import build_server, build_session_manager, transport_security
 from qmailing import gates
 from qmailing.errors import RateLimited, TooLarge, Unauthenticated, problem_details
@@ -49,8 +58,9 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 class SessionManagerRuntime:
     """Keeps one SDK session manager running in this process's event loop, started once, stopped once."""
 
-    def __init__(self, server):
+    def __init__(self, server, feeds=None):
         self.server = server
+        self.feeds = feeds
         self.manager = None
         self._loop = None
         self._task = None
@@ -84,11 +94,12 @@ class SessionManagerRuntime:
     async def stop(self):
         """End every session and the manager's task group (the process is shutting down)."""
         task, self._task = self._task, None
-        if task is None or task.done():
-            return
-        self._stop.set()
-        await task
-        logger.info("MCP session manager stopped")
+        if task is not None and not task.done():
+            self._stop.set()
+            await task
+            logger.info("MCP session manager stopped")
+        if self.feeds is not None:
+            await self.feeds.close()
 
 
 def _stop_with_twisted_reactor(runtime):
@@ -139,17 +150,23 @@ def _principal(actor):
                                          scopes=sorted(actor.scopes), subject=str(actor.user.pk)))
 
 
-def _tool_called(body):
-    """The operation a JSON-RPC tools/call in `body` names, or None (any other message, or not JSON)."""
+def _metered_call(body):
+    """The request-log name of the metered call in `body`: a tools/call of a known tool (its operation's
+    name) or a resources/read; None for anything else (other methods, notifications, not JSON)."""
     try:
         message = json.loads(body)
     except ValueError:
         return None
-    if not isinstance(message, dict) or message.get("method") != "tools/call":
+    if not isinstance(message, dict):
+        return None
+    if message.get("method") == resources.LOG_OPERATION:
+        return resources.LOG_OPERATION
+    if message.get("method") != "tools/call":
         return None
     params = message.get("params")
     name = params.get("name") if isinstance(params, dict) else None
-    return registry().get(name) if isinstance(name, str) else None
+    operation = registry().get(name) if isinstance(name, str) else None
+    return operation.name if operation is not None else None
 
 
 async def _read_body(receive, limit):
@@ -178,14 +195,14 @@ async def _read_body(receive, limit):
     return b"".join(chunks), replay
 
 
-def _meter_or_log(actor, operation, headers, started):
-    """meter() for one tools/call; a throttled call (HTTP 429) is logged here, as REST logs its 429s."""
+def _meter_or_log(actor, log_name, headers, started):
+    """meter() for one metered call; a throttled call (HTTP 429) is logged here, as REST logs its 429s."""
     try:
         gates.meter(actor, headers=headers)
     except RateLimited as error:
         if error.code != "daily_cap_reached":
             try:
-                request_log_write(account=actor.account, token_id=actor.token.pk, operation=operation.name,
+                request_log_write(account=actor.account, token_id=actor.token.pk, operation=log_name,
                                   status=error.status, duration_ms=(time.perf_counter() - started) * 1000)
             except Exception:
                 logger.exception("Could not write the request log row")
@@ -200,8 +217,9 @@ class McpEndpoint:
     """The ASGI app for /mcp: the checks above, then the SDK's streamable HTTP transport."""
 
     def __init__(self):
-        self.server = build_server()
-        self.runtime = SessionManagerRuntime(self.server)
+        self.feeds = EventFeeds()
+        self.server = build_server(self.feeds)
+        self.runtime = SessionManagerRuntime(self.server, self.feeds)
 
     async def __call__(self, scope, receive, send):
         started = time.perf_counter()
@@ -210,6 +228,12 @@ class McpEndpoint:
         if refused is not None:
             await refused(scope, receive, send)
             return
+        origin_header = request.headers.get("origin")
+        if origin_header:  # it passed the Origin check above: one of QMAILING_MCP_ALLOWED_ORIGINS
+            if scope["method"] == "OPTIONS":
+                await _send_preflight(send, origin_header)
+                return
+            send = _with_cors(send, origin_header)
         if scope["method"] == "GET" and MCP_SESSION_ID_HEADER not in request.headers:
             # Without a session there is no server-to-client stream to open (a session-less GET would
             # otherwise wait forever on some SDK paths).
@@ -234,18 +258,52 @@ class McpEndpoint:
                 await _send_problem(send, TooLarge("The request body is above the size the MCP server accepts.",
                                                    limit=settings.QMAILING_API_MAX_BODY_BYTES))
                 return
-            operation = _tool_called(body)
-            if operation is not None:
+            log_name = _metered_call(body)
+            if log_name is not None:
                 try:
-                    await _meter(actor, operation, rate_headers, started)
+                    await _meter(actor, log_name, rate_headers, started)
                 except RateLimited as error:
                     if error.code != "daily_cap_reached":
                         await _send_problem(send, error, headers=rate_headers)
                         return
-                    scope[tools.SCOPE_REFUSAL] = error  # answered by the tool as an isError result
+                    scope[tools.SCOPE_REFUSAL] = error  # answered by the tool (isError) or the read (error)
 
         manager = await self.runtime.start()
         await manager.handle_request(scope, receive, _with_headers(send, rate_headers))
+
+
+CORS_ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
+# Mcp-Method and Mcp-Name: the routing headers of 2026-07-28 requests.
+CORS_ALLOW_HEADERS = ("authorization, content-type, mcp-protocol-version, mcp-session-id, last-event-id, mcp-method, "
+                      "mcp-name")
+CORS_EXPOSE_HEADERS = ("mcp-session-id, www-authenticate, retry-after, x-ratelimit-limit, x-ratelimit-remaining, "
+                       "x-ratelimit-reset")
+CORS_MAX_AGE = 600
+
+
+async def _send_preflight(send, origin):
+    """204 to a browser's CORS preflight from an allowed origin (no token needed: preflights carry none)."""
+    headers = [(b"access-control-allow-origin", origin.encode("latin-1")),
+               (b"access-control-allow-methods", CORS_ALLOW_METHODS.encode()),
+               (b"access-control-allow-headers", CORS_ALLOW_HEADERS.encode()),
+               (b"access-control-max-age", str(CORS_MAX_AGE).encode()),
+               (b"vary", b"Origin"), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _with_cors(send, origin):
+    """`send`, adding the CORS response headers for an allowed `origin` to the response start."""
+    extra = [(b"access-control-allow-origin", origin.encode("latin-1")),
+             (b"access-control-expose-headers", CORS_EXPOSE_HEADERS.encode()),
+             (b"vary", b"Origin")]
+
+    async def sending(message):
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending
 
 
 def _with_headers(send, headers):

@@ -5,9 +5,10 @@ function signature, while ours already exist as the operation's pydantic models 
 handlers read the Actor that mcp_bridge.http authenticated for this HTTP request from the request's ASGI
 scope (`ctx.request.scope`), so a tool call never re-authenticates.
 
-Resources come later on the same server: `server.add_request_handler("resources/templates/list", …)`,
-"resources/read", "resources/subscribe"/"resources/unsubscribe" (handshake versions) and
-"subscriptions/listen" (2026-07-28) for `mailbox://{mailbox_id}/events`; `build_server` is where they go.
+The resource `mailbox://{mailbox_id}/events` (mcp_bridge.resources) is served by the same server:
+resources/templates/list, resources/list, resources/read, resources/subscribe and resources/unsubscribe
+(handshake versions) and subscriptions/listen (2026-07-28). Registering resources/list and
+resources/subscribe (or subscriptions/listen) is what makes the SDK advertise `resources: {subscribe: true}`.
 """
 
 from urllib.parse import urlsplit
@@ -20,7 +21,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 
-from mcp_bridge import tools
+from mcp_bridge import resources, tools
 
 INSTRUCTIONS = (
     "QMailing is the user's hosted inbox. Start with qmailing_list_mailboxes; the other tools take ids from it. "
@@ -44,12 +45,31 @@ async def call_tool(ctx, params):
     actor = scope.get(tools.SCOPE_ACTOR)
     if actor is None:  # only mcp_bridge.http serves this server, and it authenticates every request
         raise MCPError(code=types.INTERNAL_ERROR, message="This request was not authenticated.")
-    return await _run_tool(operation=operation, actor=actor, arguments=params.arguments or {},
-                           refusal=scope.get(tools.SCOPE_REFUSAL), started=scope.get(tools.SCOPE_STARTED))
+    # An operation that mostly waits (wait_for_events) is awaited on the event loop: a thread per waiting
+    # agent would soon take every thread of the default executor and stall every other tool call.
+    run_tool = tools.run_tool_async if operation.handler_async is not None else _run_tool
+    return await run_tool(operation=operation, actor=actor, arguments=params.arguments or {},
+                          refusal=scope.get(tools.SCOPE_REFUSAL), started=scope.get(tools.SCOPE_STARTED))
 
 
-def build_server():
-    return Server(
+class QMailingServer(Server):
+    def get_capabilities(self, *args, **kwargs):
+        """The SDK's capabilities, without listChanged: on 2026-07-28 the SDK sets it for tools and resources
+        whenever subscriptions/listen is served, but the tool list and the resource list never change at run
+        time, so this server never publishes those events (its listen acknowledgement honours only URIs)."""
+        capabilities = super().get_capabilities(*args, **kwargs)
+        update = {}
+        if capabilities.tools is not None:
+            update["tools"] = capabilities.tools.model_copy(update={"list_changed": False})
+        if capabilities.resources is not None:
+            update["resources"] = capabilities.resources.model_copy(update={"list_changed": False})
+        return capabilities.model_copy(update=update)
+
+
+def build_server(feeds):
+    """The server; `feeds` (mcp_bridge.push.EventFeeds) carries the resource's notifications."""
+    handlers = resources.ResourceHandlers(feeds)
+    return QMailingServer(
         "qmailing",
         title="QMailing",
         version="1",
@@ -58,6 +78,12 @@ def build_server():
         get_tool_input_schema=tools.tool_input_schema,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        on_list_resources=handlers.list_resources,
+        on_list_resource_templates=handlers.list_templates,
+        on_read_resource=handlers.read,
+        on_subscribe_resource=handlers.subscribe,
+        on_unsubscribe_resource=handlers.unsubscribe,
+        on_subscriptions_listen=handlers.listen,
     )
 
 

@@ -17,12 +17,13 @@ import time
 from functools import cache
 
 import mcp_types as types
+from channels.db import database_sync_to_async
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from accounts.request_log import request_log_write
 from qmailing import gates
-from qmailing.api import as_app_error, invalid_from_pydantic
+from qmailing.api import as_app_error, invalid_from_pydantic, json_integers
 from qmailing.errors import AppError, problem_details
 from qmailing.operations import registry
 
@@ -91,7 +92,7 @@ def error_result(error, *, instance):
 def validate_arguments(operation, arguments):
     """The input model for `arguments`, typed as the input schema says (JSON: 0 is not false, "5" is not 5)."""
     try:
-        return operation.input.model_validate_json(json.dumps(arguments), strict=True)
+        return operation.input.model_validate_json(json.dumps(json_integers(arguments)), strict=True)
     except ValidationError as error:
         raise invalid_from_pydantic(error)
 
@@ -103,23 +104,60 @@ def run_tool(*, operation, actor, arguments, refusal=None, started=None):
     this call (the daily cap); `started` is when the HTTP request arrived, for the logged duration.
     """
     started = time.perf_counter() if started is None else started
-    instance = instance_for(operation)
     try:
-        if refusal is not None:
-            raise refusal
-        gates.authorize(actor, operation)
-        args = validate_arguments(operation, arguments)
+        args = admit_call(operation=operation, actor=actor, arguments=arguments, refusal=refusal)
         body = operation.run(actor=actor, args=args).model_dump(mode="json")
-        status, result = operation.success_status, success_result(body)
+        outcome = operation.success_status, success_result(body)
     except Exception as exc:  # noqa: BLE001 — every failure becomes a problem; as_app_error logs the unexpected
-        error = exc if isinstance(exc, AppError) else as_app_error(exc)
-        status, result = error.status, error_result(error, instance=instance)
+        outcome = failure(operation, exc)
+    return finish_call(operation=operation, actor=actor, outcome=outcome, started=started)
+
+
+def admit_call(*, operation, actor, arguments, refusal=None):
+    """The gates after metering (plan, scope) and argument validation: the input model, or the AppError."""
+    if refusal is not None:
+        raise refusal
+    gates.authorize(actor, operation)
+    return validate_arguments(operation, arguments)
+
+
+def failure(operation, exc):
+    """(status, isError result) for whatever a call raised."""
+    error = exc if isinstance(exc, AppError) else as_app_error(exc)
+    return error.status, error_result(error, instance=instance_for(operation))
+
+
+def finish_call(*, operation, actor, outcome, started):
+    """Write the call's request-log row (sync, ORM) and return its result; `outcome` is (status, result)."""
+    status, result = outcome
     try:
         request_log_write(account=actor.account, token_id=actor.token.pk, operation=operation.name, status=status,
                           duration_ms=(time.perf_counter() - started) * 1000)
     except Exception:  # the answer is decided; a lost log row must not turn it into an error
         logger.exception("Could not write the request log row")
     return result
+
+
+# Each step that touches the ORM runs in a worker thread with its own connection (as run_tool does); the
+# async handler in between runs on the event loop, so a long wait occupies no thread.
+_admit_call = database_sync_to_async(admit_call, thread_sensitive=False)
+_failure = database_sync_to_async(failure, thread_sensitive=False)  # as_app_error may touch error reporting
+_finish_call = database_sync_to_async(finish_call, thread_sensitive=False)
+
+
+async def run_tool_async(*, operation, actor, arguments, refusal=None, started=None):
+    """run_tool for an operation with `handler_async`: gates and validation sync, the handler awaited, the log sync.
+
+    The same result object as run_tool (and the REST twin) for the same call.
+    """
+    started = time.perf_counter() if started is None else started
+    try:
+        args = await _admit_call(operation=operation, actor=actor, arguments=arguments, refusal=refusal)
+        body = (await operation.run_async(actor=actor, args=args)).model_dump(mode="json")
+        outcome = operation.success_status, success_result(body)
+    except Exception as exc:  # noqa: BLE001 — as in run_tool
+        outcome = await _failure(operation, exc)
+    return await _finish_call(operation=operation, actor=actor, outcome=outcome, started=started)
 
 
 def operation_for(name):

@@ -49,6 +49,18 @@ def invalid_from_pydantic(error):
                    errors=dict(errors))
 
 
+def json_integers(value):
+    """`value` with every integral float (13.0) as an int: JSON Schema's "integer" admits 13.0, pydantic's
+    strict int does not, and a strict float accepts an int, so this changes no answer but that one."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: json_integers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_integers(item) for item in value]
+    return value
+
+
 def _takes_list(annotation):
     """Whether a field's type is a list (or an optional list)."""
     if get_origin(annotation) is list:
@@ -104,7 +116,7 @@ def operation_input(operation, request, path_args):
         if operation.method in BODY_METHODS:
             # A JSON body is typed, as the OpenAPI document says: 0 is not false and "5" is not 5 (schemathesis).
             typed = {**body, **{name: getattr(args, name) for name in path_args}}
-            operation.input.model_validate_json(json.dumps(typed, default=str), strict=True)
+            operation.input.model_validate_json(json.dumps(json_integers(typed), default=str), strict=True)
         return args
     except ValidationError as error:
         raise invalid_from_pydantic(error)

@@ -14,7 +14,7 @@ from qmailing.operations import (READ_ONLY, UNTRUSTED_CONTENT, Annotations, Inpu
                                  PageOut, register)
 from webhooks.models import WEBHOOK_EVENT_TYPES, EventType, WebhookEndpoint
 from webhooks.selectors import access_webhook, webhook_list
-from webhooks.services import MAX_DESCRIPTION, webhook_register, webhook_revoke
+from webhooks.services import MAX_DESCRIPTION, webhook_register, webhook_revoke, webhook_rotate_secret
 from webhooks.ssrf import MAX_URL_LENGTH
 from webhooks.stream import MAX_EVENTS, MAX_WAIT_SECONDS, event_wait, event_wait_async
 
@@ -188,4 +188,29 @@ register(Operation(
     input=DeleteWebhookInput, output=WebhookOut, scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS,
     annotations=Annotations(read_only=False, destructive=True, idempotent=True, open_world=False),
     method="DELETE", path="webhooks/{webhook_id}", handler=_delete_webhook,
+))
+
+
+class RotateWebhookSecretInput(Input):
+    webhook_id: UUID = Field(description="The endpoint id, from qmailing_list_webhooks.")
+    overlap_hours: int = Field(24, ge=0, le=168, description=(
+        "Hours during which the old secret keeps signing too (both signatures are sent), so receivers can switch."))
+
+
+def _rotate_webhook_secret(*, actor, args):
+    endpoint, secret = webhook_rotate_secret(endpoint=access_webhook(account=actor.account, webhook_id=args.webhook_id),
+                                             overlap_hours=args.overlap_hours)
+    return RegisteredWebhookOut(**WebhookOut.of(endpoint).model_dump(), secret=secret)
+
+
+register(Operation(
+    name="qmailing_rotate_webhook_secret",
+    title="Rotate a webhook secret",
+    example_prompt="Our webhook secret leaked; give the CRM endpoint a new one.",
+    description=("Give a webhook endpoint a new signing secret, returned once. For overlap_hours (24 by default) "
+                 "every delivery carries signatures with both the old and the new secret, so the receiver can "
+                 "switch without losing events. Only when the user asked."),
+    input=RotateWebhookSecretInput, output=RegisteredWebhookOut, scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS,
+    annotations=Annotations(read_only=False, destructive=False, idempotent=False, open_world=False),
+    method="POST", path="webhooks/{webhook_id}/rotate-secret", handler=_rotate_webhook_secret,
 ))

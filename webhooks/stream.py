@@ -1,22 +1,25 @@
 """Waiting for new events: the long-poll of qmailing_wait_for_events, MCP subscriptions and live pages.
 
-Every committed event is announced to its account's group on the channel layer (Redis when REDIS_URL
-is set, so every process hears it; in-memory on the embedded default, so this process only). A waiter
-joins the group *before* it reads the log, so nothing that commits in between is missed, then sleeps
-until an announcement or its poll interval. The poll (0.5 s embedded, 5 s with Redis) is what finds
-events written by another process where the layer does not reach (the SMTP server and the worker on
-the embedded default), and anything whose announcement was lost. While it sleeps a waiter holds no
-database connection.
+Every committed event wakes the account's waiters: in this process directly (a thread-safe registry of
+asyncio events), and, with REDIS_URL, in every process through a Redis PUBLISH that one listener thread
+per process relays to its waiters. A waiter registers *before* it reads the log, so nothing that commits
+in between is missed, then sleeps until woken or its poll interval. The poll (0.5 s embedded, 5 s with
+Redis) is what finds events written by another process on the embedded default (the SMTP server, the
+worker) and anything whose wake-up was lost. While it sleeps a waiter holds no database connection.
+
+Redis pub/sub rather than channels_redis groups: a channel-layer receive() per waiter, cancelled at each
+timeout, hung under ten concurrent waiters (one receive lock per process), and group_send cost ~3.5 ms
+per event on the publishing side; a PUBLISH costs one round trip and waiters cost nothing in Redis.
 """
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync, sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections
 
@@ -39,19 +42,101 @@ class EventBatch:
     events: list = field(default_factory=list)
 
 
-def events_group(account_id):
-    """The channel-layer group that hears an account's events (names are ASCII, under 100 characters)."""
-    return f"qm-events.{uuid.UUID(str(account_id)).hex}"
+def _redis_channel(account_id):
+    return f"{settings.QMAILING_EVENTS_CHANNEL_PREFIX}{uuid.UUID(str(account_id)).hex}"
+
+
+class _Waiters:
+    """This process's waiters by account: (event loop, asyncio.Event) pairs, woken thread-safely."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_account = {}
+        self._listener = None
+
+    def add(self, account_id, entry):
+        with self._lock:
+            self._by_account.setdefault(str(account_id), set()).add(entry)
+            if settings.REDIS_URL and (self._listener is None or not self._listener.is_alive()):
+                self._listener = threading.Thread(target=_listen_redis, name="qmailing-events-listener", daemon=True)
+                self._listener.start()
+
+    def remove(self, account_id, entry):
+        with self._lock:
+            entries = self._by_account.get(str(account_id))
+            if entries is not None:
+                entries.discard(entry)
+                if not entries:
+                    del self._by_account[str(account_id)]
+
+    def wake(self, account_id):
+        with self._lock:
+            entries = list(self._by_account.get(str(account_id), ()))
+        for loop, signal in entries:
+            try:
+                loop.call_soon_threadsafe(signal.set)
+            except RuntimeError:  # that loop has closed; its waiter is gone
+                pass
+
+
+_waiters = _Waiters()
+_publisher = None
+
+
+def _redis():
+    global _publisher
+    if _publisher is None:
+        import redis
+
+        _publisher = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+    return _publisher
+
+
+def _listen_redis():
+    """The process's one Redis subscriber: relays every account's wake-ups to the waiters here."""
+    import redis
+
+    pattern = f"{settings.QMAILING_EVENTS_CHANNEL_PREFIX}*"
+    prefix = len(settings.QMAILING_EVENTS_CHANNEL_PREFIX)
+    while True:
+        try:
+            client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, health_check_interval=30)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub.psubscribe(pattern)
+            for message in pubsub.listen():
+                channel = message.get("channel") or b""
+                channel = channel.decode("ascii", "replace") if isinstance(channel, bytes) else channel
+                try:
+                    _waiters.wake(uuid.UUID(hex=channel[prefix:]))
+                except ValueError:
+                    continue
+        except Exception:  # Redis away: waiters still poll; try again shortly
+            logger.warning("The event listener lost Redis; reconnecting", exc_info=True)
+            time.sleep(1)
 
 
 def announce(event):
-    """subscribe_to_events callback: tell the account's waiters that the log moved (after commit)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    message = {"type": "events.new", "cursor": event.cursor, "event_type": event.type,
-               "mailbox_id": str(event.mailbox_id) if event.mailbox_id else None}
-    async_to_sync(layer.group_send)(events_group(event.account_id), message)
+    """subscribe_to_events callback: wake the account's waiters here and, with Redis, in every process."""
+    _waiters.wake(event.account_id)
+    if settings.REDIS_URL:
+        _redis().publish(_redis_channel(event.account_id), event.cursor)
+
+
+class event_signal:
+    """`async with event_signal(account_id) as signal:` an asyncio.Event set whenever the account's log moves."""
+
+    def __init__(self, account_id):
+        self.account_id = account_id
+
+    async def __aenter__(self):
+        self.signal = asyncio.Event()
+        self.entry = (asyncio.get_running_loop(), self.signal)
+        _waiters.add(self.account_id, self.entry)
+        return self.signal
+
+    async def __aexit__(self, *exc):
+        _waiters.remove(self.account_id, self.entry)
+        return False
 
 
 def event_latest_cursor(*, account_id) -> int:
@@ -116,13 +201,8 @@ async def event_wait_async(*, account_id, after=None, mailbox_id=None, types=Non
     """event_batch, waiting up to `timeout` seconds for a first matching event when there is none yet."""
     timeout = max(0.0, min(float(timeout), MAX_WAIT_SECONDS, settings.QMAILING_EVENTS_WAIT_MAX_SECONDS))
     deadline = time.monotonic() + timeout
-    layer = get_channel_layer()
-    group = events_group(account_id)
-    channel = await layer.new_channel() if layer is not None else None
-    if channel is not None:
-        await layer.group_add(group, channel)
     read = sync_to_async(event_batch, thread_sensitive=True)
-    try:
+    async with event_signal(account_id) as signal:  # registered before the first read: no wake-up is missed
         first = batch = await read(account_id=account_id, after=after, mailbox_id=mailbox_id, types=types,
                                    limit=limit)
         while not batch.events:
@@ -130,21 +210,15 @@ async def event_wait_async(*, account_id, after=None, mailbox_id=None, types=Non
             if remaining <= 0:
                 break
             await sync_to_async(_release_connections, thread_sensitive=True)()
-            pause = min(remaining, poll_seconds())
             try:
-                if channel is not None:
-                    await asyncio.wait_for(layer.receive(channel), pause)
-                else:
-                    await asyncio.sleep(pause)
+                await asyncio.wait_for(signal.wait(), min(remaining, poll_seconds()))
             except asyncio.TimeoutError:
                 pass
+            signal.clear()  # before the read: a wake-up from here on is seen by it or wakes the next wait
             batch = await read(account_id=account_id, after=batch.next_cursor, mailbox_id=mailbox_id, types=types,
                                limit=limit)
         batch.after = first.after
         return batch
-    finally:
-        if channel is not None:
-            await layer.group_discard(group, channel)
 
 
 def event_wait(**kwargs) -> EventBatch:

@@ -251,6 +251,8 @@ QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES = env.int("QMAILING_OUTBOUND_MAX_ATTACHME
 # The longest a qmailing_wait_for_events long-poll holds its request (25 at most); lower it behind a proxy
 # that cuts idle requests sooner.
 QMAILING_EVENTS_WAIT_MAX_SECONDS = env.float("QMAILING_EVENTS_WAIT_MAX_SECONDS", 25.0)
+# Wake-ups of event waiters go through Redis PUBLISH on channels named with this prefix (webhooks.stream).
+QMAILING_EVENTS_CHANNEL_PREFIX = env.str("QMAILING_EVENTS_CHANNEL_PREFIX", "qmailing:events:")
 # Webhooks: endpoints per account; http URLs (and the public-address check) only for hosts listed here,
 # e.g. a receiver on loopback in tests; off by default. The secrets' encryption key (SECRET_KEY when unset).
 QMAILING_MAX_WEBHOOKS_PER_ACCOUNT = env.int("QMAILING_MAX_WEBHOOKS_PER_ACCOUNT", 20)

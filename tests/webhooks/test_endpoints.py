@@ -109,3 +109,15 @@ def test_webhooks_need_pro(client, owner, public_host):
 def test_ipv4_mapped_forms_are_blocked_however_they_are_written():
     assert address_blocked("::ffff:127.0.0.1") and address_blocked("::ffff:8.8.8.8")
     assert not address_blocked("93.184.215.14") and not address_blocked("2606:2800:21f:cb07:6820:80da:af6b:8b2c")
+
+
+def test_rotating_the_secret_over_rest_returns_the_new_one_once(client, pro, public_host):
+    token = token_for(pro, scopes="webhook:manage")
+    endpoint, old = webhook_register(account=pro, url="https://hooks.example.com/r", event_types=["*"])
+    response = call(client, registry()["qmailing_rotate_webhook_secret"], token=token,
+                    args={"webhook_id": endpoint.id, "overlap_hours": 2})
+    assert response.status_code == 200, response.content
+    new = response.json()["secret"]
+    endpoint.refresh_from_db()
+    assert new != old and secret_decrypt(endpoint.secret_encrypted) == new
+    assert secret_decrypt(endpoint.previous_secret_encrypted) == old
