@@ -125,3 +125,41 @@ def test_every_read_tool_returns_exactly_what_its_rest_twin_returns(base, mcp_ur
             for item in body.get("records", []) + tool.get("records", []):
                 item.pop("checked_at", None)
         assert tool == body, name
+
+
+WRITE_TOOLS = sorted(name for name, op in registry().items() if not op.annotations.read_only)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_write_tool_succeeds_for_its_owner_and_returns_its_output_model(mcp_url, owner, outsider, owner_objects,  # noqa: F811
+                                                                             version):
+    """The happy path of every tool that changes something, over MCP; a new write tool must be added here."""
+    from mailboxes.store.drafts import draft_create
+
+    account_set_plan(account=owner, plan_code=Plan.PRO_MAX)
+    token = token_for(owner)
+    mailbox = owner.mailboxes.get()
+    elsewhere = outsider.mailboxes.get().address  # hosted: delivered at once, nothing leaves the machine
+    spare_draft = draft_create(account=owner, mailbox=mailbox, to=[elsewhere], text="to delete")
+    overrides = {
+        "qmailing_send_email": {"to": [elsewhere]},
+        "qmailing_forward_email": {"to": [elsewhere], "note": "FYI"},
+        "qmailing_send_draft": {},  # the owner's draft, now
+        "qmailing_delete_draft": {"draft_id": spare_draft.id},
+        "qmailing_delete_webhook": {},
+        "qmailing_add_domain": {"name": f"agent-{version.replace('-', '')}.example"},
+        "qmailing_create_mailbox": {"local_part": f"agent{version.replace('-', '')}", "domain_id": None},
+    }
+    Draft = spare_draft.__class__
+    Draft.objects.filter(pk=owner_objects["draft_id"]).update(to=[elsewhere])
+    order = sorted(WRITE_TOOLS, key=lambda name: name in ("qmailing_delete_webhook", "qmailing_send_draft"))
+    calls = []
+    for name in order:
+        args = sample_args(registry()[name], owner_objects)
+        args.update(overrides.get(name, {}))
+        calls.append((name, _jsonable({k: v for k, v in args.items() if v is not None})))
+    results = _calls(mcp_url, token, version, calls)
+    for (name, args), result in zip(calls, results):
+        assert result["isError"] is False, (name, args, result["structuredContent"])
+        registry()[name].output.model_validate(result["structuredContent"])
+    assert set(WRITE_TOOLS) == {name for name, _ in calls}

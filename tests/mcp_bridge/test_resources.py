@@ -402,3 +402,65 @@ def test_subscribing_is_not_metered(mcp_url, owner, mailbox):
 
     run(_session(mcp_url, token_for(owner, scopes="email:read"), scenario))
     assert not RequestLog.objects.filter(account=owner).exists()
+
+
+# --- The whole path: mail delivered over SMTP to the real SMTP server process, pushed to a subscriber.
+
+def _database_env():
+    if ON_POSTGRES:
+        database = connection.settings_dict
+        return {"DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"}
+    return {"QMAILING_SQLITE_PATH": connection.settings_dict["NAME"]}
+
+
+def test_mail_delivered_to_the_smtp_server_process_notifies_the_subscriber_and_is_readable(mcp_url, owner, mailbox,
+                                                                                           record_property):
+    """`manage.py run_smtp` in a process of its own (what run_all starts) stores the message; the subscriber
+    hears of it (through Redis with REDIS_URL, by the log poll on the embedded default) and reads the event."""
+    import smtplib
+
+    from tests.mcp_bridge.conftest import free_port
+
+    port = free_port()
+    env = {**os.environ, **_database_env(), "DJANGO_SETTINGS_MODULE": "qmailing.settings",
+           "QMAILING_SMTP_HOST": "127.0.0.1", "QMAILING_SMTP_PORT": str(port)}
+    smtp = subprocess.Popen([sys.executable, "manage.py", "run_smtp"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    notes = Notifications()
+    uri = _uri(mailbox)
+
+    def send_mail():
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client = smtplib.SMTP("127.0.0.1", port, timeout=10)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        with client:
+            client.sendmail("ada@example.com", [mailbox.address],
+                            make_message(subject="Over the wire", to=mailbox.address))
+        return time.time()
+
+    async def scenario(client):
+        await _subscribe(client, uri)
+        await asyncio.sleep(0.3)  # the session's GET stream opens (a notification before it would be dropped)
+        sent = await anyio.to_thread.run_sync(send_mail)
+        await notes.wait(20)
+        read = await client.read_resource(uri)
+        return sent, json.loads(read.contents[0].text)
+
+    try:
+        sent, content = run(_session(mcp_url, token_for(owner, scopes="email:read"), scenario, message_handler=notes))
+    finally:
+        smtp.terminate()
+        smtp.wait(timeout=20)
+    assert [u for u, _ in notes.received] == [uri]
+    latency = notes.received[0][1] - sent
+    record_property("smtp_notification_latency_s", latency)
+    print(f"\nresources/updated after SMTP delivery to the run_smtp process: {latency * 1000:.0f} ms after QUIT")
+    assert latency < 1.0, latency
+    received = [e for e in content["events"] if e["type"] == "email.received"]
+    assert received and received[-1]["payload"]["subject"] == "Over the wire"
