@@ -87,3 +87,16 @@ def verified_domain(owner, dns_server):
     domain = domain_add(account=owner, name="brand.example")
     dns_server.publish_checklist(domain)
     return domain_verify(domain=domain)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_database_pools(django_db_setup, django_db_blocker):
+    """On PostgreSQL the connection pool keeps connections open; close it so the test database can be dropped."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all(initialized_only=True):
+            close_pool = getattr(connection, "close_pool", None)
+            if close_pool is not None:
+                close_pool()
