@@ -64,23 +64,24 @@ def parse_args():
     return parser.parse_args()
 
 
-def configure_environment(args):
-    """Environment for this process and the server, set before Django reads its settings."""
+def configure_environment(args, *, name="api", settings_module="bench.api_settings"):
+    """Environment for this process and the server, set before Django reads its settings (bench/api.py, bench/mcp.py)."""
     database_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
     if not args.embedded and not (database_url.startswith("postgres") and redis_url):
-        sys.exit("bench/api.py measures the production setup: set DATABASE_URL=postgres://…/<empty database> and "
+        sys.exit(f"bench/{name}.py measures the production setup: set DATABASE_URL=postgres://…/<empty database> and "
                  "REDIS_URL=redis://…/<spare db>, or pass --embedded for SQLite and in-process counters.")
     scratch = None
     if not database_url:
-        scratch = tempfile.mkdtemp(prefix="qmailing-bench-api.")
+        scratch = tempfile.mkdtemp(prefix=f"qmailing-bench-{name}.")
         os.environ["QMAILING_VAR_DIR"] = scratch  # a fresh SQLite file
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.api_settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
     os.environ["DJANGO_DEBUG"] = "false"  # DEBUG keeps every query in memory; production runs without it
     os.environ["QMAILING_TOKEN_REQUESTS_PER_MINUTE"] = str(args.per_minute)
     # Our own counters: a fresh database starts token ids at 1 again, and another run may share the Redis db.
-    os.environ["QMAILING_RATELIMIT_KEY_PREFIX"] = f"qmailing:bench-api:{os.getpid()}:"
+    os.environ["QMAILING_RATELIMIT_KEY_PREFIX"] = f"qmailing:bench-{name}:{os.getpid()}:"
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BASE_DIR), os.environ.get("PYTHONPATH", "")]))
-    sys.path.insert(0, str(BASE_DIR))
+    if str(BASE_DIR) not in sys.path:
+        sys.path.insert(0, str(BASE_DIR))
     return scratch
 
 

@@ -44,7 +44,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -84,22 +83,8 @@ def parse_args():
 
 
 def configure_environment(args):
-    """Environment for this process and the server, set before Django reads its settings."""
-    database_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
-    if not args.embedded and not (database_url.startswith("postgres") and redis_url):
-        sys.exit("bench/mcp.py measures the production setup: set DATABASE_URL=postgres://…/<empty database> and "
-                 "REDIS_URL=redis://…/<spare db>, or pass --embedded for SQLite and in-process counters.")
-    scratch = None
-    if not database_url:
-        scratch = tempfile.mkdtemp(prefix="qmailing-bench-mcp.")
-        os.environ["QMAILING_VAR_DIR"] = scratch  # a fresh SQLite file
-    os.environ["DJANGO_SETTINGS_MODULE"] = "qmailing.settings"  # the product's settings; bench/mcp_asgi adds the bare app
-    os.environ["DJANGO_DEBUG"] = "false"  # DEBUG keeps every query in memory; production runs without it
-    os.environ["QMAILING_TOKEN_REQUESTS_PER_MINUTE"] = str(args.per_minute)
-    # Our own counters: a fresh database starts token ids at 1 again, and another run may share the Redis db.
-    os.environ["QMAILING_RATELIMIT_KEY_PREFIX"] = f"qmailing:bench-mcp:{os.getpid()}:"
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BASE_DIR), os.environ.get("PYTHONPATH", "")]))
-    return scratch
+    """bench/api.py's environment, with the product's settings (bench/mcp_asgi adds the bare app)."""
+    return api_bench.configure_environment(args, name="mcp", settings_module="qmailing.settings")
 
 
 # --- The server.
