@@ -34,6 +34,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY, ResourceUpdated, event_to_notification
 
 from accounts.request_log import request_log_write
+from accounts.tokens import token_alive
 from mailboxes.selectors import access_mailbox, mailbox_list
 from mcp_bridge import tools
 from qmailing import gates
@@ -250,7 +251,7 @@ class ResourceHandlers:
             return types.EmptyResult()
         # send_resource_updated goes to the connection's standalone channel (the GET stream), not to this
         # request's stream, so keeping the session after this request has been answered is right.
-        subscriptions.tasks[uri] = self.feeds.spawn(_notify_loop(ctx.session, uri, wake, stop),
+        subscriptions.tasks[uri] = self.feeds.spawn(_notify_loop(ctx.session, uri, wake, stop, actor.token.pk),
                                                     name=f"mcp-subscription:{uri}")
         return types.EmptyResult()
 
@@ -309,6 +310,8 @@ class ResourceHandlers:
             while True:  # until the client closes the stream (which cancels this handler)
                 await changed.wait()
                 changed.clear()
+                if not await _token_alive(token_id=actor.token.pk):
+                    return  # revoked or expired since it listened: the stream ends, nothing more is told
                 uris = sorted(pending)
                 pending.clear()
                 for uri in uris:
@@ -319,12 +322,21 @@ class ResourceHandlers:
                 stop()
 
 
-async def _notify_loop(session, uri, wake, stop):
-    """One subscription's sender: after each wake-up, one notifications/resources/updated (bursts coalesce)."""
+_token_alive = database_sync_to_async(token_alive, thread_sensitive=False)
+
+
+async def _notify_loop(session, uri, wake, stop, token_id):
+    """One subscription's sender: after each wake-up, one notifications/resources/updated (bursts coalesce).
+
+    The token is checked again before each notification: a subscription of a token revoked (or expired)
+    since ends there, so a revoked client learns nothing more, not even that mail arrived.
+    """
     try:
         while True:
             await wake.wait()
             wake.clear()
+            if not await _token_alive(token_id=token_id):
+                return
             try:
                 await session.send_resource_updated(uri)
             except Exception:  # the stream is gone or broken: the client reconnects or the session ends

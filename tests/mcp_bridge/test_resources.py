@@ -464,3 +464,26 @@ def test_mail_delivered_to_the_smtp_server_process_notifies_the_subscriber_and_i
     assert latency < 1.0, latency
     received = [e for e in content["events"] if e["type"] == "email.received"]
     assert received and received[-1]["payload"]["subject"] == "Over the wire"
+
+
+def test_a_revoked_token_hears_nothing_more_from_its_subscription(mcp_url, owner, mailbox):
+    from accounts.tokens import token_lookup, token_revoke
+
+    token = token_for(owner, scopes="email:read")
+    notes = Notifications()
+    uri = _uri(mailbox)
+
+    async def scenario(client):
+        await _subscribe(client, uri)
+        await asyncio.sleep(0.3)
+        thread, _ = _ingest_in_thread(mailbox, "Before the revocation", delay=0)
+        await notes.wait(5)
+        await anyio.to_thread.run_sync(thread.join)
+        assert len(notes.received) == 1
+        await anyio.to_thread.run_sync(lambda: token_revoke(account=owner, token_id=token_lookup(token).pk))
+        thread, _ = _ingest_in_thread(mailbox, "After the revocation", delay=0)
+        await anyio.to_thread.run_sync(thread.join)
+        await notes.wait(2)
+        assert len(notes.received) == 1  # not even "something arrived" reaches a revoked client
+
+    run(_session(mcp_url, token, scenario, message_handler=notes))
