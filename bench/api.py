@@ -85,6 +85,22 @@ def configure_environment(args, *, name="api", settings_module="bench.api_settin
     return scratch
 
 
+def clean_up(server, scratch):
+    """Stop the server, drop this run's rate-limit counters from Redis and the scratch folder (both benchmarks)."""
+    from django.conf import settings
+
+    if server is not None:
+        server.stop()
+    if settings.REDIS_URL:
+        from qmailing import ratelimit
+
+        redis = ratelimit._redis_backend(settings.REDIS_URL).client
+        for key in redis.scan_iter(match=f"{settings.QMAILING_RATELIMIT_KEY_PREFIX}*"):
+            redis.delete(key)
+    if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def create_fixture(mailboxes):
     """Migrate the empty database; a PLUS account with `mailboxes` mailboxes and a token with every scope."""
     from django.core.management import call_command
@@ -436,16 +452,7 @@ def main():
             print(f"\nthe gated call costs {over:.2f} ms over the plain one at p50 with {first} client(s), within "
                   f"{OVERHEAD_BUDGET_MS:.0f} ms (--breakdown shows where it goes)")
     finally:
-        if server is not None:
-            server.stop()
-        if settings.REDIS_URL:
-            from qmailing import ratelimit
-
-            redis = ratelimit._redis_backend(settings.REDIS_URL).client
-            for key in redis.scan_iter(match=f"{settings.QMAILING_RATELIMIT_KEY_PREFIX}*"):
-                redis.delete(key)
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
+        clean_up(server, scratch)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ import itertools
 import json
 import os
 import pstats
-import shutil
 import signal
 import statistics
 import subprocess
@@ -642,16 +641,7 @@ def main():
                 print("\na target is not met; the in-process breakdown follows.")
             breakdown(token=token, calls=args.breakdown_calls, profile=args.profile)
     finally:
-        if server is not None:
-            server.stop()
-        if settings.REDIS_URL:
-            from qmailing import ratelimit
-
-            redis = ratelimit._redis_backend(settings.REDIS_URL).client
-            for key in redis.scan_iter(match=f"{settings.QMAILING_RATELIMIT_KEY_PREFIX}*"):
-                redis.delete(key)
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
+        api_bench.clean_up(server, scratch)
 
 
 if __name__ == "__main__":
