@@ -1,3 +1,5 @@
-"""Websocket routes (the dashboard's live updates) — filled in by the dashboard work."""
+"""Websocket routes: the dashboard's live mail pages (mailboxes.web.live)."""
 
-websocket_urlpatterns = []
+from mailboxes.web.live import websocket_urls
+
+websocket_urlpatterns = [*websocket_urls]

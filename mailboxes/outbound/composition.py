@@ -111,6 +111,21 @@ def reply_recipients(email):
     return [person["address"] for person in people or () if person.get("address")]
 
 
+def reply_all_recipients(email, *, own_address):
+    """(to, cc) of a reply to everyone: the reply's recipients, then everyone else on To and Cc, once each,
+    leaving out the replying mailbox itself."""
+    to = reply_recipients(email)
+    seen = {address.lower() for address in to} | {own_address.lower()}
+    cc = []
+    people = (email.cc or ()) if email.direction == "outbound" else [*(email.to or ()), *(email.cc or ())]
+    for person in people:
+        address = person.get("address") or ""
+        if address and address.lower() not in seen:
+            seen.add(address.lower())
+            cc.append(address)
+    return [address for address in to if address.lower() != own_address.lower()] or to, cc
+
+
 def _person(name, address):
     return f"{header_value(name, limit=120)} <{address}>" if name else address
 

@@ -46,6 +46,13 @@ def draft_list(*, account, mailbox=None, cursor=None, limit=50) -> Page:
                        cursor=cursor, limit=limit, time_field="updated_at")
 
 
+def draft_count(*, account, mailbox=None) -> int:
+    drafts = Draft.objects.filter(account=account)
+    if mailbox is not None:
+        drafts = drafts.filter(mailbox=own_mailbox(account=account, mailbox=mailbox))
+    return drafts.count()
+
+
 def access_draft(*, account, draft_id) -> Draft:
     """The account's draft, or NotFound (the same for missing and foreign)."""
     try:

@@ -4,22 +4,34 @@ Every list is a keyset page (qmailing.pagination): newest first by (received_at,
 (last_message_at, id) for threads, continued with an opaque cursor.
 """
 
+import uuid
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
-from mailboxes.store.folders import LIST_DEFERRED, in_folder_view
+from mailboxes.store.folders import LIST_DEFERRED, STARRED, in_folder_view
 from mailboxes.models import Attachment, Email, Folder, Thread
 from mailboxes.selectors import own_mailbox
 from qmailing.errors import Invalid, NotFound
 from qmailing.pagination import Page, keyset_page
 
+def _folder_emails(*, account, mailbox, folder):
+    """The emails of one folder view: of one mailbox, or of every mailbox of the account when `mailbox` is None
+    (the unified views: all inboxes, all starred…)."""
+    if mailbox is None:
+        emails = Email.objects.filter(account=account)
+    else:
+        emails = Email.objects.filter(mailbox=own_mailbox(account=account, mailbox=mailbox))
+    return in_folder_view(emails, (folder or Folder.INBOX).upper())
+
+
 def email_list(*, account, mailbox, folder=Folder.INBOX, cursor=None, before=None, limit=50) -> Page:
     """One page of a folder (or the STARRED view: starred mail outside TRASH and SPAM), newest first; `before`
-    (a page's prev_cursor) pages back towards the newest."""
-    mailbox = own_mailbox(account=account, mailbox=mailbox)
-    emails = Email.objects.filter(mailbox=mailbox).defer(*LIST_DEFERRED)
-    return keyset_page(in_folder_view(emails, (folder or Folder.INBOX).upper()), cursor=cursor, before=before, limit=limit)
+    (a page's prev_cursor) pages back towards the newest. `mailbox=None` lists the folder across the account."""
+    emails = _folder_emails(account=account, mailbox=mailbox, folder=folder).defer(*LIST_DEFERRED)
+    if mailbox is None:
+        emails = emails.select_related("mailbox__domain")
+    return keyset_page(emails, cursor=cursor, before=before, limit=limit)
 
 
 COUNT_CAP = 10_000
@@ -30,10 +42,26 @@ def email_count(*, account, mailbox, folder=Folder.INBOX, cap=COUNT_CAP) -> tupl
 
     The mailbox keeps counters for all its mail and its unread mail, not per folder; this count walks the
     (mailbox, folder, received_at) index and stops after `cap` rows, so a huge folder costs no more than that."""
-    mailbox = own_mailbox(account=account, mailbox=mailbox)
-    emails = in_folder_view(Email.objects.filter(mailbox=mailbox), (folder or Folder.INBOX).upper())
+    emails = _folder_emails(account=account, mailbox=mailbox, folder=folder)
     count = emails.order_by().values("pk")[: cap + 1].count()
     return min(count, cap), count > cap
+
+
+def unread_counts(*, account, mailbox=None, cap=COUNT_CAP) -> dict:
+    """Unread emails per folder view ({"INBOX": 3, "STARRED": 1, …}; folders without unread mail are left out),
+    of one mailbox or of the whole account. Each count stops at `cap` (the sidebar shows "10000+")."""
+    emails = Email.objects.filter(account=account, is_read=False)
+    if mailbox is not None:
+        emails = emails.filter(mailbox=own_mailbox(account=account, mailbox=mailbox))
+    counts = {}
+    for folder in Folder.values:
+        count = emails.filter(folder=folder).order_by().values("pk")[: cap + 1].count()
+        if count:
+            counts[folder] = count
+    starred = in_folder_view(emails, STARRED).order_by().values("pk")[: cap + 1].count()
+    if starred:
+        counts[STARRED] = starred
+    return counts
 
 
 def email_get(*, account, email_id) -> Email:
@@ -43,6 +71,24 @@ def email_get(*, account, email_id) -> Email:
                 .get(pk=email_id, account=account))
     except (Email.DoesNotExist, ValidationError, ValueError, TypeError):
         raise NotFound("No email with this id exists in your account.")
+
+
+MAX_SELECTION = 500
+
+
+def emails_selected(*, account, email_ids) -> list:
+    """The account's emails among `email_ids` (a selection in a list; at most MAX_SELECTION); ids that are
+    malformed, missing or another account's are left out."""
+    ids = list(dict.fromkeys(str(value) for value in email_ids or ()))
+    if len(ids) > MAX_SELECTION:
+        raise Invalid(f"Select at most {MAX_SELECTION} emails at a time.", field="ids")
+    valid = []
+    for value in ids:
+        try:
+            valid.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    return list(Email.objects.filter(account=account, pk__in=valid).defer(*LIST_DEFERRED).order_by("-received_at", "-id"))
 
 
 def thread_list(*, account, mailbox, cursor=None, limit=50) -> Page:

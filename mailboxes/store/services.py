@@ -10,7 +10,7 @@ from django.utils import timezone
 from mailboxes.store.counters import counters_on_change, counters_on_remove
 from mailboxes.models import TRASH_RETENTION_DAYS, Email, Folder, Thread
 from mailboxes.store.search import search_unindex_email
-from qmailing.errors import Invalid
+from qmailing.errors import Conflict, Invalid
 from webhooks.models import EventType
 from webhooks.services import event_publish
 
@@ -118,6 +118,29 @@ def _thread_after_removal(thread_id):
         Thread.objects.filter(pk=thread_id).delete()
     else:
         Thread.objects.filter(pk=thread_id).update(message_count=F("message_count") - 1, last_message_at=remaining)
+
+
+def email_delete_forever(*, email) -> None:
+    """A person's "delete forever": only from TRASH or SPAM, so nothing is lost in one click from a live folder."""
+    if email.folder not in (Folder.TRASH, Folder.SPAM):
+        raise Conflict("Only mail in Trash or Spam can be deleted for good. Move it to Trash first.",
+                       code="not_in_trash")
+    email_purge(email=email)
+
+
+def trash_empty(*, account, mailbox=None, batch=PURGE_BATCH) -> int:
+    """Delete for good everything in TRASH, of one mailbox or of every mailbox of the account; returns how many."""
+    emails = Email.objects.filter(account=account, folder=Folder.TRASH)
+    if mailbox is not None:
+        emails = emails.filter(mailbox=mailbox)
+    purged = 0
+    while True:
+        chunk = list(emails.order_by("pk")[:batch])
+        if not chunk:
+            return purged
+        for email in chunk:
+            email_purge(email=email)
+            purged += 1
 
 
 def emails_purge_expired(*, now=None, batch=PURGE_BATCH) -> int:

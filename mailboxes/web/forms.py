@@ -25,9 +25,16 @@ class MailboxCreateForm(forms.Form):
     forwarding_addresses = ForwardingField(required=False, help_text="One address per line; leave empty for none.")
     forward_keep_copy = forms.BooleanField(required=False, initial=True, label="Keep a copy here when forwarding")
 
-    def __init__(self, *args, account, **kwargs):
+    def __init__(self, *args, account, domain_id=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["domain"].queryset = domains_for_mailboxes(account=account)
+        domains = domains_for_mailboxes(account=account)
+        self.fields["domain"].queryset = domains
+        self.fields["domain"].label_from_instance = lambda domain: domain.unicode_name
+        # ?domain=<id> from a domain's page: preselected only when it is one this account may use.
+        if domain_id and not self.is_bound:
+            chosen = next((domain for domain in domains if str(domain.pk) == str(domain_id).strip()), None)
+            if chosen is not None:
+                self.initial["domain"] = chosen.pk
 
 
 class MailboxUpdateForm(forms.Form):
@@ -50,19 +57,37 @@ MOVE_TARGETS = [(Folder.INBOX, "Inbox"), (Folder.ARCHIVE, "Archive"), (Folder.SP
 
 
 class SearchForm(forms.Form):
+    """The search box and its filters: the keywords of mailboxes.store.search.email_search."""
+
     q = forms.CharField(required=False, max_length=500, label="Search",
-                        widget=forms.SearchInput(attrs={"placeholder": "Words, names or addresses"}))
+                        widget=forms.SearchInput(attrs={"placeholder": "Words, names, addresses or file names"}))
+    from_ = forms.CharField(required=False, max_length=320, label="From")
+    to = forms.CharField(required=False, max_length=320, label="To or Cc")
+    folder = forms.ChoiceField(required=False, label="Folder",
+                               choices=[("", "Every folder but Trash and Spam"), *[(value, label) for value, label in
+                                                                                  [(Folder.INBOX, "Inbox"), ("STARRED", "Starred"),
+                                                                                   (Folder.SENT, "Sent"), (Folder.ARCHIVE, "Archive"),
+                                                                                   (Folder.SPAM, "Spam"), (Folder.TRASH, "Trash")]]])
+    date_from = forms.DateField(required=False, label="From date", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To date", widget=forms.DateInput(attrs={"type": "date"}))
     unread = forms.BooleanField(required=False, label="Unread only")
     has_attachment = forms.BooleanField(required=False, label="With attachments")
+
+    FILTERS = ("from_", "to", "folder", "date_from", "date_to")
 
     def search_arguments(self):
         """email_search keywords; an unticked box means "either", not "false"."""
         data = self.cleaned_data
         return {"query": data["q"], "unread": True if data["unread"] else None,
-                "has_attachment": True if data["has_attachment"] else None}
+                "has_attachment": True if data["has_attachment"] else None,
+                "from_": data["from_"] or None, "to": data["to"] or None, "folder": data["folder"] or None,
+                "date_from": data["date_from"], "date_to": data["date_to"]}
 
     def is_searching(self):
         return self.is_bound and self.is_valid() and any(self.cleaned_data.values())
+
+    def uses_filters(self):
+        return self.is_bound and self.is_valid() and any(self.cleaned_data.get(name) for name in self.FILTERS)
 
 
 class AddressListField(forms.CharField):
@@ -87,6 +112,7 @@ class MultipleFileField(forms.FileField):
 
 
 class ComposeForm(forms.Form):
+    sender = forms.ChoiceField(label="From", required=False)
     to = AddressListField(required=False, help_text="Separate several addresses with commas.")
     cc = AddressListField(required=False, label="Cc")
     bcc = AddressListField(required=False, label="Bcc", help_text="Hidden from the other recipients.")
@@ -94,8 +120,38 @@ class ComposeForm(forms.Form):
     text = forms.CharField(required=False, label="Message", widget=forms.Textarea(attrs={"rows": 14}))
     attachments = MultipleFileField(required=False)
 
-    def send_arguments(self):
-        data = self.cleaned_data
-        files = [(upload.name, upload.content_type, upload.read()) for upload in data["attachments"]]
-        return {"to": data["to"], "cc": data["cc"], "bcc": data["bcc"], "subject": data["subject"],
-                "text": data["text"], "attachments": files}
+    def __init__(self, *args, senders, kind="new", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.senders = {str(box.pk): box for box in senders}
+        self.fields["sender"].choices = [(key, f"{box.display_name} <{box.address}>" if box.display_name else box.address)
+                                         for key, box in self.senders.items()]
+        if len(self.senders) == 1:
+            self.fields["sender"].initial = next(iter(self.senders))
+        if kind == "forward":
+            # The forwarded email's subject and attachments go as they are; the message is a note on top.
+            del self.fields["subject"], self.fields["attachments"]
+            self.fields["text"].label = "Note"
+            self.fields["text"].required = False
+            self.fields["text"].widget.attrs["rows"] = 6
+
+    def clean_sender(self):
+        value = self.cleaned_data.get("sender")
+        if not value and len(self.senders) == 1:
+            return next(iter(self.senders))
+        if not value:
+            raise forms.ValidationError("Choose the mailbox to send from.")
+        return value
+
+    def sender_mailbox(self):
+        return self.senders[self.cleaned_data["sender"]]
+
+    def uploads(self):
+        """The uploaded files as (name, content type, bytes), read once."""
+        if not hasattr(self, "_uploads"):
+            self._uploads = [(upload.name, upload.content_type, upload.read())
+                             for upload in self.cleaned_data.get("attachments") or ()]
+        return self._uploads
+
+    def kept_attachments(self):
+        """Positions of a resumed draft's files the person left ticked."""
+        return set(self.data.getlist("keep")) if hasattr(self.data, "getlist") else set()

@@ -8,29 +8,35 @@ from django.contrib import messages
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
-from mailboxes.store.folders import STARRED
-from mailboxes.web.forms import MOVE_TARGETS, SearchForm
-from mailboxes.store.selectors import attachment_get, email_count, email_get, email_list, thread_get
-from mailboxes.store.services import email_restore, email_trash, email_update
-from mailboxes.web.content import attachment_download_name, email_html_document, email_html_policy, has_remote_images
 from mailboxes.models import Folder
-from mailboxes.store.search import email_search
 from mailboxes.selectors import access_mailbox
+from mailboxes.store.folders import FOLDER_VIEWS
+from mailboxes.store.search import email_search
+from mailboxes.store.selectors import attachment_get, email_count, email_get, email_list, emails_selected, thread_get
+from mailboxes.store.services import email_delete_forever, email_restore, email_trash, email_update, trash_empty
+from mailboxes.web.content import attachment_download_name, email_html_document, email_html_policy, has_remote_images
+from mailboxes.web.forms import MOVE_TARGETS, SearchForm
+from mailboxes.web.sidebar import FOLDER_LABELS, mail_sidebar
 from qmailing.errors import AppError, Invalid
 from qmailing.forms import app_error_message
 from qmailing.pagination import Page
 from qmailing.web import account_view
 
 PAGE_SIZE = 50
-FOLDER_TABS = [(Folder.INBOX, "Inbox"), (STARRED, "Starred"), (Folder.SENT, "Sent"), (Folder.DRAFTS, "Drafts"),
-               (Folder.ARCHIVE, "Archive"), (Folder.SPAM, "Spam"), (Folder.TRASH, "Trash")]
 FLAG_ACTIONS = {"read": {"is_read": True}, "unread": {"is_read": False},
-                "star": {"is_starred": True}, "unstar": {"is_starred": False}}
-ACTION_DONE = {"read": "Marked read.", "unread": "Marked unread.", "star": "Starred.", "unstar": "Star removed.",
-               "move": "Moved.", "trash": "Moved to Trash.", "restore": "Restored."}
+                "star": {"is_starred": True}, "unstar": {"is_starred": False},
+                "archive": {"folder": Folder.ARCHIVE}, "inbox": {"folder": Folder.INBOX}}
+ACTIONS = (*FLAG_ACTIONS, "move", "trash", "restore", "delete")
+# (one email, several) — the flash message after an action.
+ACTION_DONE = {"read": ("Marked read.", "Marked {n} emails read."), "unread": ("Marked unread.", "Marked {n} emails unread."),
+               "star": ("Starred.", "Starred {n} emails."), "unstar": ("Star removed.", "Removed the star from {n} emails."),
+               "archive": ("Archived.", "Archived {n} emails."), "inbox": ("Moved to Inbox.", "Moved {n} emails to Inbox."),
+               "move": ("Moved.", "Moved {n} emails."), "trash": ("Moved to Trash.", "Moved {n} emails to Trash."),
+               "restore": ("Restored.", "Restored {n} emails."), "delete": ("Deleted for good.", "Deleted {n} emails for good.")}
 
 
 def _older_url(request, page, start=None):
@@ -67,11 +73,21 @@ def _start(request, page):
         return 1
 
 
-@account_view
-@require_GET
-def mailbox_mail_view(request, account, mailbox_id):
-    mailbox = access_mailbox(account=account, mailbox_id=mailbox_id)
+def _first_page_url(request):
+    params = request.GET.copy()
+    for key in ("cursor", "before", "start"):
+        params.pop(key, None)
+    return f"?{params.urlencode()}"
+
+
+def _folder(request):
     folder = (request.GET.get("folder") or Folder.INBOX).upper()
+    return folder if folder in FOLDER_VIEWS else Folder.INBOX
+
+
+def _mail_list(request, account, *, mailbox):
+    """A folder of one mailbox, or (mailbox None) of every mailbox; or a search within it."""
+    folder = _folder(request)
     form = SearchForm(request.GET if "q" in request.GET else None)
     searching = form.is_searching()
     cursor = request.GET.get("cursor") or None
@@ -86,29 +102,38 @@ def mailbox_mail_view(request, account, mailbox_id):
     except Invalid as exc:
         page, error = Page(), exc.detail
     start = _start(request, page) if total is not None else None
-    context = {"mailbox": mailbox, "folder": folder, "tabs": FOLDER_TABS, "form": form, "searching": searching,
-               "page": page, "older_url": _older_url(request, page, start), "error": error,
-               "is_first_page": not (cursor or before)}
+    list_url = reverse("mailboxes:mail", args=[mailbox.id]) if mailbox else reverse("mail:inbox")
+    context = {"mailbox": mailbox, "folder": folder, "folder_label": FOLDER_LABELS.get(folder, folder.title()),
+               "form": form, "searching": searching, "page": page, "older_url": _older_url(request, page, start),
+               "error": error, "is_first_page": not (cursor or before), "list_url": list_url,
+               "show_mailbox": mailbox is None, "move_targets": MOVE_TARGETS, "here": request.get_full_path(),
+               **mail_sidebar(account=account, mailbox=mailbox, folder=folder)}
     if searching:
         # Search pages only go forward; the way back is the first page of the same search.
         context["newest_url"] = _first_page_url(request) if cursor else None
     elif total is not None:
         context.update(newer_url=_newer_url(request, page, start), total=total[0], total_capped=total[1],
                        start=start, end=start + len(page.items) - 1 if start else None)
-    return render(request, "mailboxes/mail_list.html", context, status=400 if error else 200)
+    return render(request, "mailboxes/mail_list.html", context, status=400 if error or form.errors else 200)
 
 
-def _first_page_url(request):
-    params = request.GET.copy()
-    for key in ("cursor", "before", "start"):
-        params.pop(key, None)
-    return f"?{params.urlencode()}"
+@account_view
+@require_GET
+def inbox_view(request, account):
+    """The unified views: a folder across every mailbox of the account (all inboxes by default)."""
+    return _mail_list(request, account, mailbox=None)
+
+
+@account_view
+@require_GET
+def mailbox_mail_view(request, account, mailbox_id):
+    return _mail_list(request, account, mailbox=access_mailbox(account=account, mailbox_id=mailbox_id))
 
 
 @account_view
 @require_GET
 def mail_search_view(request, account):
-    """Search across every mailbox of the account."""
+    """Search across every mailbox of the account, with every filter of the search selector."""
     form = SearchForm(request.GET or None)
     searching = form.is_searching()
     cursor = request.GET.get("cursor") or None
@@ -119,25 +144,38 @@ def mail_search_view(request, account):
         except Invalid as exc:
             error = exc.detail
     context = {"form": form, "searching": searching, "page": page, "older_url": _older_url(request, page),
-               "newest_url": _first_page_url(request) if cursor else None, "error": error, "is_first_page": not cursor}
+               "newest_url": _first_page_url(request) if cursor else None, "error": error, "is_first_page": not cursor,
+               "show_mailbox": True, "move_targets": MOVE_TARGETS, "here": request.get_full_path(),
+               **mail_sidebar(account=account, current="search")}
     return render(request, "mailboxes/mail_search.html", context, status=400 if error or form.errors else 200)
+
+
+def _message_view(request, email, *, focused):
+    """How one message of a conversation shows: HTML by default when it has HTML, else its text."""
+    show_html = bool(email.html) and not (focused and request.GET.get("view") == "text")
+    remote_images = show_html and focused and request.GET.get("images") == "1"
+    return {"email": email, "focused": focused, "show_html": show_html,
+            "html_url": reverse("mail:html", args=[email.id]) + ("?images=1" if remote_images else ""),
+            "remote_images": remote_images, "offers_remote_images": show_html and focused and has_remote_images(email.html),
+            "attachments": list(email.attachments.all())}
 
 
 @account_view
 @require_GET
 def email_detail_view(request, account, email_id):
+    """The conversation an email belongs to, with that email open; the others folded (open when unread)."""
     email = email_get(account=account, email_id=email_id)
     if not email.is_read:
         email_update(email=email, is_read=True)
         email.is_read = True
     thread = thread_get(account=account, thread_id=email.thread_id)
-    show_html = request.GET.get("view") == "html" and bool(email.html)
-    remote_images = show_html and request.GET.get("images") == "1"
-    html_url = reverse("mail:html", args=[email.id]) + ("?images=1" if remote_images else "")
-    context = {"email": email, "mailbox": email.mailbox, "attachments": list(email.attachments.all()),
-               "thread_emails": thread.emails, "show_html": show_html, "html_url": html_url,
-               "remote_images": remote_images, "offers_remote_images": show_html and has_remote_images(email.html),
-               "move_targets": [(value, label) for value, label in MOVE_TARGETS if value != email.folder]}
+    messages_in_thread = [_message_view(request, message, focused=message.pk == email.pk) for message in thread.emails]
+    focused = next((item for item in messages_in_thread if item["focused"]), _message_view(request, email, focused=True))
+    list_url = reverse("mailboxes:mail", args=[email.mailbox_id]) + f"?folder={email.folder}"
+    context = {"email": email, "mailbox": email.mailbox, "thread": thread.thread, "conversation": messages_in_thread,
+               "focused": focused, "list_url": list_url, "here": request.get_full_path(),
+               "move_targets": [(value, label) for value, label in MOVE_TARGETS if value != email.folder],
+               **mail_sidebar(account=account, mailbox=email.mailbox, folder=email.folder)}
     return render(request, "mailboxes/email.html", context)
 
 
@@ -169,28 +207,90 @@ def attachment_download_view(request, account, email_id, index):
     return response
 
 
+def _apply(email, action, folder=""):
+    if action in FLAG_ACTIONS:
+        email_update(email=email, **FLAG_ACTIONS[action])
+    elif action == "move":
+        email_update(email=email, folder=folder)
+    elif action == "trash":
+        email_trash(email=email)
+    elif action == "restore":
+        email_restore(email=email)
+    elif action == "delete":
+        email_delete_forever(email=email)
+    else:
+        raise Invalid("Choose one of the actions offered with the email.", field="action")
+
+
+def _next(request, fallback):
+    """Where to go after an action: the page it came from (same site only), else `fallback`."""
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return fallback
+
+
 @account_view
 @require_POST
 def email_action_view(request, account, email_id):
     email = email_get(account=account, email_id=email_id)
     action = request.POST.get("action", "")
-    folder_before = email.folder
+    list_url = f"{reverse('mailboxes:mail', args=[email.mailbox_id])}?folder={email.folder}"
     try:
-        if action in FLAG_ACTIONS:
-            email_update(email=email, **FLAG_ACTIONS[action])
-        elif action == "move":
-            email_update(email=email, folder=request.POST.get("folder", ""))
-        elif action == "trash":
-            email_trash(email=email)
-        elif action == "restore":
-            email_restore(email=email)
-        else:
-            raise Invalid("Choose one of the actions on the email page.", field="action")
+        _apply(email, action, request.POST.get("folder", ""))
     except AppError as exc:
         messages.error(request, app_error_message(exc))
         return redirect("mail:detail", email_id=email.id)
-    messages.success(request, ACTION_DONE[action])
-    if action in ("unread", "trash", "move"):
+    messages.success(request, ACTION_DONE[action][0])
+    if action in ("unread", "trash", "move", "archive", "inbox", "delete", "restore"):
         # Opening the email again would mark it read, and a moved one has left the list it came from.
-        return redirect(f"{reverse('mailboxes:mail', args=[email.mailbox_id])}?folder={folder_before}")
+        return redirect(_next(request, list_url))
     return redirect("mail:detail", email_id=email.id)
+
+
+@account_view
+@require_POST
+def bulk_action_view(request, account):
+    """One action on the emails ticked in a list ("ids"), each through the same services as a single one."""
+    action = request.POST.get("action", "")
+    back = _next(request, reverse("mail:inbox"))
+    if action not in ACTIONS:
+        messages.error(request, "Choose what to do with the selected emails.")
+        return redirect(back)
+    try:
+        emails = emails_selected(account=account, email_ids=request.POST.getlist("ids"))
+    except Invalid as exc:
+        messages.error(request, exc.detail)
+        return redirect(back)
+    if not emails:
+        messages.error(request, "Select one or more emails first (the boxes at the start of each row).")
+        return redirect(back)
+    done, failures = 0, []
+    for email in emails:
+        try:
+            _apply(email, action, request.POST.get("folder", ""))
+            done += 1
+        except AppError as exc:
+            failures.append(app_error_message(exc))
+    if done:
+        single, several = ACTION_DONE[action]
+        messages.success(request, single if done == 1 else several.format(n=f"{done:,}"))
+    if failures:
+        skipped = len(failures)
+        messages.error(request, f"{skipped:,} email{'s' if skipped != 1 else ''} could not be changed: {failures[0]}")
+    return redirect(back)
+
+
+@account_view
+@require_POST
+def trash_empty_view(request, account):
+    """Delete for good everything in Trash: of one mailbox ("mailbox") or, without it, of every mailbox."""
+    mailbox_id = request.POST.get("mailbox") or None
+    mailbox = access_mailbox(account=account, mailbox_id=mailbox_id) if mailbox_id else None
+    purged = trash_empty(account=account, mailbox=mailbox)
+    if purged:
+        messages.success(request, f"Trash emptied: {purged:,} email{'s' if purged != 1 else ''} deleted for good.")
+    else:
+        messages.info(request, "Trash was already empty.")
+    back = reverse("mailboxes:mail", args=[mailbox.id]) if mailbox else reverse("mail:inbox")
+    return redirect(f"{back}?folder={Folder.TRASH}")

@@ -16,7 +16,8 @@ from qmailing.web import account_view, render_form
 @account_view
 @require_http_methods(["GET", "POST"])
 def mailbox_create_view(request, account):
-    form = MailboxCreateForm(request.POST or None, account=account, initial={"forward_keep_copy": True})
+    form = MailboxCreateForm(request.POST or None, account=account, initial={"forward_keep_copy": True},
+                             domain_id=request.GET.get("domain"))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

@@ -10,14 +10,20 @@ mailbox_urls = ([
     path("<uuid:mailbox_id>/status/", mailboxes.mailbox_status_view, name="status"),
     path("<uuid:mailbox_id>/delete/", mailboxes.mailbox_delete_view, name="delete"),
     path("<uuid:mailbox_id>/mail/", mail.mailbox_mail_view, name="mail"),
-    path("<uuid:mailbox_id>/compose/", compose.compose_view, name="compose"),
+    path("<uuid:mailbox_id>/compose/", compose.mailbox_compose_view, name="compose"),
     path("groups/", mailboxes.group_list_view, name="groups"),
     path("groups/<uuid:group_id>/", mailboxes.group_detail_view, name="group"),
     path("forwarding/confirm/<str:token>/", forwarding.forwarding_confirm_view, name="forwarding-confirm"),
 ], "mailboxes")
 
 mail_urls = ([
+    path("", mail.inbox_view, name="inbox"),  # every mailbox at once: all inboxes, all starred, …
     path("search/", mail.mail_search_view, name="search"),
+    path("bulk/", mail.bulk_action_view, name="bulk"),
+    path("trash/empty/", mail.trash_empty_view, name="empty-trash"),
+    path("compose/", compose.compose_view, name="compose"),
+    path("drafts/", compose.drafts_view, name="drafts"),
+    path("drafts/<uuid:draft_id>/delete/", compose.draft_delete_view, name="draft-delete"),
     path("<uuid:email_id>/", mail.email_detail_view, name="detail"),
     path("<uuid:email_id>/html", mail.email_html_view, name="html"),
     path("<uuid:email_id>/attachments/<int:index>", mail.attachment_download_view, name="attachment"),

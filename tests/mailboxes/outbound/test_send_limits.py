@@ -33,7 +33,7 @@ def _signed_in(client, account):
 
 
 def _compose(client, mailbox, to):
-    return client.post(reverse("mailboxes:compose", args=[mailbox.id]), {"to": to, "subject": "Hi", "text": "Hello."})
+    return client.post(reverse("mail:compose"), {"sender": str(mailbox.id), "to": to, "subject": "Hi", "text": "Hello."})
 
 
 def test_deleting_the_mailbox_that_sent_gives_no_sends_back(client, two_sends_a_day, verified_domain):
