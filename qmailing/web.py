@@ -1,8 +1,10 @@
 """Helpers shared by the dashboard's server-rendered views."""
 
 from functools import wraps
+from pathlib import Path
 
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from qmailing.errors import NotFound
@@ -42,6 +44,16 @@ def _provision(request):
     mailbox = next(iter(mailbox_list(account=account)), None)
     messages.success(request, f"Welcome! Your account is on the Free plan{f', with the mailbox {mailbox.address}' if mailbox else ''}.")
     return account
+
+
+FAVICON = Path(__file__).resolve().parent / "static" / "qmailing" / "favicon.svg"
+
+
+def favicon(request):
+    """/favicon.ico, which browsers ask for on every site: the product's icon (an SVG, which they all accept)."""
+    response = HttpResponse(FAVICON.read_bytes(), content_type="image/svg+xml")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 def render_form(request, template, context):

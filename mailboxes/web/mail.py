@@ -106,8 +106,10 @@ def _mail_list(request, account, *, mailbox):
     context = {"mailbox": mailbox, "folder": folder, "folder_label": FOLDER_LABELS.get(folder, folder.title()),
                "form": form, "searching": searching, "page": page, "older_url": _older_url(request, page, start),
                "error": error, "is_first_page": not (cursor or before), "list_url": list_url,
-               "show_mailbox": mailbox is None, "move_targets": MOVE_TARGETS, "here": request.get_full_path(),
+               "move_targets": MOVE_TARGETS, "here": request.get_full_path(),
                **mail_sidebar(account=account, mailbox=mailbox, folder=folder)}
+    # Rows say which mailbox they are in only where several could be mixed.
+    context["show_mailbox"] = mailbox is None and len(context["sidebar_mailboxes"]) > 1
     if searching:
         # Search pages only go forward; the way back is the first page of the same search.
         context["newest_url"] = _first_page_url(request) if cursor else None
@@ -145,8 +147,9 @@ def mail_search_view(request, account):
             error = exc.detail
     context = {"form": form, "searching": searching, "page": page, "older_url": _older_url(request, page),
                "newest_url": _first_page_url(request) if cursor else None, "error": error, "is_first_page": not cursor,
-               "show_mailbox": True, "move_targets": MOVE_TARGETS, "here": request.get_full_path(),
+               "move_targets": MOVE_TARGETS, "here": request.get_full_path(),
                **mail_sidebar(account=account, current="search")}
+    context["show_mailbox"] = len(context["sidebar_mailboxes"]) > 1
     return render(request, "mailboxes/mail_search.html", context, status=400 if error or form.errors else 200)
 
 
