@@ -200,7 +200,7 @@ def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_s
         rows.append(attachment)
     # The search entry is built from what is in memory; reading the attachments back would cost a query.
     document = search_document(subject=email.subject, from_name=email.from_name, from_address=email.from_address,
-                               body=email.text, attachment_texts=[])
+                               body=email.text, attachment_texts=[], attachment_names=[row.filename for row in rows])
     indexed = search_index_on_insert(email=email, document=document)
     email.save(force_insert=True)
     if indexed:

@@ -1,25 +1,54 @@
 """The search entry of an email: what is indexed (four weighted fields) and keeping it current."""
 
+import re
 import unicodedata
+from itertools import islice
 
 from django.db import connection
 
+from mailboxes.inbound.parsing import safe_filename
 from mailboxes.store.search import postgres, sqlite
 
 # Per field, so one huge newsletter or PDF cannot make a document past PostgreSQL's 1 MB tsvector cap.
 MAX_INDEXED_CHARS = 100_000
+# Attachment names go first in their field, so extracted text never pushes them out; these bound them
+# (at most ~3 × 255 characters a name, so the names of one email stay well under MAX_INDEXED_CHARS).
+MAX_INDEXED_ATTACHMENT_NAMES = 50
+MAX_INDEXED_NAME_CHARS = 255
+_NAME_WORD = re.compile(r"[^\W_]+")
 
 
-def search_document(*, subject, from_name, from_address, body, attachment_texts):
-    """The four weighted fields of an email's search entry, each capped at MAX_INDEXED_CHARS."""
+def attachment_names_text(filenames):
+    """The attachments' display names as indexed: each whole, without its extension, and as its words.
+
+    PostgreSQL reads "Q3-invoice-ACME.pdf" as one file-name token; the whole name lets that exact
+    query match, the words let "invoice" or "acme" match as well (SQLite splits either way).
+    """
+    parts = []
+    for filename in islice(filenames, MAX_INDEXED_ATTACHMENT_NAMES):
+        name = safe_filename(filename or "")[:MAX_INDEXED_NAME_CHARS].strip()
+        if not name:
+            continue
+        stem, dot, _ = name.rpartition(".")
+        parts += [name, stem] if dot and stem else [name]
+        parts.append(" ".join(_NAME_WORD.findall(name)))
+    return "\n".join(parts)
+
+
+def search_document(*, subject, from_name, from_address, body, attachment_texts, attachment_names=()):
+    """The four weighted fields of an email's search entry, each capped at MAX_INDEXED_CHARS.
+
+    The attachments field holds the attachments' names (attachment_names_text), then their text.
+    """
     address = from_address or ""
     # Split the address too, so "alice" or "example" find alice@example.com.
     sender = " ".join([from_name or "", address, address.replace("@", " ").replace(".", " ")])
+    attachments = [attachment_names_text(attachment_names), *(text or "" for text in attachment_texts)]
     return {
         "subject": (subject or "")[:MAX_INDEXED_CHARS],
         "sender": sender[:MAX_INDEXED_CHARS],
         "body": (body or "")[:MAX_INDEXED_CHARS],
-        "attachments": " ".join(text or "" for text in attachment_texts)[:MAX_INDEXED_CHARS],
+        "attachments": " ".join(filter(None, attachments))[:MAX_INDEXED_CHARS],
     }
 
 
@@ -37,8 +66,10 @@ def recipients_search_text(*address_lists):
 
 
 def _document(email):
+    attachments = list(email.attachments.all())
     return search_document(subject=email.subject, from_name=email.from_name, from_address=email.from_address,
-                           body=email.text, attachment_texts=[a.extracted_text for a in email.attachments.all()])
+                           body=email.text, attachment_texts=[a.extracted_text for a in attachments],
+                           attachment_names=[a.filename for a in attachments])
 
 
 def search_index_on_insert(*, email, document) -> bool:
