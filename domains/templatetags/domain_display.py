@@ -1,0 +1,36 @@
+"""Template filters for the domain pages: names as people write them, times as people say them."""
+
+from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from domains.names import domain_to_unicode
+
+register = template.Library()
+
+
+@register.filter
+def unicode_host(host):
+    """A DNS host name with its punycode (xn--) labels in Unicode: _dmarc.xn--bcher-kva.example is
+    _dmarc.bücher.example (idna rejects the underscore label, so each label is decoded on its own)."""
+    labels = str(host or "").split(".")
+    return ".".join(_label_to_unicode(label) for label in labels)
+
+
+def _label_to_unicode(label):
+    if not label.lower().startswith("xn--"):
+        return label
+    try:
+        return domain_to_unicode(label)
+    except (UnicodeError, ValueError):
+        return label
+
+
+@register.filter
+def ago(when):
+    """"3 minutes ago", "just now" for the last minute; the largest unit only (the exact time goes in a title)."""
+    if not when:
+        return ""
+    if (timezone.now() - when).total_seconds() < 60:
+        return "just now"
+    return timesince(when, depth=1).replace("\xa0", " ") + " ago"
