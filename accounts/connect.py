@@ -13,9 +13,11 @@ from accounts.scopes import (
     DOMAIN_READ, EMAIL_READ, EMAIL_SEND, EMAIL_WRITE, MAILBOX_READ, SCOPES,
 )
 
-CLAUDE_DESKTOP, CLAUDE_AI, CURSOR, CONTINUE, CUSTOM = "claude_desktop", "claude_ai", "cursor", "continue", "custom"
+CLAUDE_DESKTOP, CLAUDE_CODE, CLAUDE_AI, CURSOR, CONTINUE, CUSTOM = (
+    "claude_desktop", "claude_code", "claude_ai", "cursor", "continue", "custom")
 CLIENTS = {
     CLAUDE_DESKTOP: "Claude Desktop",
+    CLAUDE_CODE: "Claude Code",
     CLAUDE_AI: "Claude.ai",
     CURSOR: "Cursor",
     CONTINUE: "Continue",
@@ -62,6 +64,11 @@ def snippet(*, client, token, urls):
                  "~/Library/Application Support/Claude/, on Windows %APPDATA%\\Claude\\). Restart Claude Desktop "
                  "after saving. Needs Node.js for npx.")
         return where, _json(config)
+    if client == CLAUDE_CODE:
+        # Claude Code's own command; single quotes keep the shell from touching the URL or the header.
+        text = f"claude mcp add --transport http --scope user qmailing '{urls['mcp']}' --header 'Authorization: {bearer}'"
+        return ("a terminal: Claude Code stores the server in ~/.claude.json for every project (`--scope project` "
+                "writes .mcp.json into one project instead). `claude mcp list` shows it."), text
     if client == CURSOR:
         config = {"mcpServers": {"qmailing": {"url": urls["mcp"], "headers": {"Authorization": bearer}}}}
         return "~/.cursor/mcp.json (or .cursor/mcp.json in one project)", _json(config)
@@ -81,3 +88,14 @@ def snippet(*, client, token, urls):
                 "with OAuth and asks you to approve its scopes, so no token is needed."), urls["mcp"]
     text = f'curl -s -H "Authorization: {bearer}" "{urls["api"]}mailboxes?limit=10"'
     return "a terminal (or any HTTP client): the REST API under " + urls["api"], text
+
+
+# What to ask the agent once it is configured: the cheapest read-only tool, allowed on every plan and scope set
+# that includes mailbox:read.
+VERIFY_TOOL = "qmailing_list_mailboxes"
+VERIFY_PROMPT = "Which mailboxes do I have in QMailing?"
+
+
+def verify_command(*, token, urls):
+    """A curl command that answers 200 with the account's mailboxes when the token works (401 when it does not)."""
+    return f'curl -s -i -H "Authorization: Bearer {token}" "{urls["api"]}mailboxes?limit=1"'

@@ -1,24 +1,32 @@
-"""Settings → Developers: the "Connect to Claude" wizard, the account's tokens and its API usage.
+"""Settings → Developers: the "Connect to Claude" wizard, the account's tokens, the OAuth apps it authorised
+and its API usage.
 
-1. pick a client and a use case (GET form on the index page);
-2. adjust the scopes the use case proposed (GET /connect/), then POST;
-3. the POST issues the token and renders it in that response only: never stored, never in a session or
-   a redirect URL, `Cache-Control: no-store`. A one-time nonce in the step-2 form makes a browser's
+Wizard steps (STEPS; the page shows where you are):
+1-2. pick a client and a use case (GET form on the index page; Claude.ai leaves for its OAuth explanation);
+3. adjust the scopes the use case proposed (GET /connect/), then POST;
+4. the POST issues the token and renders it in that response only: never stored, never in a session or
+   a redirect URL, `Cache-Control: no-store`. A one-time nonce in the step-3 form makes a browser's
    re-POST (reload) issue nothing and show nothing.
 """
 
 import secrets
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import path
+from django.utils import timezone
+from django.utils.timesince import timesince
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from accounts.connect import CLAUDE_AI, CLIENTS, CUSTOM, USE_CASES, server_urls, snippet
-from accounts.request_log import account_usage, with_last_used
-from accounts.scopes import SCOPES
+from accounts.connect import (
+    CLAUDE_AI, CLIENTS, CUSTOM, USE_CASES, VERIFY_PROMPT, VERIFY_TOOL, server_urls, snippet, verify_command,
+)
+from accounts.oauth_apps import access_oauth_app, oauth_app_list, oauth_app_revoke, personal_token_list
+from accounts.request_log import account_usage, usage_breakdown, with_last_used
+from accounts.scopes import MAILBOX_READ, SCOPES
 from accounts.tokens import MAX_CLIENT_NAME, token_issue, token_list, token_revoke
 from qmailing.errors import AppError, NotFound
 from qmailing.forms import add_app_error
@@ -26,10 +34,18 @@ from qmailing.web import account_view
 
 NONCES_KEY = "developers_connect_nonces"
 MAX_OPEN_NONCES = 5
+# The wizard's steps, each with the one sentence that says what it is for.
+STEPS = [
+    ("Client", "Pick the app your agent runs in: the token and its config snippet are made for it."),
+    ("Use case", "Say what the agent will do; that proposes the smallest set of scopes for it."),
+    ("Scopes", "Untick anything this client should not be allowed to do; you can issue another token later."),
+    ("Token", "Copy the token and the snippet into your client now: the token is shown only this once."),
+]
 
 
 class ClientForm(forms.Form):
-    client = forms.ChoiceField(choices=list(CLIENTS.items()), widget=forms.RadioSelect, label="Which client?")
+    client = forms.ChoiceField(choices=list(CLIENTS.items()), widget=forms.RadioSelect, label="Which client?",
+                               help_text="Claude.ai signs in with OAuth instead of a token: the next page explains how.")
     name = forms.CharField(required=False, max_length=MAX_CLIENT_NAME, label="Custom client's name",
                            help_text="Only for a custom client, e.g. “n8n inbox bot”.")
     use_case = forms.ChoiceField(choices=[(key, label) for key, (label, _) in USE_CASES.items()],
@@ -75,13 +91,41 @@ def _use_nonce(request, nonce):
     return True
 
 
+def _steps(*current):
+    """The step indicator: (number, title, sentence, state) with state "done", "current" or "todo"."""
+    return [(number, title, sentence,
+             "current" if number in current else "done" if number < min(current) else "todo")
+            for number, (title, sentence) in enumerate(STEPS, start=1)]
+
+
+def _ago(moment, now):
+    """"3 hours ago"; "just now" under a minute."""
+    if moment is None:
+        return ""
+    if (now - moment).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(moment, now, depth=1)} ago".replace("\xa0", " ")
+
+
 def _index_context(account, client_form=None):
+    now = timezone.now()
+    tokens = list(with_last_used(personal_token_list(account=account)))
+    for token in tokens:
+        token.last_used_ago = _ago(token.last_used, now)
+    oauth_apps = oauth_app_list(account=account, now=now)
+    for app in oauth_apps:
+        app.last_used_ago = _ago(app.last_used, now)
+        app.authorised_ago = _ago(app.authorised_at, now)
     return {
         "account": account,
-        "usage": account_usage(account=account),
-        "tokens": with_last_used(token_list(account=account)),
+        "usage": account_usage(account=account, now=now),
+        "breakdown": usage_breakdown(account=account, now=now),
+        "tokens": tokens,
+        "oauth_apps": oauth_apps,
         "client_form": client_form or ClientForm(initial={"client": "claude_desktop", "use_case": "triage"}),
         "urls": server_urls(),
+        "steps": _steps(1, 2),
+        "per_minute": settings.QMAILING_TOKEN_REQUESTS_PER_MINUTE,
     }
 
 
@@ -102,14 +146,15 @@ def connect(request, account):
         return render(request, "accounts/developers.html", _index_context(account, client_form), status=400)
     urls = server_urls()
     if client_form.cleaned_data["client"] == CLAUDE_AI:
-        where, text = snippet(client=CLAUDE_AI, token=None, urls=urls)
-        return render(request, "accounts/connect_claude_ai.html", {"where": where, "snippet": text, "urls": urls})
+        _, text = snippet(client=CLAUDE_AI, token=None, urls=urls)
+        return render(request, "accounts/connect_claude_ai.html", {
+            "snippet": text, "urls": urls, "verify_tool": VERIFY_TOOL, "verify_prompt": VERIFY_PROMPT})
     form = ScopesForm(initial={
         "client": client_form.cleaned_data["client"], "name": client_form.cleaned_data["name"],
         "scopes": USE_CASES[client_form.cleaned_data["use_case"]][1], "nonce": _new_nonce(request),
     })
     return render(request, "accounts/connect_scopes.html",
-                  {"form": form, "client_label": client_form.client_label(),
+                  {"form": form, "client_label": client_form.client_label(), "steps": _steps(3),
                    "use_case": USE_CASES[client_form.cleaned_data["use_case"]][0]})
 
 
@@ -130,14 +175,18 @@ def _issue(request, account):
             where, text = snippet(client=form.cleaned_data["client"], token=plaintext, urls=urls)
             return render(request, "accounts/connect_issued.html", {
                 "token": plaintext, "access_token": access_token, "where": where, "snippet": text, "urls": urls,
-                "client": form.cleaned_data["client"],
+                "client": form.cleaned_data["client"], "is_custom": form.cleaned_data["client"] == CUSTOM,
+                "scopes": access_token.scope.split(), "can_list_mailboxes": MAILBOX_READ in access_token.scope.split(),
+                "verify_command": verify_command(token=plaintext, urls=urls), "verify_tool": VERIFY_TOOL,
+                "verify_prompt": VERIFY_PROMPT, "steps": _steps(4),
             })
     client_label = form.client_label() if "client" in form.cleaned_data else ""
     data = form.data.copy()
     data["nonce"] = _new_nonce(request)  # the failed attempt used its nonce (or had none)
     form = ScopesForm(data)
     form.is_valid()
-    return render(request, "accounts/connect_scopes.html", {"form": form, "client_label": client_label}, status=400)
+    return render(request, "accounts/connect_scopes.html",
+                  {"form": form, "client_label": client_label, "steps": _steps(3)}, status=400)
 
 
 @account_view
@@ -151,11 +200,28 @@ def revoke(request, account, token_id):
         messages.success(request, f"Revoked the token for {token.application.name if token.application else 'a client'}. "
                                   "Its next request is refused.")
         return redirect("developers:index")
+    token.last_used_ago = _ago(token.last_used, timezone.now())
     return render(request, "accounts/revoke_token.html", {"token": token})
+
+
+@account_view
+@require_http_methods(["GET", "POST"])
+def revoke_oauth_app(request, account, application_id):
+    if request.method == "POST":
+        revoked = oauth_app_revoke(account=account, application_id=application_id)
+        name = revoked["app"].name or "the app"
+        messages.success(request, f"Revoked {name}'s access to your account. Its next request is refused; to come back "
+                                  "it must ask for your consent again.")
+        return redirect("developers:index")
+    app = access_oauth_app(account=account, application_id=application_id)
+    now = timezone.now()
+    app.last_used_ago, app.authorised_ago = _ago(app.last_used, now), _ago(app.authorised_at, now)
+    return render(request, "accounts/revoke_oauth_app.html", {"app": app})
 
 
 developer_urls = ([
     path("", developers, name="index"),
     path("connect/", connect, name="connect"),
     path("tokens/<int:token_id>/revoke/", revoke, name="revoke"),
+    path("oauth-apps/<int:application_id>/revoke/", revoke_oauth_app, name="revoke_oauth_app"),
 ], "developers")

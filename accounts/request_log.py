@@ -59,7 +59,91 @@ def account_usage(*, account, days=RETENTION_DAYS, now=None):
     cap = account.plan.daily_request_cap
     used = counts.get(today, 0)
     return {"today": used, "cap": cap, "remaining": None if cap is None else max(cap - used, 0), "per_day": per_day,
-            "total": sum(calls for _, calls in per_day)}
+            "total": sum(calls for _, calls in per_day),
+            "percent": None if cap is None else (100 if cap == 0 else min(100, round(used * 100 / cap)))}
+
+
+# Status classes the usage chart stacks, in drawing order: (key, label).
+STATUS_CLASSES = (
+    ("ok", "Succeeded (2xx)"),
+    ("refused", "Refused (4xx)"),
+    ("limited", "Rate-limited (429)"),
+    ("failed", "Failed (5xx)"),
+)
+TOP_OPERATIONS = 8
+
+
+def status_class(status):
+    if status == 429:
+        return "limited"
+    if status >= 500:
+        return "failed"
+    if status >= 400:
+        return "refused"
+    return "ok"
+
+
+def _percent(part, whole):
+    return 0.0 if not whole else round(part * 100 / whole, 2)
+
+
+def usage_breakdown(*, account, days=RETENTION_DAYS, now=None):
+    """Every logged call of the last `days` UTC days (429s included), by day, operation and status: the numbers
+    the Developers page draws its charts and tables from (one grouped query).
+
+    Returns {"total", "first", "last", "days": [{"date", "total", "percent" (of the busiest day), "counts" (one
+    per STATUS_CLASSES), "segments": [{"key", "label", "calls", "percent" (of that day)}] (non-zero only)}],
+    "operations": [{"name", "calls", "percent" (of the busiest operation), "counts"}] (the TOP_OPERATIONS
+    busiest, then one "Other operations" row), "statuses": [{"key", "label", "calls", "percent" (of all calls)}] and
+    "codes": [(status, calls)]}.
+    """
+    now = now or timezone.now()
+    today = now.astimezone(dt.timezone.utc).date()
+    first = today - dt.timedelta(days=days - 1)
+    start = dt.datetime.combine(first, dt.time(), tzinfo=dt.timezone.utc)
+    rows = (RequestLog.objects.filter(account=account, created_at__gte=start)
+            .annotate(day=TruncDate("created_at", tzinfo=dt.timezone.utc))
+            .values("day", "operation", "status").annotate(calls=Count("id")).order_by())
+    per_day, per_operation, per_code = {}, {}, {}
+    for row in rows:
+        key = status_class(row["status"])
+        day = per_day.setdefault(row["day"], {})
+        day[key] = day.get(key, 0) + row["calls"]
+        operation = per_operation.setdefault(row["operation"], {})
+        operation[key] = operation.get(key, 0) + row["calls"]
+        per_code[row["status"]] = per_code.get(row["status"], 0) + row["calls"]
+    labels = dict(STATUS_CLASSES)
+    day_totals = {day: sum(counts.values()) for day, counts in per_day.items()}
+    busiest_day = max(day_totals.values(), default=0)
+    chart_days = []
+    for offset in range(days):
+        date = first + dt.timedelta(days=offset)
+        counts, total = per_day.get(date, {}), day_totals.get(date, 0)
+        chart_days.append({"date": date, "total": total, "percent": _percent(total, busiest_day),
+                           "counts": [counts.get(key, 0) for key, _ in STATUS_CLASSES], "segments": [
+            {"key": key, "label": labels[key], "calls": counts[key], "percent": _percent(counts[key], total)}
+            for key, _ in STATUS_CLASSES if counts.get(key)]})
+    ranked = sorted(per_operation.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+    operations = [(name, counts) for name, counts in ranked[:TOP_OPERATIONS]]
+    if len(ranked) > TOP_OPERATIONS:
+        other = {}
+        for _, counts in ranked[TOP_OPERATIONS:]:
+            for key, calls in counts.items():
+                other[key] = other.get(key, 0) + calls
+        operations.append((f"Other operations ({len(ranked) - TOP_OPERATIONS})", other))
+    busiest_operation = max((sum(counts.values()) for _, counts in operations), default=0)
+    total = sum(day_totals.values())
+    status_totals = {key: sum(counts.get(key, 0) for counts in per_day.values()) for key, _ in STATUS_CLASSES}
+    return {
+        "total": total, "first": first, "last": today, "days": chart_days,
+        "operations": [{"name": name, "calls": sum(counts.values()),
+                        "percent": _percent(sum(counts.values()), busiest_operation),
+                        "counts": [counts.get(key, 0) for key, _ in STATUS_CLASSES]}
+                       for name, counts in operations],
+        "statuses": [{"key": key, "label": label, "calls": status_totals[key],
+                      "percent": _percent(status_totals[key], total)} for key, label in STATUS_CLASSES],
+        "codes": sorted(per_code.items()),
+    }
 
 
 def with_last_used(tokens):

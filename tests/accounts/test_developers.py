@@ -69,7 +69,8 @@ def test_wizard_end_to_end_token_shown_once_usable_listed_and_revoked(signed_in,
 
     # Never again: not on reload of the list, not on a re-POST of the same form.
     listing = signed_in.get(INDEX).content.decode()
-    assert token not in listing and "Cursor" in listing and "email:read mailbox:read" in listing
+    assert token not in listing
+    assert "Cursor" in listing and "<code>email:read</code><code>mailbox:read</code>" in listing
     assert "not in the last 30 days" not in listing  # last used comes from the request log
     replay = signed_in.post(CONNECT, {"client": "cursor", "name": "", "nonce": _nonce(_step2(signed_in, "cursor").content.decode()),
                                       "scopes": ["mailbox:read"]})
@@ -138,8 +139,7 @@ def test_custom_client_needs_a_name(signed_in):
 
 
 def _snippet(page):
-    pres = re.findall(r"<pre class=\"mono\">(.*?)</pre>", page, re.S)
-    return pres[-1]
+    return re.search(r'<pre class="mono copy-text" id="snippet"[^>]*>(.*?)</pre>', page, re.S).group(1)
 
 
 def test_claude_desktop_snippet(signed_in, settings):
@@ -237,7 +237,8 @@ def test_developers_page_shows_usage_against_the_daily_cap(client, free_account)
         assert _mailboxes(client, token).status_code == 200
     client.force_login(free_account.users.get())
     page = client.get(INDEX).content.decode()
-    assert "3 / 25" in page
+    assert '<span class="usage-figure">3</span> / 25 calls today' in page
+    assert 'aria-valuemax="25" aria-valuenow="3"' in page and "22 calls left today" in page
 
 
 def test_developers_page_requires_sign_in(client, db):
@@ -254,3 +255,85 @@ def test_developers_page_requires_sign_in(client, db):
 
 def test_nav_links_to_developers(signed_in):
     assert 'href="/settings/developers/"' in signed_in.get("/").content.decode()
+
+
+def _current_step(page):
+    return re.findall(r'<li class="step step-current" aria-current="step">\s*<span[^>]*>(\d)</span>\s*'
+                      r'<span class="step-title">([^<]+)', page)
+
+
+def test_wizard_steps_render_in_order_and_explain_themselves(signed_in):
+    index = signed_in.get(INDEX).content.decode()
+    assert _current_step(index) == [("1", "Client"), ("2", "Use case")]
+    assert "Step 1 · Client" in index and "Step 2 · Use case" in index
+    assert "Pick the app your agent runs in" in index and "proposes the smallest set of scopes" in index
+    step3 = _step2(signed_in, "cursor").content.decode()
+    assert _current_step(step3) == [("3", "Scopes")] and "Untick anything this client should not" in step3
+    assert step3.count('class="step step-done"') == 2
+    issued = _issue(signed_in, "cursor").content.decode()
+    assert _current_step(issued) == [("4", "Token")] and "shown only this once" in issued
+    assert issued.count('class="step step-done"') == 3
+
+
+def test_issued_page_has_token_server_url_snippet_with_copy_buttons_a_verify_hint_and_the_docs(signed_in, settings):
+    settings.QMAILING_BASE_URL = "https://qm.example.com"
+    page = _issue(signed_in, "cursor", scopes=["mailbox:read"]).content.decode()
+    token = TOKEN_RE.search(page).group(0)
+    assert re.search(r'<code class="copy-text" id="token"[^>]*>' + token + "</code>", page)
+    assert '<code class="copy-text" id="mcp-url" aria-labelledby="mcp-url-label">https://qm.example.com/mcp</code>' in page
+    for target in ("token", "mcp-url", "snippet", "verify"):
+        assert f'data-copy="{target}"' in page, target
+    snippet = _snippet(page)
+    assert "https://qm.example.com/mcp" in snippet and token in snippet
+    assert "qmailing_list_mailboxes" in page and "Verify the connection" in page
+    assert f'curl -s -i -H &quot;Authorization: Bearer {token}&quot; &quot;https://qm.example.com/api/v1/pub/mailboxes?limit=1&quot;' in page
+    assert 'href="https://qm.example.com/docs/mcp"' in page
+
+
+def test_verify_hint_warns_when_the_token_cannot_list_mailboxes(signed_in):
+    page = _issue(signed_in, "cursor", scopes=["email:read"]).content.decode()
+    assert "lacks <code>mailbox:read</code>" in page
+
+
+def test_claude_code_snippet_is_the_claude_mcp_add_command(signed_in, settings):
+    settings.QMAILING_BASE_URL = "https://qm.example.com"
+    page = _issue(signed_in, "claude_code").content.decode()
+    token = TOKEN_RE.search(page).group(0)
+    assert _snippet(page) == ("claude mcp add --transport http --scope user qmailing &#x27;https://qm.example.com/mcp&#x27; "
+                              f"--header &#x27;Authorization: Bearer {token}&#x27;")
+    assert AccessToken.objects.get().application.name == "Claude Code"
+
+
+def test_claude_ai_path_explains_the_oauth_connect_and_the_verify_step(signed_in, settings):
+    settings.QMAILING_BASE_URL = "https://qm.example.com"
+    page = signed_in.get(CONNECT, {"client": "claude_ai", "use_case": "triage"}).content.decode()
+    assert "No token needed" in page and "consent page" in page and "Add custom connector" in page
+    assert 'data-copy="mcp-url"' in page and "qmailing_list_mailboxes" in page and "OAuth apps" in page
+    assert 'href="https://qm.example.com/docs/mcp"' in page
+
+
+def test_token_list_shows_last_used_relative_with_the_exact_time_in_the_title(signed_in, owner):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import RequestLog
+    from accounts.request_log import request_log_write
+
+    used, access_token = token_issue(account=owner, user=owner.users.get(), client="Cursor", scopes="mailbox:read")
+    token_issue(account=owner, user=owner.users.get(), client="Idle bot", scopes="email:read")
+    request_log_write(account=owner, token_id=access_token.pk, operation="qmailing_list_mailboxes", status=200,
+                      duration_ms=3)
+    when = timezone.now() - timedelta(hours=3, minutes=10)
+    RequestLog.objects.update(created_at=when)
+    page = signed_in.get(INDEX).content.decode()
+    tokens = page.split('id="tokens"', 1)[1].split('id="oauth-apps"', 1)[0]
+    cursor_row = tokens.split("Cursor", 1)[1].split("</tr>", 1)[0]
+    assert f'title="{when:%Y-%m-%d %H:%M:%S} UTC">3 hours ago</time>' in cursor_row
+    idle_row = tokens.split("Idle bot", 1)[1].split("</tr>", 1)[0]
+    assert "not in the last 30 days" in idle_row
+    assert f'{access_token.created:%Y-%m-%d}' in cursor_row and f'{access_token.expires:%Y-%m-%d}' in cursor_row
+    assert reverse("developers:revoke", args=[access_token.pk]) in cursor_row
+    assert used not in page
+    confirm = signed_in.get(reverse("developers:revoke", args=[access_token.pk])).content.decode()
+    assert "3 hours ago" in confirm and "<code>mailbox:read</code>" in confirm
