@@ -1,8 +1,14 @@
+from datetime import timedelta
+
 from django.core.exceptions import ValidationError
+from django.db.models import Count, Max
+from django.utils import timezone
 
 from qmailing.errors import NotFound
 from qmailing.pagination import Page, keyset_page
-from webhooks.models import Event, WebhookDelivery, WebhookEndpoint
+from webhooks.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+HEALTH_WINDOW = timedelta(days=7)
 
 
 def event_list(*, account, after=0, mailbox=None, types=None, limit=100):
@@ -34,3 +40,38 @@ def webhook_deliveries(*, endpoint, cursor=None, limit=50) -> Page:
     deliveries = (WebhookDelivery.objects.filter(endpoint=endpoint).select_related("event")
                   .prefetch_related("attempt_log"))
     return keyset_page(deliveries, cursor=cursor, limit=limit, time_field="created_at")
+
+
+def webhook_health(endpoints, *, now=None) -> dict:
+    """Per endpoint id, over deliveries created in HEALTH_WINDOW (an index range, however old the endpoint):
+    the last failed attempt, and the share of finished deliveries that succeeded."""
+    since = (now or timezone.now()) - HEALTH_WINDOW
+    ids = [endpoint.pk for endpoint in endpoints]
+    health = {pk: {"last_failure_at": None, "succeeded": 0, "failed": 0, "total": 0, "rate": None} for pk in ids}
+    if not ids:
+        return health
+    recent = WebhookDelivery.objects.filter(endpoint_id__in=ids, created_at__gte=since)
+    finished = (recent.filter(status__in=[WebhookDelivery.Status.SUCCEEDED, WebhookDelivery.Status.FAILED])
+                .values("endpoint_id", "status").annotate(count=Count("id")).order_by())
+    for row in finished:
+        key = "succeeded" if row["status"] == WebhookDelivery.Status.SUCCEEDED else "failed"
+        health[row["endpoint_id"]][key] += row["count"]
+    failures = (WebhookAttempt.objects.filter(delivery__in=recent).exclude(error="")
+                .values("delivery__endpoint_id").annotate(last=Max("started_at")).order_by())
+    for row in failures:
+        health[row["delivery__endpoint_id"]]["last_failure_at"] = row["last"]
+    for item in health.values():
+        item["total"] = item["succeeded"] + item["failed"]
+        item["rate"] = round(100 * item["succeeded"] / item["total"]) if item["total"] else None
+    return health
+
+
+def access_delivery(endpoint, delivery_id) -> WebhookDelivery:
+    """One delivery of this endpoint, or NotFound (a delivery id of another endpoint is not found here)."""
+    try:
+        delivery = WebhookDelivery.objects.filter(endpoint=endpoint, pk=delivery_id).first()
+    except (ValidationError, ValueError, TypeError):
+        delivery = None
+    if delivery is None:
+        raise NotFound("No delivery with this id exists for this endpoint.")
+    return delivery
