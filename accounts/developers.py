@@ -17,7 +17,6 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
-from django.utils.timesince import timesince
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
@@ -98,24 +97,10 @@ def _steps(*current):
             for number, (title, sentence) in enumerate(STEPS, start=1)]
 
 
-def _ago(moment, now):
-    """"3 hours ago"; "just now" under a minute."""
-    if moment is None:
-        return ""
-    if (now - moment).total_seconds() < 60:
-        return "just now"
-    return f"{timesince(moment, now, depth=1)} ago".replace("\xa0", " ")
-
-
 def _index_context(account, client_form=None):
     now = timezone.now()
     tokens = list(with_last_used(personal_token_list(account=account)))
-    for token in tokens:
-        token.last_used_ago = _ago(token.last_used, now)
     oauth_apps = oauth_app_list(account=account, now=now)
-    for app in oauth_apps:
-        app.last_used_ago = _ago(app.last_used, now)
-        app.authorised_ago = _ago(app.authorised_at, now)
     return {
         "account": account,
         "usage": account_usage(account=account, now=now),
@@ -200,7 +185,6 @@ def revoke(request, account, token_id):
         messages.success(request, f"Revoked the token for {token.application.name if token.application else 'a client'}. "
                                   "Its next request is refused.")
         return redirect("developers:index")
-    token.last_used_ago = _ago(token.last_used, timezone.now())
     return render(request, "accounts/revoke_token.html", {"token": token})
 
 
@@ -214,8 +198,6 @@ def revoke_oauth_app(request, account, application_id):
                                   "it must ask for your consent again.")
         return redirect("developers:index")
     app = access_oauth_app(account=account, application_id=application_id)
-    now = timezone.now()
-    app.last_used_ago, app.authorised_ago = _ago(app.last_used, now), _ago(app.authorised_at, now)
     return render(request, "accounts/revoke_oauth_app.html", {"app": app})
 
 

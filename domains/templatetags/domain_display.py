@@ -1,8 +1,6 @@
-"""Template filters for the domain pages: names as people write them, times as people say them."""
+"""Template filters for the domain pages: names as people write them (times: qmailing's `when` filters)."""
 
 from django import template
-from django.utils import timezone
-from django.utils.timesince import timesince
 
 from domains.names import domain_to_unicode
 
@@ -24,13 +22,3 @@ def _label_to_unicode(label):
         return domain_to_unicode(label)
     except (UnicodeError, ValueError):
         return label
-
-
-@register.filter
-def ago(when):
-    """"3 minutes ago", "just now" for the last minute; the largest unit only (the exact time goes in a title)."""
-    if not when:
-        return ""
-    if (timezone.now() - when).total_seconds() < 60:
-        return "just now"
-    return timesince(when, depth=1).replace("\xa0", " ") + " ago"

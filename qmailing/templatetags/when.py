@@ -33,7 +33,12 @@ def ago_text(value, *, now=None):
     now = now or timezone.now()
     if now - value < timedelta(minutes=1):
         return "just now"
-    return f"{timesince(value, now, depth=1)} ago"
+    return f"{timesince(value, now, depth=1)} ago".replace("\xa0", " ")
+
+
+def _exact(value):
+    local = timezone.localtime(value)
+    return f"{local:%a} {local.day} {local:%b %Y, %H:%M %Z}"
 
 
 @register.filter
@@ -41,9 +46,8 @@ def maildate(value):
     """<time> with the short list date; the full date and time in its title."""
     if not value:
         return ""
-    local = timezone.localtime(value)
     return format_html('<time datetime="{}" data-when="list" title="{}">{}</time>', value.isoformat(),
-                       f"{local:%a} {local.day} {local:%b %Y, %H:%M}", mail_date_text(value))
+                       _exact(value), mail_date_text(value))
 
 
 @register.filter
@@ -51,6 +55,5 @@ def ago(value):
     """<time> saying how long ago ("3 hours ago"); the full date and time in its title."""
     if not value:
         return ""
-    local = timezone.localtime(value)
     return format_html('<time datetime="{}" data-when="ago" title="{}">{}</time>', value.isoformat(),
-                       f"{local:%a} {local.day} {local:%b %Y, %H:%M}", ago_text(value))
+                       _exact(value), ago_text(value))

@@ -192,8 +192,8 @@ def test_last_used_is_relative_with_the_exact_time_in_the_title(client, owner):
     RequestLog.objects.update(created_at=when)
     client.force_login(user)
     apps = _oauth_section(client.get(INDEX).content.decode())
-    match = re.search(r'<time datetime="[^"]+" title="([^"]+)">3 hours ago</time>', apps)
-    assert match and match.group(1) == when.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+    match = re.search(r'<time datetime="[^"]+" data-when="ago" title="([^"]+)">3 hours ago</time>', apps)
+    assert match and match.group(1) == f"{when:%a} {when.day} {when:%b %Y, %H:%M} UTC"
 
 
 def test_empty_state_says_how_an_app_gets_here(client, owner):

@@ -100,7 +100,7 @@ def test_check_now_posts_checks_dns_and_shows_when_it_last_ran(signed_in, owner,
     stamp = re.search(r'Last checked <time datetime="([^"]+)" data-when="ago" title="([^"]+)">([^<]+)</time>', page)
     assert stamp and stamp.group(3) == "just now"
     assert stamp.group(1) == domain.last_checked_at.isoformat()
-    assert stamp.group(2) == domain.last_checked_at.strftime("%-d %b %Y, %H:%M UTC")  # the exact time on hover
+    assert stamp.group(2) == domain.last_checked_at.strftime("%a %-d %b %Y, %H:%M UTC")  # the exact time on hover
     assert "brand.example is verified: you can create mailboxes on it." in page
     assert page.count('data-when="ago"') == 1 + 5  # the domain's check and each record's
 
@@ -116,7 +116,7 @@ def test_last_checked_reads_minutes_ago_with_the_exact_time_in_the_title(signed_
     earlier = timezone.now() - timedelta(minutes=3, seconds=5)
     Domain.objects.filter(pk=domain.pk).update(last_checked_at=earlier)
     page = signed_in.get(reverse("domains:detail", args=[domain.id])).content.decode()
-    assert f'title="{earlier.strftime("%-d %b %Y, %H:%M UTC")}">3 minutes ago</time>' in page
+    assert f'title="{earlier.strftime("%a %-d %b %Y, %H:%M UTC")}">3 minutes ago</time>' in page
     assert "Last checked <time" in page
 
 
