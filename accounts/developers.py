@@ -9,7 +9,6 @@ Wizard steps (STEPS; the page shows where you are):
    re-POST (reload) issue nothing and show nothing.
 """
 
-import secrets
 
 from django import forms
 from django.conf import settings
@@ -29,10 +28,8 @@ from accounts.scopes import MAILBOX_READ, SCOPES
 from accounts.tokens import MAX_CLIENT_NAME, token_issue, token_list, token_revoke
 from qmailing.errors import AppError, NotFound
 from qmailing.forms import add_app_error
-from qmailing.web import account_view
+from qmailing.web import account_view, nonce_issue, nonce_use
 
-NONCES_KEY = "developers_connect_nonces"
-MAX_OPEN_NONCES = 5
 # The wizard's steps, each with the one sentence that says what it is for.
 STEPS = [
     ("Client", "Pick the app your agent runs in: the token and its config snippet are made for it."),
@@ -73,21 +70,6 @@ class ScopesForm(forms.Form):
     def client_label(self):
         data = self.cleaned_data
         return " ".join((data.get("name") or "").split()) if data["client"] == CUSTOM else CLIENTS[data["client"]]
-
-
-def _new_nonce(request):
-    nonce = secrets.token_urlsafe(16)
-    request.session[NONCES_KEY] = (request.session.get(NONCES_KEY, []) + [nonce])[-MAX_OPEN_NONCES:]
-    return nonce
-
-
-def _use_nonce(request, nonce):
-    """True once per nonce the session handed out."""
-    open_nonces = request.session.get(NONCES_KEY, [])
-    if nonce not in open_nonces:
-        return False
-    request.session[NONCES_KEY] = [other for other in open_nonces if other != nonce]
-    return True
 
 
 def _steps(*current):
@@ -136,7 +118,7 @@ def connect(request, account):
             "snippet": text, "urls": urls, "verify_tool": VERIFY_TOOL, "verify_prompt": VERIFY_PROMPT})
     form = ScopesForm(initial={
         "client": client_form.cleaned_data["client"], "name": client_form.cleaned_data["name"],
-        "scopes": USE_CASES[client_form.cleaned_data["use_case"]][1], "nonce": _new_nonce(request),
+        "scopes": USE_CASES[client_form.cleaned_data["use_case"]][1], "nonce": nonce_issue(request, "developers_connect"),
     })
     return render(request, "accounts/connect_scopes.html",
                   {"form": form, "client_label": client_form.client_label(), "steps": _steps(3),
@@ -145,7 +127,7 @@ def connect(request, account):
 
 def _issue(request, account):
     form = ScopesForm(request.POST)
-    if form.is_valid() and not _use_nonce(request, form.cleaned_data["nonce"]):
+    if form.is_valid() and not nonce_use(request, "developers_connect", form.cleaned_data["nonce"]):
         messages.warning(request, "That form was already used, and its token was shown once. If you did not save "
                                   "it, revoke it below and connect again.")
         return redirect("developers:index")
@@ -167,7 +149,7 @@ def _issue(request, account):
             })
     client_label = form.client_label() if "client" in form.cleaned_data else ""
     data = form.data.copy()
-    data["nonce"] = _new_nonce(request)  # the failed attempt used its nonce (or had none)
+    data["nonce"] = nonce_issue(request, "developers_connect")  # the failed attempt used its nonce (or had none)
     form = ScopesForm(data)
     form.is_valid()
     return render(request, "accounts/connect_scopes.html",

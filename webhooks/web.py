@@ -10,7 +10,6 @@ see and stop what it has.
 """
 
 import json
-import secrets
 from datetime import timedelta
 
 from django import forms
@@ -25,15 +24,13 @@ from accounts.models import TOOL_GROUP_WEBHOOKS
 from accounts.selectors import plan_lowest_with_group
 from qmailing.errors import AppError, Invalid, PlanRequired
 from qmailing.forms import add_app_error, app_error_message
-from qmailing.web import account_view, render_form
+from qmailing.web import account_view, nonce_issue, nonce_use, render_form
 from webhooks.delivery import deliveries_redeliver, delivery_redeliver, endpoint_enable, webhook_body
 from webhooks.models import WEBHOOK_EVENT_TYPES, EventType, WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import HEALTH_WINDOW, access_delivery, access_webhook, webhook_deliveries, webhook_health, webhook_list
 from webhooks.services import MAX_DESCRIPTION, webhook_register, webhook_revoke, webhook_rotate_secret
 from webhooks.ssrf import MAX_URL_LENGTH
 
-NONCES_KEY = "webhooks_secret_nonces"
-MAX_OPEN_NONCES = 5
 LIST_PAGE_SIZE = 50
 LOG_PAGE_SIZE = 25
 REQUEST_SNIPPET_CHARS = 2000
@@ -89,23 +86,6 @@ class RedeliverFailedForm(forms.Form):
     hours = forms.ChoiceField(choices=REDELIVER_PERIODS, initial="24", label="Failed or cancelled deliveries from")
 
 
-# --- the one-time nonce of forms whose answer holds a secret ------------------------------------------------------
-
-def _new_nonce(request):
-    nonce = secrets.token_urlsafe(16)
-    request.session[NONCES_KEY] = (request.session.get(NONCES_KEY, []) + [nonce])[-MAX_OPEN_NONCES:]
-    return nonce
-
-
-def _use_nonce(request, nonce):
-    """True once per nonce the session handed out."""
-    open_nonces = request.session.get(NONCES_KEY, [])
-    if not nonce or nonce not in open_nonces:
-        return False
-    request.session[NONCES_KEY] = [other for other in open_nonces if other != nonce]
-    return True
-
-
 # --- gates and reads ---------------------------------------------------------------------------------------------
 
 def _plan_gate(account):
@@ -152,7 +132,7 @@ def webhook_index(request, account):
 
 
 def _register_page(request, account, form, *, status=None):
-    context = {"form": form, "nonce": _new_nonce(request), "upgrade_message": _upgrade_message(account),
+    context = {"form": form, "nonce": nonce_issue(request, "webhook_secret"), "upgrade_message": _upgrade_message(account),
                "all_events": ALL_EVENTS}
     if status is None:
         return render_form(request, "webhooks/register.html", context)
@@ -167,7 +147,7 @@ def webhook_register_view(request, account):
         return _register_page(request, account, WebhookForm(initial={"event_types": [EventType.EMAIL_RECEIVED]}))
     form = WebhookForm(request.POST)
     if form.is_valid():
-        if not _use_nonce(request, request.POST.get("nonce")):
+        if not nonce_use(request, "webhook_secret", request.POST.get("nonce")):
             messages.warning(request, "That form was already used, and its secret was shown once. If you did not "
                                       "save it, rotate the secret on the endpoint's page.")
             return redirect("webhooks:index")
@@ -273,7 +253,7 @@ def webhook_rotate(request, account, webhook_id):
     endpoint = access_webhook(account=account, webhook_id=webhook_id)
     form = RotateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        if not _use_nonce(request, request.POST.get("nonce")):
+        if not nonce_use(request, "webhook_secret", request.POST.get("nonce")):
             messages.warning(request, "That form was already used, and the new secret was shown once. If you did not "
                                       "save it, rotate again.")
             return _back(endpoint)
@@ -287,7 +267,7 @@ def webhook_rotate(request, account, webhook_id):
             return render(request, "webhooks/secret.html", {"endpoint": endpoint, "secret": secret, "rotated": True,
                                                             "overlap_hours": form.cleaned_data["overlap_hours"]})
     return render_form(request, "webhooks/rotate.html", {"endpoint": endpoint, "form": form,
-                                                          "nonce": _new_nonce(request),
+                                                          "nonce": nonce_issue(request, "webhook_secret"),
                                                           "upgrade_message": _upgrade_message(account)})
 
 
