@@ -15,7 +15,9 @@ from webhooks.delivery import Response, delivery_attempt, endpoint_disable
 from webhooks.models import WEBHOOK_EVENT_TYPES, WebhookDelivery, WebhookEndpoint
 from webhooks.secrets import secret_decrypt
 from webhooks.services import event_publish, webhook_register
-from webhooks.web import LOG_PAGE_SIZE, NONCES_KEY
+from webhooks.web import LOG_PAGE_SIZE
+
+NONCES_KEY = "nonces:webhook_secret"  # qmailing.web.nonce_issue(request, "webhook_secret")
 
 INDEX = "/settings/webhooks/"
 REGISTER = "/settings/webhooks/new/"
