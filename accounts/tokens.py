@@ -22,6 +22,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.template.defaultfilters import pluralize
 from oauth2_provider.models import get_access_token_model, get_application_model, set_token_value
 
 from accounts.scopes import SCOPES, unknown_scopes
@@ -82,7 +83,7 @@ def clean_scopes(scopes):
         raise Invalid(f"Choose at least one scope: {', '.join(SCOPES)}.", field="scopes")
     unknown = unknown_scopes(scopes)
     if unknown:
-        raise Invalid(f"Unknown scope(s) {', '.join(unknown)}; choose from {', '.join(SCOPES)}.", field="scopes")
+        raise Invalid(f"Unknown scope{pluralize(len(unknown))} {', '.join(unknown)}; choose from {', '.join(SCOPES)}.", field="scopes")
     return scopes
 
 

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.utils.html import format_html
+from django.template.defaultfilters import pluralize
 
 from domains.models import DnsRecord, Domain
 from qmailing.admin_mixins import NoSecretLookups
@@ -53,7 +54,7 @@ class DomainAdmin(NoSecretLookups, admin.ModelAdmin):
 
         for domain in queryset:
             domain_verify(domain=domain)
-        self.message_user(request, f"Checked {queryset.count()} domain(s).")
+        self.message_user(request, f"Checked {queryset.count()} domain{pluralize(queryset.count())}.")
 
 
 @admin.register(DnsRecord)

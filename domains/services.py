@@ -4,6 +4,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.template.defaultfilters import pluralize
 
 from accounts.models import Account
 from domains import dns
@@ -67,7 +68,7 @@ def domain_add(*, account, name):
                            f"been gone for {settings.QMAILING_DOMAIN_RELEASE_DAYS} days.", code="domain_taken")
         if account.domains_available() <= 0:
             raise LimitReached(
-                f"Your {account.plan.name} plan includes {account.plan.max_domains} custom domain(s) and they are all in use. "
+                f"Your {account.plan.name} plan includes {account.plan.max_domains} custom domain{pluralize(account.plan.max_domains)} and {pluralize(account.plan.max_domains, 'it is,they are')} all in use. "
                 "Upgrade your plan or remove a domain.",
                 limit="domains",
             )

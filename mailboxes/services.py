@@ -1,4 +1,5 @@
 from django.db import IntegrityError, transaction
+from django.template.defaultfilters import pluralize
 
 from accounts.models import Account
 from mailboxes.addresses import ROLE_NAMES, SYSTEM_NAMES, normalize_address, normalize_local_part
@@ -54,7 +55,7 @@ def mailbox_create(*, account, domain, local_part, display_name="", forwarding_a
         account = Account.objects.select_for_update().select_related("plan").get(pk=account.pk)
         if account.mailboxes_available() <= 0:
             raise LimitReached(
-                f"Your {account.plan.name} plan includes {account.plan.max_mailboxes} mailbox(es) and they are all in use. "
+                f"Your {account.plan.name} plan includes {account.plan.max_mailboxes} mailbox{pluralize(account.plan.max_mailboxes, 'es')} and {pluralize(account.plan.max_mailboxes, 'it is,they are')} all in use. "
                 "Upgrade your plan or delete a mailbox.",
                 limit="mailboxes",
             )

@@ -8,6 +8,7 @@ import logging
 from email.utils import formataddr
 
 from django.db import transaction
+from django.template.defaultfilters import pluralize
 
 from mailboxes.models import Email
 from mailboxes.outbound.relay import relay_send
@@ -64,7 +65,7 @@ def email_deliver_external(*, email_id, recipients, bounced=False):
         esp_message_id = relay_send(raw=raw, envelope_from=email.mailbox.address, recipients=list(recipients),
                                     header_from=formataddr((email.from_name, email.from_address)))
         email = email_set_delivery(email_id=email.pk, status=Email.Delivery.SENT, esp_message_id=esp_message_id,
-                                   detail=f"Handed to the mail backend for {len(recipients)} recipient(s).")
+                                   detail=f"Handed to the mail backend for {len(recipients)} recipient{pluralize(len(recipients))}.")
     if bounced and email.delivery_status in (Email.Delivery.SENT, Email.Delivery.DELIVERED):
         email = email_set_delivery(email_id=email.pk, status=Email.Delivery.BOUNCED)
     return email

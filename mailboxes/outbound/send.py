@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import F
 from django.db.models.functions import Greatest
+from django.template.defaultfilters import pluralize
 
 from mailboxes.addresses import normalize_address
 from mailboxes.inbound.hosted import accounts_lock, deliver_hosted
@@ -187,7 +188,7 @@ def _mark_local_outcome(copy, *, delivered, bounced):
     lines = []
     if delivered:
         copy.delivery_status = Email.Delivery.DELIVERED
-        lines.append(f"Delivered to hosted mailboxes for {delivered} recipient(s).")
+        lines.append(f"Delivered to hosted mailboxes for {delivered} recipient{pluralize(delivered)}.")
         publish.append(EventType.EMAIL_DELIVERED)
     if bounced:
         copy.delivery_status = Email.Delivery.BOUNCED
