@@ -1,3 +1,4 @@
+from allauth.account.forms import SignupForm as AllauthSignupForm
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
@@ -6,15 +7,15 @@ from accounts.services import user_authenticate
 from qmailing.errors import RateLimited
 
 
-class SignUpForm(forms.Form):
+class SignUpForm(AllauthSignupForm):
+    """allauth's sign-up (email, password) with the optional name the account and its mailbox are shown under."""
+
     full_name = forms.CharField(max_length=120, required=False, label="Your name")
-    email = forms.EmailField(max_length=254)
-    password = forms.CharField(widget=forms.PasswordInput, min_length=1, help_text="At least 10 characters, not a common password.")
 
-
-class SignInForm(forms.Form):
-    email = forms.EmailField(max_length=254)
-    password = forms.CharField(widget=forms.PasswordInput)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["password1"].help_text = "At least 10 characters, not a common password."
+        self.order_fields(["full_name", "email", "password1"])
 
 
 class AdminSignInForm(AdminAuthenticationForm):

@@ -48,3 +48,21 @@ def plan_catalogue():
         rows.append({"plan": plan, "groups": unlocked, "new_groups": [g for g in unlocked if g["code"] not in below]})
         below = {group["code"] for group in unlocked}
     return rows, groups
+
+
+def plan_limits(*, account, domains, mailboxes, sends):
+    """The overview's meters: each plan limit with what is used of it ({label, used_text, limit_text, percent, note})."""
+    from django.template.defaultfilters import filesizeformat
+
+    plan = account.plan
+    storage = account.storage_used()
+
+    def meter(label, used, limit, used_text=None, limit_text=None, note=""):
+        percent = min(100, round(100 * used / limit)) if limit else 0
+        return {"label": label, "used_text": used_text or f"{used:,}", "limit_text": limit_text or f"{limit:,}",
+                "percent": percent, "note": note}
+
+    return [meter("Sends today", sends, plan.sends_per_day, note="Each recipient counts; the last 24 hours, rolling."),
+            meter("Storage", storage, plan.storage_bytes, filesizeformat(storage), filesizeformat(plan.storage_bytes)),
+            meter("Mailboxes", mailboxes, plan.max_mailboxes),
+            meter("Custom domains", domains, plan.max_domains)]

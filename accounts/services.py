@@ -1,9 +1,8 @@
-import hashlib
 import math
 import re
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
-from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -11,7 +10,6 @@ from django.db import transaction
 
 from accounts.models import Account, Plan, User
 from accounts.selectors import plan_get
-from qmailing import ratelimit
 from qmailing.errors import Conflict, Invalid, RateLimited
 
 
@@ -31,7 +29,12 @@ def _first_free_local_part(base, domain):
 
 
 def account_signup(*, email, password, full_name="", account_name=""):
-    """Create a person, their account on FREE, and one mailbox on the shared domain."""
+    """Create a person, their account on FREE, and one mailbox on the shared domain.
+
+    The programmatic path (`create_demo`, benchmarks, tests): whoever calls it vouches for the address, so it
+    is recorded as verified. People signing up on the web go through allauth (accounts.adapter), which
+    verifies the address by mail and calls `account_open_for_user`.
+    """
     email = (email or "").strip()
     try:
         validate_email(email)
@@ -48,6 +51,17 @@ def account_signup(*, email, password, full_name="", account_name=""):
             raise Conflict("An account with this email already exists. Sign in instead.", code="email_taken")
         account = _account_with_mailbox(email=email, full_name=full_name, account_name=account_name)
         user = User.objects.create_user(email=email, password=password, full_name=full_name, account=account)
+        EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
+    return user
+
+
+def account_open_for_user(*, user):
+    """Save a new `user` (allauth's sign-up, password already set) together with their account on FREE and a
+    mailbox on the shared domain, in one transaction: either both exist or neither does."""
+    user.email = User.objects.normalize_email(user.email).lower()
+    with transaction.atomic():
+        user.account = _account_with_mailbox(email=user.email, full_name=user.full_name)
+        user.save()
     return user
 
 
@@ -83,52 +97,31 @@ def account_set_plan(*, account, plan_code):
 
 
 def user_authenticate(*, request, email, password):
-    """The password check behind every sign-in form (dashboard and admin): the user, or None when they do not match.
+    """The password check behind the admin's login form: the user, or None when they do not match.
 
-    Throttled per email tried and per client IP (`QMAILING_SIGNIN_FAILURES_PER_ACCOUNT` / `_PER_IP` failures per
-    `QMAILING_SIGNIN_WINDOW_SECONDS`). Each check takes an attempt from both budgets before the password is looked
-    at, so concurrent guesses cannot overshoot, and a successful sign-in gives its attempt back, so the budgets
-    count failures. Over either budget this raises RateLimited, even for the right password, in the same words
-    whether or not the account exists.
+    It goes through allauth's adapter, so the admin and the dashboard's sign-in (allauth's LoginView) share one
+    budget: allauth's `login_failed` rate limit (ACCOUNT_RATE_LIMITS, built from `QMAILING_SIGNIN_FAILURES_PER_ACCOUNT`
+    / `_PER_IP` per `QMAILING_SIGNIN_WINDOW_SECONDS`). Each check takes an attempt from both budgets before the
+    password is looked at, and a successful one gives it back, so the budgets count failures. Over either budget
+    this raises RateLimited, even for the right password, in the same words whether or not the account exists.
     """
+    from allauth.account.adapter import get_adapter
+
     email = (email or "").strip().lower()
-    window = settings.QMAILING_SIGNIN_WINDOW_SECONDS
-    budgets = [
-        (f"signin:email:{hashlib.sha256(email.encode()).hexdigest()}", settings.QMAILING_SIGNIN_FAILURES_PER_ACCOUNT),
-        (f"signin:ip:{ratelimit.client_ip(request)}", settings.QMAILING_SIGNIN_FAILURES_PER_IP),
-    ]
-    taken = []
-    for key, limit in budgets:
-        allowed, retry_after = ratelimit.hit(key, limit=limit, window_seconds=window)
-        taken.append(key)
-        if not allowed:
-            for earlier in taken:  # no password was checked, so this attempt costs nothing
-                ratelimit.give_back(earlier)
-            minutes = math.ceil(retry_after / 60)
-            raise RateLimited(f"Too many sign-in attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
-                              retry_after=retry_after)
-    user = authenticate(request, username=email, password=password)
-    if user is not None:
-        for key in taken:
-            ratelimit.give_back(key)
-    return user
+    try:
+        return get_adapter(request).authenticate(request, email=email, password=password)
+    except ValidationError as exc:
+        if getattr(exc, "code", None) == "too_many_login_attempts":
+            raise signin_rate_limited()
+        raise
 
 
-def password_reset_throttle(*, request, email):
-    """Count one password-reset request against the address typed and the client IP (`QMAILING_PASSWORD_RESETS_PER_EMAIL`
-    / `_PER_IP` per `QMAILING_SIGNIN_WINDOW_SECONDS`); RateLimited over either. The budgets are per address typed,
-    not per account, and the words are the same either way, so the answer never tells whether an account exists."""
-    email = (email or "").strip().lower()
-    budgets = [
-        (f"reset:email:{hashlib.sha256(email.encode()).hexdigest()}", settings.QMAILING_PASSWORD_RESETS_PER_EMAIL),
-        (f"reset:ip:{ratelimit.client_ip(request)}", settings.QMAILING_PASSWORD_RESETS_PER_IP),
-    ]
-    for key, limit in budgets:
-        allowed, retry_after = ratelimit.hit(key, limit=limit, window_seconds=settings.QMAILING_SIGNIN_WINDOW_SECONDS)
-        if not allowed:
-            minutes = math.ceil(retry_after / 60)
-            raise RateLimited(f"Too many password reset requests. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
-                              retry_after=retry_after)
+def signin_rate_limited():
+    """The RateLimited error of a throttled sign-in; Retry-After is the whole window (allauth keeps no cheaper answer)."""
+    retry_after = settings.QMAILING_SIGNIN_WINDOW_SECONDS
+    minutes = math.ceil(retry_after / 60)
+    return RateLimited(f"Too many sign-in attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+                       retry_after=retry_after)
 
 
 def user_set_password(*, user, password):
@@ -140,3 +133,27 @@ def user_set_password(*, user, password):
     user.set_password(password)
     user.save(update_fields=["password"])
     return user
+
+
+def account_delete(*, account):
+    """Delete an account and everything it owns: mail (rows, raw messages, attachment and draft files, search
+    entries), mailboxes, groups, domains, webhooks, events, tokens and OAuth clients, and its users with their
+    email addresses, second factors and sessions (every browser signed in as them is signed out)."""
+    from allauth.usersessions.models import UserSession
+
+    from mailboxes.models import Draft
+    from mailboxes.services import mailbox_delete
+    from mailboxes.store.drafts import draft_delete
+
+    account.webhook_endpoints.all().delete()  # nothing is delivered about the deletion itself
+    for draft in Draft.objects.filter(account=account).only("pk"):
+        draft_delete(draft=draft)
+    for mailbox in account.mailboxes.all():
+        mailbox_delete(mailbox=mailbox)  # deletes its files as it goes
+    with transaction.atomic():
+        users = list(account.users.all())
+        for session in UserSession.objects.filter(user__in=users):
+            session.end()  # the session store's entry (any SESSION_ENGINE) and the row
+        for user in users:
+            user.delete()  # cascades: OAuth applications and tokens, email addresses, authenticators, sessions list
+        account.delete()  # cascades: domains with their DNS records, groups, threads, events, request logs

@@ -1,58 +1,76 @@
+from allauth.account import views as allauth_views
+from allauth.mfa.base import views as mfa_views
+from allauth.mfa.totp import views as totp_views
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth import login, logout
-from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_POST
+from django.shortcuts import render
 
-from accounts.forms import SignInForm, SignUpForm
-from accounts.selectors import plan_catalogue
-from accounts.services import account_signup, user_authenticate
+from accounts.selectors import plan_catalogue, plan_limits
+from accounts.services import signin_rate_limited
 from domains.selectors import domain_list
+from mailboxes.outbound.ledger import sends_in_window
 from mailboxes.selectors import group_list, mailbox_list
-from qmailing.errors import AppError, RateLimited
-from qmailing.forms import add_app_error
-from qmailing.web import account_view, render_form
+from qmailing.web import account_view
 
 
-@sensitive_post_parameters("password")
-@require_http_methods(["GET", "POST"])
-def signup(request):
-    form = SignUpForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            user = account_signup(email=form.cleaned_data["email"], password=form.cleaned_data["password"],
-                                  full_name=form.cleaned_data["full_name"])
-        except AppError as exc:
-            add_app_error(form, exc)
-        else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            return redirect("dashboard")
-    return render_form(request, "accounts/signup.html", {"form": form})
+class FormStatusMixin:
+    """allauth's form views answering like every other form here: 400 when the form shows errors, and a 429
+    from allauth's rate limits with Retry-After (the limit's window: allauth does not say how much of it is left)."""
+
+    retry_after = 60  # allauth's per-minute limits on these views
+
+    def dispatch(self, request, *args, **kwargs):
+        response = super().dispatch(request, *args, **kwargs)
+        if response.status_code == 429 and not response.has_header("Retry-After"):
+            response["Retry-After"] = str(self.retry_after)
+        return response
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        response.status_code = 400
+        return response
 
 
-@sensitive_post_parameters("password")
-@require_http_methods(["GET", "POST"])
-def signin(request):
-    form = SignInForm(request.POST or None)
-    next_url = request.POST.get("next") or request.GET.get("next") or ""
-    if request.method == "POST" and form.is_valid():
-        try:
-            user = user_authenticate(request=request, email=form.cleaned_data["email"], password=form.cleaned_data["password"])
-        except RateLimited as exc:
-            form.add_error(None, exc.detail)
-            response = render(request, "accounts/signin.html", {"form": form, "next": next_url}, status=exc.status)
+class LoginView(FormStatusMixin, allauth_views.LoginView):
+    """allauth's sign-in; a throttled attempt (allauth's login_failed limit) answers 429 with Retry-After."""
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if any(error.code == "too_many_login_attempts" for error in form.errors.as_data().get("__all__", [])):
+            exc = signin_rate_limited()
+            response.status_code = exc.status
             response["Retry-After"] = str(exc.extra["retryAfter"])
-            return response
-        if user is None:
-            form.add_error(None, "That email and password do not match an account.")
-        else:
-            login(request, user)
-            if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-                return redirect(next_url)
-            return redirect("dashboard")
-    return render_form(request, "accounts/signin.html", {"form": form, "next": next_url})
+        return response
+
+
+class SignupView(FormStatusMixin, allauth_views.SignupView):
+    pass
+
+
+class PasswordChangeView(FormStatusMixin, allauth_views.PasswordChangeView):
+    pass
+
+
+class PasswordResetView(FormStatusMixin, allauth_views.PasswordResetView):
+    @property
+    def retry_after(self):
+        return settings.QMAILING_SIGNIN_WINDOW_SECONDS  # reset_password counts per this window
+
+
+class PasswordResetFromKeyView(FormStatusMixin, allauth_views.PasswordResetFromKeyView):
+    pass
+
+
+class ReauthenticateView(FormStatusMixin, allauth_views.ReauthenticateView):
+    pass
+
+
+class MfaAuthenticateView(FormStatusMixin, mfa_views.AuthenticateView):
+    pass
+
+
+class ActivateTOTPView(FormStatusMixin, totp_views.ActivateTOTPView):
+    pass
 
 
 def admin_login(request):
@@ -65,20 +83,17 @@ def admin_login(request):
     return response
 
 
-@require_POST
-def signout(request):
-    logout(request)
-    return redirect("accounts:signin")
-
-
 @account_view
 def dashboard(request, account):
+    domains, mailboxes = list(domain_list(account=account)), list(mailbox_list(account=account))
     context = {
         "account": account,
         "plan": account.plan,
-        "domains": domain_list(account=account),
-        "mailboxes": mailbox_list(account=account),
+        "domains": domains,
+        "mailboxes": mailboxes,
         "groups": group_list(account=account),
+        "limits": plan_limits(account=account, domains=len(domains),
+                              mailboxes=len(mailboxes), sends=sends_in_window(account=account)),
     }
     return render(request, "dashboard.html", context)
 

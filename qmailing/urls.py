@@ -4,12 +4,14 @@ from django.views.generic import TemplateView
 
 from accounts.developers import developer_urls
 from accounts.forms import AdminSignInForm
+from accounts.security import security_urls
 from accounts.views import admin_login, dashboard, plan_view
 from mailboxes.inbound.esp import MailgunInboundView
 from mailboxes.store.download import attachment_download
 from mailboxes.web.urls import mail_urls, mailbox_urls
 from mcp_bridge.docs import mcp_docs
 from qmailing.api import api_urlpatterns
+from qmailing.web import favicon
 
 admin.site.site_header = "QMailing administration"
 admin.site.site_title = "QMailing admin"
@@ -17,9 +19,13 @@ admin.site.login_form = AdminSignInForm  # the throttled password check the dash
 
 urlpatterns = [
     path("", dashboard, name="dashboard"),
-    path("accounts/", include("accounts.urls")),
+    path("favicon.ico", favicon, name="favicon"),
+    path("accounts/", include("accounts.urls")),  # our status codes at a few of allauth's paths, the old addresses
+    path("accounts/", include("allauth.urls")),  # sign-up, sign-in, email, passwords, MFA (2fa/), sessions (sessions/)
     path("settings/plan", plan_view, name="plan"),
+    path("settings/security/", include(security_urls)),  # links to the pages above, and deleting the account
     path("settings/developers/", include(developer_urls)),  # tokens, the "Connect to Claude" wizard, usage
+    path("settings/webhooks/", include("webhooks.urls")),
     path("domains/", include("domains.urls")),
     path("mailboxes/", include(mailbox_urls)),
     path("mail/", include(mail_urls)),

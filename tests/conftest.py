@@ -34,6 +34,8 @@ def _test_settings(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Fresh rate-limit counters per test (in memory or Redis); old ones expire with their window.
     settings.QMAILING_RATELIMIT_KEY_PREFIX = f"qmailing-test:{uuid.uuid4().hex}:"
+    # allauth's rate-limit counters live in the default cache (memory or Redis): a key prefix of its own per test.
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"qmailing-test:{uuid.uuid4().hex}"}}
 
 
 @pytest.fixture

@@ -41,6 +41,11 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI assets served from our static files, never a CDN
     "oauth2_provider",
     "corsheaders",  # CORS for browser-based OAuth clients, on a few paths only (CORS_URLS_REGEX below)
+    "django.contrib.humanize",  # allauth.mfa's and allauth.usersessions' templates ("3 minutes ago")
+    "allauth",  # accounts: sign-up, sign-in, verification, passwords, MFA, sessions (settings at "django-allauth" below)
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
     "channels",
     "qmailing",
     "accounts",
@@ -60,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "allauth.usersessions.middleware.UserSessionsMiddleware",  # last seen / IP of each session (USERSESSIONS_TRACK_ACTIVITY)
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: the product's 404 page instead of Django's (which, in debug, lists every URL pattern).
     "qmailing.web.NotFoundPageMiddleware",
@@ -117,9 +124,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "accounts:signin"
+LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard"
-LOGOUT_REDIRECT_URL = "accounts:signin"
+LOGOUT_REDIRECT_URL = "account_login"
+# ModelBackend first: the admin's login form (accounts.forms.AdminSignInForm) and force_login; allauth's for its views.
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend",
+                           "allauth.account.auth_backends.AuthenticationBackend"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -151,6 +161,9 @@ if REDIS_URL:
     # "nothing yet", and the waiter failed with redis TimeoutError (seen with 10 concurrent long-polls).
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
                                   "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]}}}
+    # The cache holds allauth's rate-limit counters: shared by every web node.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "qmailing"}}
 else:
     # kombu's filesystem transport: a folder every local process (web, worker, beat, SMTP) shares.
     BROKER_DIR = VAR_DIR / "broker"
@@ -165,6 +178,8 @@ else:
         "store_processed": False,
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # allauth's rate-limit counters in this process's memory (the embedded default runs one web process).
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "qmailing"}}
 
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
@@ -205,6 +220,34 @@ QMAILING_SIGNIN_FAILURES_PER_IP = env.int("QMAILING_SIGNIN_FAILURES_PER_IP", 30)
 QMAILING_PASSWORD_RESETS_PER_EMAIL = env.int("QMAILING_PASSWORD_RESETS_PER_EMAIL", 5)
 QMAILING_PASSWORD_RESETS_PER_IP = env.int("QMAILING_PASSWORD_RESETS_PER_IP", 20)
 QMAILING_SIGNIN_WINDOW_SECONDS = env.int("QMAILING_SIGNIN_WINDOW_SECONDS", 15 * 60)
+
+# --- django-allauth: accounts (accounts/adapter.py), email as the only login, mandatory verification by link.
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_FORMS = {"signup": "accounts.forms.SignUpForm"}
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None  # accounts.User has no username: USERNAME_FIELD is "email"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"  # the link goes out through EMAIL_BACKEND
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "QMailing: "
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False  # a reset request for an unknown address sends nothing (no mail to strangers)
+ACCOUNT_SESSION_REMEMBER = True  # as before: a sign-in lasts SESSION_COOKIE_AGE, no "Remember me" box
+# Counters in the default cache (CACHES, with the Redis settings above: Redis with REDIS_URL, this process's memory otherwise).
+_window = f"{QMAILING_SIGNIN_WINDOW_SECONDS}s"
+ACCOUNT_RATE_LIMITS = {
+    "login": f"{QMAILING_SIGNIN_FAILURES_PER_IP * 2}/m/ip",  # every attempt, right or wrong
+    "login_failed": f"{QMAILING_SIGNIN_FAILURES_PER_IP}/{_window}/ip,{QMAILING_SIGNIN_FAILURES_PER_ACCOUNT}/{_window}/key",
+    "reset_password": f"{QMAILING_PASSWORD_RESETS_PER_IP}/{_window}/ip,{QMAILING_PASSWORD_RESETS_PER_EMAIL}/{_window}/key",
+    "signup": "20/h/ip",
+}
+ACCOUNT_EMAIL_NOTIFICATIONS = True  # a mail when the password, an email address or a second factor changes
+MFA_ADAPTER = "accounts.adapter.MFAAdapter"  # TOTP secrets encrypted at rest
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = "QMailing"
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG  # passkeys on http://localhost while developing, never in production
+USERSESSIONS_TRACK_ACTIVITY = True
 
 LOGGING = {
     "version": 1,

@@ -7,39 +7,43 @@ from accounts.models import User
 from domains.models import Domain
 
 
-def test_sign_up_signs_in_and_shows_the_dashboard(client, db):
-    response = client.post(reverse("accounts:signup"), {"email": "new@example.com", "password": "a long enough passphrase", "full_name": "New"})
-    assert response.status_code == 302 and response.url == reverse("dashboard")
+def test_sign_up_then_the_emailed_link_signs_in_and_shows_the_dashboard(client, db):
+    from django.core import mail
+
+    response = client.post(reverse("account_signup"), {"email": "new@example.com", "password1": "a long enough passphrase", "full_name": "New"})
+    assert response.status_code == 302 and response.url == reverse("account_email_verification_sent")
+    link = re.search(r"https?://[^/\s]+(/accounts/confirm-email/\S+)", mail.outbox[0].body).group(1)
+    assert client.post(link).status_code == 302
     page = client.get(reverse("dashboard")).content.decode()
     assert "new@qmailing.localhost" in page and "Free" in page
 
 
 def test_sign_up_errors_are_shown_on_the_form(client, db):
-    response = client.post(reverse("accounts:signup"), {"email": "x@example.com", "password": "123"})
+    response = client.post(reverse("account_signup"), {"email": "x@example.com", "password1": "123"})
     assert response.status_code == 400
     assert "too short" in response.content.decode()
     assert not User.objects.filter(email="x@example.com").exists()
 
 
 def test_sign_in_and_out(client, owner):
-    bad = client.post(reverse("accounts:signin"), {"email": "owner@example.org", "password": "wrong"})
-    assert bad.status_code == 400 and "do not match" in bad.content.decode()
-    good = client.post(reverse("accounts:signin"), {"email": "OWNER@example.org", "password": "correct horse battery 9"})
+    bad = client.post(reverse("account_login"), {"login": "owner@example.org", "password": "wrong"})
+    assert bad.status_code == 400 and "are not correct" in bad.content.decode()
+    good = client.post(reverse("account_login"), {"login": "OWNER@example.org", "password": "correct horse battery 9"})
     assert good.status_code == 302
     assert client.get(reverse("dashboard")).status_code == 200
-    client.post(reverse("accounts:signout"))
+    client.post(reverse("account_logout"))
     assert client.get(reverse("dashboard")).status_code == 302
 
 
 def test_sign_in_never_redirects_off_site(client, owner):
-    response = client.post(reverse("accounts:signin"), {"email": "owner@example.org", "password": "correct horse battery 9",
-                                                        "next": "https://evil.example/steal"})
+    response = client.post(reverse("account_login"), {"login": "owner@example.org", "password": "correct horse battery 9",
+                                                      "next": "https://evil.example/steal"})
     assert response.url == reverse("dashboard")
 
 
 def test_dashboard_requires_sign_in(client, db):
     response = client.get(reverse("dashboard"))
-    assert response.status_code == 302 and reverse("accounts:signin") in response.url
+    assert response.status_code == 302 and reverse("account_login") in response.url
 
 
 def signed_in(client, account):
@@ -148,8 +152,8 @@ def test_plan_page_is_where_limit_errors_point(client, free_account, settings):
 
 
 def _sign_in(client, email, password, ip="198.51.100.7", url=None):
-    url = url or reverse("accounts:signin")
-    fields = {"username": email} if url.startswith("/admin/") else {"email": email}
+    url = url or reverse("account_login")
+    fields = {"username": email} if url.startswith("/admin/") else {"login": email}
     return client.post(url, {**fields, "password": password}, REMOTE_ADDR=ip)
 
 
@@ -187,7 +191,7 @@ def test_successful_sign_ins_give_their_attempt_back(client, owner):
         _sign_in(client, "owner@example.org", "wrong")
     for _ in range(3):
         assert _sign_in(client, "owner@example.org", "correct horse battery 9").status_code == 302
-        client.post(reverse("accounts:signout"))
+        client.post(reverse("account_logout"))
     assert _sign_in(client, "owner@example.org", "wrong").status_code == 400  # the tenth failure
     assert _sign_in(client, "owner@example.org", "correct horse battery 9").status_code == 429
 
@@ -203,12 +207,12 @@ def test_per_ip_limit_across_many_accounts(client, owner):
 def test_behind_the_proxy_the_forwarded_client_is_counted(client, owner, settings):
     settings.QMAILING_BEHIND_TLS_PROXY = True
     for n in range(30):
-        client.post(reverse("accounts:signin"), {"email": f"guess{n}@example.org", "password": "wrong"},
+        client.post(reverse("account_login"), {"login": f"guess{n}@example.org", "password": "wrong"},
                     REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=f"10.9.9.{n}, 203.0.113.5")  # a spoofed first hop
-    blocked = client.post(reverse("accounts:signin"), {"email": "owner@example.org", "password": "correct horse battery 9"},
+    blocked = client.post(reverse("account_login"), {"login": "owner@example.org", "password": "correct horse battery 9"},
                           REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.5")
     assert blocked.status_code == 429
-    other = client.post(reverse("accounts:signin"), {"email": "owner@example.org", "password": "correct horse battery 9"},
+    other = client.post(reverse("account_login"), {"login": "owner@example.org", "password": "correct horse battery 9"},
                         REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.6")
     assert other.status_code == 302
 

@@ -208,6 +208,6 @@ def test_only_the_api_takes_large_bodies(client, owner, settings):
     """Every other view keeps Django's 2.5 MB bound: a sign-in POST cannot make the server hold 38 MB."""
     assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE == 2.5 * 1024 * 1024
     assert settings.QMAILING_API_MAX_BODY_BYTES > 30 * 1024 * 1024
-    response = client.post("/accounts/signin/", data="email=a%40b.example&password=" + "x" * 3_000_000,
+    response = client.post("/accounts/login/", data="login=a%40b.example&password=" + "x" * 3_000_000,
                            content_type="application/x-www-form-urlencoded")
     assert response.status_code == 400

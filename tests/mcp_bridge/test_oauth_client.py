@@ -4,7 +4,7 @@ Over real HTTP against the in-process server: the first MCP request gets 401 wit
 Bearer resource_metadata=...`; the provider fetches the protected-resource metadata (RFC 9728), the
 authorization server's metadata (RFC 8414), registers itself (RFC 7591, /oauth/register/), and sends the
 person to the authorization URL with PKCE S256 and `resource` (RFC 8707). The redirect handler plays
-the person over HTTP: signs in at /accounts/signin/, posts the consent form, and takes the code from the
+the person over HTTP: signs in at /accounts/login/, posts the consent form, and takes the code from the
 Location of the consent answer (the loopback redirect URI, where nothing needs to listen). The callback
 handler hands the code back; the provider exchanges it for a token and retries, and a tools/call
 succeeds.
@@ -64,7 +64,7 @@ class Person:
         response = session.get(authorization_url, allow_redirects=False, timeout=10)
         assert response.status_code == 302, response.text[:1000]  # not signed in: to our sign-in page, and back
         location = response.headers["Location"]
-        assert urlsplit(location).path == "/accounts/signin/"
+        assert urlsplit(location).path == "/accounts/login/"
         back = parse_qs(urlsplit(location).query)["next"][0]
         assert _sign_in(session, self.base, back, self.email) == back
         page = session.get(f"{self.base}{back}", allow_redirects=False, timeout=10)

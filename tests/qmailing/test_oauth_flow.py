@@ -66,11 +66,11 @@ def _hidden_inputs(page):
 
 def _sign_in(session, base, next_url, email):
     """The real sign-in page: GET it for the CSRF cookie, POST the password with `next`; lands back on `next`."""
-    page = session.get(f"{base}/accounts/signin/", params={"next": next_url}, timeout=10)
+    page = session.get(f"{base}/accounts/login/", params={"next": next_url}, timeout=10)
     assert page.status_code == 200
     form = _hidden_inputs(page.text)
-    response = session.post(f"{base}/accounts/signin/", data={**form, "email": email, "password": PASSWORD,
-                                                              "next": next_url}, allow_redirects=False, timeout=10)
+    response = session.post(f"{base}/accounts/login/", data={**form, "login": email, "password": PASSWORD,
+                                                             "next": next_url}, allow_redirects=False, timeout=10)
     assert response.status_code == 302, response.text[:500]
     return response.headers["Location"]
 
@@ -87,7 +87,7 @@ def _authorize(session, base, client_id, *, resource, scope="mailbox:read email:
     response = session.get(f"{base}/oauth/authorize/", params=params, allow_redirects=False, timeout=10)
     if response.status_code == 302:  # not signed in: our sign-in page, and back
         location = response.headers["Location"]
-        assert urlsplit(location).path == "/accounts/signin/"
+        assert urlsplit(location).path == "/accounts/login/"
         back = parse_qs(urlsplit(location).query)["next"][0]
         assert back.startswith("/oauth/authorize/")
         assert _sign_in(session, base, back, email) == back

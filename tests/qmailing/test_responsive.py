@@ -58,9 +58,9 @@ def site(live_server, settings):
 
 def test_no_page_is_wider_than_a_390px_screen(site, browser_page, tmp_path):
     page, base = browser_page, site["base"]
-    page.goto(f"{base}/accounts/signin/")
+    page.goto(f"{base}/accounts/login/")
     widths = {"sign-in": page.evaluate("document.documentElement.scrollWidth")}
-    page.fill("input[name=email]", site["user"].email)
+    page.fill("input[name=login]", site["user"].email)
     page.fill("input[name=password]", PASSWORD)
     page.click("main button[type=submit]")
     page.wait_for_url(f"{base}/")
@@ -90,8 +90,8 @@ def test_no_page_is_wider_than_a_390px_screen(site, browser_page, tmp_path):
 
 def test_dkim_value_stays_on_one_line_and_copies(site, browser_page):
     page, base = browser_page, site["base"]
-    page.goto(f"{base}/accounts/signin/")
-    page.fill("input[name=email]", site["user"].email)
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=login]", site["user"].email)
     page.fill("input[name=password]", PASSWORD)
     page.click("main button[type=submit]")
     page.wait_for_url(f"{base}/")
