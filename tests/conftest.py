@@ -5,6 +5,7 @@ import pytest
 from django.conf import settings
 
 from tests.dnsserver import DnsServer
+from tests.browser import browser_page  # noqa: F401 (a fixture: a 390 px page in the system Chromium)
 
 REQUIRE_SERVICES = os.environ.get("QMAILING_REQUIRE_SERVICES", "").lower() in ("1", "true", "yes")
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.qmailing.test_responsive import CHROMIUM, PASSWORD, WIDTH, browser_page  # noqa: F401 (a fixture)
+from tests.browser import WIDTH, needs_chromium
+from tests.qmailing.test_responsive import PASSWORD
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),  # the server thread sees the rows
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium to run the 390 px check"),
+    needs_chromium,
 ]
 
 
-def test_account_pages_fit_a_390px_screen(live_server, browser_page, tmp_path):  # noqa: F811
+def test_account_pages_fit_a_390px_screen(live_server, browser_page, tmp_path):
     from tests.conftest import make_user
 
     make_user("a-rather-long-address-for-a-small-screen@example.org")

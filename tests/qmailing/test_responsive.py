@@ -12,28 +12,14 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-CHROMIUM = "/usr/bin/chromium"
-WIDTH = 390
+from tests.browser import WIDTH, needs_chromium
+
 PASSWORD = "correct horse battery 9"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),  # the server thread sees the rows
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium to run the 390 px check"),
+    needs_chromium,
 ]
-
-
-@pytest.fixture
-def browser_page(monkeypatch):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing (pip install -r requirements.txt)")
-    # Playwright's sync API runs an event loop in this thread; the ORM work is done before it starts.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM,
-                                             args=["--headless", "--no-sandbox", "--disable-background-networking"])
-        try:
-            yield browser.new_page(viewport={"width": WIDTH, "height": 844})
-        finally:
-            browser.close()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from webhooks.delivery import Response, delivery_attempt, endpoint_disable
 from webhooks.models import WEBHOOK_EVENT_TYPES, WebhookDelivery, WebhookEndpoint
 from webhooks.secrets import secret_decrypt
 from webhooks.services import event_publish, webhook_register
+from tests.browser import needs_chromium
 from webhooks.web import LOG_PAGE_SIZE
 
 NONCES_KEY = "nonces:webhook_secret"  # qmailing.web.nonce_issue(request, "webhook_secret")
@@ -387,19 +388,15 @@ def test_a_downgraded_account_can_read_and_revoke_but_not_act(signed_in, pro, en
 
 # --- a real browser at 390 px ----------------------------------------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-
-
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the live server's thread sees the rows
-@pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing")
-def test_every_webhook_page_fits_a_390px_screen_and_the_secret_copies(live_server, dns_server, monkeypatch, tmp_path,
-                                                                      settings):
+@needs_chromium
+def test_every_webhook_page_fits_a_390px_screen_and_the_secret_copies(live_server, dns_server, tmp_path, settings,
+                                                                      browser_page):
     import os
     from pathlib import Path
 
     from tests.conftest import make_user
 
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
     dns_server.add("hooks.example.com", "A", "93.184.215.14")
     user = make_user("narrow@example.org", plan="PRO")
     long_url = "https://hooks.example.com/" + "a-very-long-path-segment/" * 6 + "?token=" + "x" * 80
@@ -411,43 +408,36 @@ def test_every_webhook_page_fits_a_390px_screen_and_the_secret_copies(live_serve
     signed_in = Client()
     signed_in.force_login(user)
     session_key = signed_in.cookies[settings.SESSION_COOKIE_NAME].value
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     shots = Path(os.environ.get("QMAILING_SCREENSHOT_DIR", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     base = live_server.url
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM,
-                                             args=["--headless", "--no-sandbox", "--disable-background-networking"])
-        try:
-            page = browser.new_page(viewport={"width": 390, "height": 844})
-            page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session_key, "url": base}])
-            widths = {}
+    page = browser_page
+    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session_key, "url": base}])
+    widths = {}
 
-            def measure(name):
-                widths[name] = page.evaluate("document.documentElement.scrollWidth")
-                page.screenshot(path=str(shots / f"webhooks-{name}-390.png"), full_page=True)
+    def measure(name):
+        widths[name] = page.evaluate("document.documentElement.scrollWidth")
+        page.screenshot(path=str(shots / f"webhooks-{name}-390.png"), full_page=True)
 
-            for name, path in {"list": INDEX, "register": REGISTER, "rotate": _url("rotate", endpoint),
-                               "revoke": _url("revoke", endpoint)}.items():
-                assert page.goto(base + path).status == 200, name
-                measure(name)
-            page.goto(base + _url("detail", endpoint))
-            page.click("details summary")
-            measure("detail")
-            page.goto(base + REGISTER)
-            page.fill("input[name=url]", "https://10.0.0.1/" + "b" * 100)
-            page.click("main button[type=submit]")
-            assert "not a public internet address" in page.content()
-            measure("register-error")
-            page.fill("input[name=url]", "https://hooks.example.com/second")
-            page.click("main button[type=submit]")
-            page.wait_for_selector("#webhook-secret")
-            measure("secret")
-            page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
-            page.click('button[data-copy="webhook-secret"]')
-            assert page.evaluate("navigator.clipboard.readText()") == page.text_content("#webhook-secret")
-            assert page.text_content("#webhook-secret").startswith("whsec_")
-        finally:
-            browser.close()
+    for name, path in {"list": INDEX, "register": REGISTER, "rotate": _url("rotate", endpoint),
+                       "revoke": _url("revoke", endpoint)}.items():
+        assert page.goto(base + path).status == 200, name
+        measure(name)
+    page.goto(base + _url("detail", endpoint))
+    page.click("details summary")
+    measure("detail")
+    page.goto(base + REGISTER)
+    page.fill("input[name=url]", "https://10.0.0.1/" + "b" * 100)
+    page.click("main button[type=submit]")
+    assert "not a public internet address" in page.content()
+    measure("register-error")
+    page.fill("input[name=url]", "https://hooks.example.com/second")
+    page.click("main button[type=submit]")
+    page.wait_for_selector("#webhook-secret")
+    measure("secret")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+    page.click('button[data-copy="webhook-secret"]')
+    assert page.evaluate("navigator.clipboard.readText()") == page.text_content("#webhook-secret")
+    assert page.text_content("#webhook-secret").startswith("whsec_")
     too_wide = {name: width for name, width in widths.items() if width > 390}
     assert not too_wide, f"pages wider than 390 px: {too_wide}"
