@@ -128,19 +128,27 @@ def email_delete_forever(*, email) -> None:
     email_purge(email=email)
 
 
-def trash_empty(*, account, mailbox=None, batch=PURGE_BATCH) -> int:
-    """Delete for good everything in TRASH, of one mailbox or of every mailbox of the account; returns how many."""
+EMPTY_NOW = 500
+
+
+def trash_empty(*, account, mailbox=None, now=None, batch=PURGE_BATCH) -> tuple[int, int]:
+    """"Empty trash": everything in TRASH (of one mailbox, or of every mailbox of the account) is due for purge
+    at once, and up to EMPTY_NOW of it goes now. Returns (purged now, left for emails_purge_expired, which the
+    caller enqueues): a trash of any size costs one request a bounded amount of work."""
+    now = now or timezone.now()
     emails = Email.objects.filter(account=account, folder=Folder.TRASH)
     if mailbox is not None:
         emails = emails.filter(mailbox=mailbox)
+    due = emails.update(purge_after=now)
     purged = 0
-    while True:
-        chunk = list(emails.order_by("pk")[:batch])
+    while purged < min(due, EMPTY_NOW):
+        chunk = list(emails.filter(purge_after__lte=now).order_by("pk")[:min(batch, EMPTY_NOW - purged)])
         if not chunk:
-            return purged
+            break
         for email in chunk:
             email_purge(email=email)
             purged += 1
+    return purged, max(due - purged, 0)
 
 
 def emails_purge_expired(*, now=None, batch=PURGE_BATCH) -> int:

@@ -7,6 +7,7 @@ reaches the page only through template autoescaping (or, for HTML, the sandboxed
 from django.contrib import messages
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.clickjacking import xframe_options_sameorigin
@@ -15,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from mailboxes.models import Folder
 from mailboxes.selectors import access_mailbox
 from mailboxes.store.folders import FOLDER_VIEWS
+from mailboxes.tasks import mail_purge_trash_task
 from mailboxes.store.search import email_search
 from mailboxes.store.selectors import attachment_get, email_count, email_get, email_list, emails_selected, thread_get
 from mailboxes.store.services import email_delete_forever, email_restore, email_trash, email_update, trash_empty
@@ -280,7 +282,7 @@ def bulk_action_view(request, account):
         messages.success(request, single if done == 1 else several.format(n=f"{done:,}"))
     if failures:
         skipped = len(failures)
-        messages.error(request, f"{skipped:,} email{'s' if skipped != 1 else ''} could not be changed: {failures[0]}")
+        messages.error(request, f"{skipped:,} email{pluralize(skipped)} could not be changed: {failures[0]}")
     return redirect(back)
 
 
@@ -290,9 +292,13 @@ def trash_empty_view(request, account):
     """Delete for good everything in Trash: of one mailbox ("mailbox") or, without it, of every mailbox."""
     mailbox_id = request.POST.get("mailbox") or None
     mailbox = access_mailbox(account=account, mailbox_id=mailbox_id) if mailbox_id else None
-    purged = trash_empty(account=account, mailbox=mailbox)
-    if purged:
-        messages.success(request, f"Trash emptied: {purged:,} email{'s' if purged != 1 else ''} deleted for good.")
+    purged, left = trash_empty(account=account, mailbox=mailbox)
+    if left:
+        mail_purge_trash_task.delay()
+        messages.success(request, f"Emptying trash: {purged:,} emails deleted for good; the other {left:,} go in the "
+                                  "background within a minute.")
+    elif purged:
+        messages.success(request, f"Trash emptied: {purged:,} email{pluralize(purged)} deleted for good.")
     else:
         messages.info(request, "Trash was already empty.")
     back = reverse("mailboxes:mail", args=[mailbox.id]) if mailbox else reverse("mail:inbox")

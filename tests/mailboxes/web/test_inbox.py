@@ -255,7 +255,7 @@ def test_relative_dates():
     assert ago_text(now - timedelta(hours=3, minutes=5), now=now) == "3 hours ago"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the plans rows survive the flush
 def test_the_live_socket_says_when_mail_arrives_and_refuses_strangers(owner, mailbox):
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
@@ -294,3 +294,18 @@ def test_the_live_socket_says_when_mail_arrives_and_refuses_strangers(owner, mai
         await live.wait()
 
     asyncio.run(scenario())
+
+
+def test_a_large_trash_is_emptied_in_the_background(client, owner, mailbox, monkeypatch, eager_tasks):
+    from mailboxes.store.services import email_trash
+
+    monkeypatch.setattr("mailboxes.store.services.EMPTY_NOW", 2)
+    for n in range(5):
+        email_trash(email=receive(mailbox, subject=f"Old {n}"))
+    kept = receive(mailbox, subject="Not in trash")
+    signed_in(client, owner)
+    response = client.post(reverse("mail:empty-trash"), follow=True)
+    assert "2 emails deleted for good; the other 3 go in the background" in response.content.decode()
+    # The worker (run in-process here) purged the rest: everything that was in Trash is gone, nothing else.
+    assert list(Email.objects.filter(mailbox=mailbox)) == [kept]
+    counters_exact(mailbox)
