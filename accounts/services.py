@@ -96,26 +96,6 @@ def account_set_plan(*, account, plan_code):
     return account
 
 
-def user_authenticate(*, request, email, password):
-    """The password check behind the admin's login form: the user, or None when they do not match.
-
-    It goes through allauth's adapter, so the admin and the dashboard's sign-in (allauth's LoginView) share one
-    budget: allauth's `login_failed` rate limit (ACCOUNT_RATE_LIMITS, built from `QMAILING_SIGNIN_FAILURES_PER_ACCOUNT`
-    / `_PER_IP` per `QMAILING_SIGNIN_WINDOW_SECONDS`). Each check takes an attempt from both budgets before the
-    password is looked at, and a successful one gives it back, so the budgets count failures. Over either budget
-    this raises RateLimited, even for the right password, in the same words whether or not the account exists.
-    """
-    from allauth.account.adapter import get_adapter
-
-    email = (email or "").strip().lower()
-    try:
-        return get_adapter(request).authenticate(request, email=email, password=password)
-    except ValidationError as exc:
-        if getattr(exc, "code", None) == "too_many_login_attempts":
-            raise signin_rate_limited()
-        raise
-
-
 def signin_rate_limited():
     """The RateLimited error of a throttled sign-in; Retry-After is the whole window (allauth keeps no cheaper answer)."""
     retry_after = settings.QMAILING_SIGNIN_WINDOW_SECONDS

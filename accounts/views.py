@@ -2,7 +2,6 @@ from allauth.account import views as allauth_views
 from allauth.mfa.base import views as mfa_views
 from allauth.mfa.totp import views as totp_views
 from django.conf import settings
-from django.contrib import admin
 from django.shortcuts import render
 
 from accounts.selectors import plan_catalogue, plan_limits
@@ -71,16 +70,6 @@ class MfaAuthenticateView(FormStatusMixin, mfa_views.AuthenticateView):
 
 class ActivateTOTPView(FormStatusMixin, totp_views.ActivateTOTPView):
     pass
-
-
-def admin_login(request):
-    """The admin's own login page (its form is AdminSignInForm), answering 429 with Retry-After when throttled."""
-    response = admin.site.login(request)
-    form = (getattr(response, "context_data", None) or {}).get("form")
-    if form is not None and form.rate_limited is not None:
-        response.status_code = form.rate_limited.status
-        response["Retry-After"] = str(form.rate_limited.extra["retryAfter"])
-    return response
 
 
 @account_view

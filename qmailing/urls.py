@@ -3,9 +3,9 @@ from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 
 from accounts.developers import developer_urls
-from accounts.forms import AdminSignInForm
+from allauth.account.decorators import secure_admin_login
 from accounts.security import security_urls
-from accounts.views import admin_login, dashboard, plan_view
+from accounts.views import dashboard, plan_view
 from mailboxes.inbound.esp import MailgunInboundView
 from mailboxes.store.download import attachment_download
 from mailboxes.web.urls import mail_urls, mailbox_urls
@@ -15,7 +15,8 @@ from qmailing.web import favicon
 
 admin.site.site_header = "QMailing administration"
 admin.site.site_title = "QMailing admin"
-admin.site.login_form = AdminSignInForm  # the throttled password check the dashboard uses
+# The admin signs in through the dashboard's sign-in (allauth): the same rate limits and the second factor.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("", dashboard, name="dashboard"),
@@ -35,7 +36,6 @@ urlpatterns = [
     # ESP webhooks: inbound mail and delivery tracking (Mailgun inbound answers 406 for refused mail).
     re_path(r"^anymail/mailgun/inbound(_mime)?/$", MailgunInboundView.as_view(), name="mailgun_inbound_webhook"),
     path("anymail/", include("anymail.urls")),
-    path("admin/login/", admin_login),  # before the admin's own login/, to answer 429 when throttled
     path("admin/", admin.site.urls),
     path("", include("qmailing.oauth_urls")),  # OAuth 2.1: /.well-known/oauth-*, /oauth/authorize|token|register
     *api_urlpatterns(),  # /api/v1/pub/…, generated from the operation registry; problem+json 404 for the rest of /api/

@@ -1,6 +1,8 @@
 """Dashboard forms for mailboxes, groups, and reading and sending mail; they only shape input for the services."""
 
 from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 
 from domains.selectors import domains_for_mailboxes
 from mailboxes.models import Folder
@@ -133,6 +135,16 @@ class ComposeForm(forms.Form):
             self.fields["text"].label = "Note"
             self.fields["text"].required = False
             self.fields["text"].widget.attrs["rows"] = 6
+
+    def clean_attachments(self):
+        """Sizes are checked from the upload's own record before any file is read into memory."""
+        files = self.cleaned_data.get("attachments") or []
+        cap = settings.QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES
+        total = sum(upload.size for upload in files)
+        if total > cap:
+            raise forms.ValidationError(f"Attachments can total at most {filesizeformat(cap)} per message; these are "
+                                        f"{filesizeformat(total)}.")
+        return files
 
     def clean_sender(self):
         value = self.cleaned_data.get("sender")

@@ -127,7 +127,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "account_login"
-# ModelBackend first: the admin's login form (accounts.forms.AdminSignInForm) and force_login; allauth's for its views.
+# ModelBackend first (force_login, the admin's permission checks); allauth's for sign-in, which the admin uses too.
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend",
                            "allauth.account.auth_backends.AuthenticationBackend"]
 
@@ -314,6 +314,12 @@ CELERY_BEAT_SCHEDULE["drafts-send-due"] = {"task": "mailboxes.tasks.drafts_send_
 # send_email carries its attachments base64-encoded in a JSON body: room for the whole cap plus the message.
 # The API reads its bodies with this bound itself; every other view keeps Django's 2.5 MB.
 QMAILING_API_MAX_BODY_BYTES = (QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES + 2) // 3 * 4 + 5 * 1024 * 1024
+# Every request body Django reads (qmailing.bodylimit): the largest of a compose form with a full message's
+# attachments, an API call, and an ESP's inbound post of the largest message the SMTP server takes.
+QMAILING_WEB_MAX_BODY_BYTES = env.int("QMAILING_WEB_MAX_BODY_BYTES", max(
+    QMAILING_API_MAX_BODY_BYTES, QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES + 5 * 1024 * 1024,
+    (QMAILING_SMTP_MAX_MESSAGE_BYTES + 2) // 3 * 4 + 5 * 1024 * 1024))
+DATA_UPLOAD_MAX_NUMBER_FILES = 20  # files in one form post (compose); Django's default is 100
 QMAILING_SEARCH_CONFIG = env.str("QMAILING_SEARCH_CONFIG", "english")  # PostgreSQL text search configuration
 CELERY_BEAT_SCHEDULE["mail-purge-trash"] = {"task": "mailboxes.tasks.mail_purge_trash_task",
                                             "schedule": crontab(minute=17)}
