@@ -170,6 +170,8 @@ class Email(models.Model):
         indexes = [
             models.Index(fields=["mailbox", "folder", "-received_at", "-id"], name="email_mailbox_folder_recent"),
             models.Index(fields=["account", "-received_at", "-id"], name="email_account_recent"),
+            # The unified views (a folder across every mailbox: all inboxes, all trash) and their counts.
+            models.Index(fields=["account", "folder", "-received_at", "-id"], name="email_account_folder_recent"),
             models.Index(fields=["thread", "received_at"], name="email_thread_order"),
             # STARRED is a flag view across folders: a partial index keeps it a short index range.
             models.Index(fields=["mailbox", "-received_at", "-id"], name="email_mailbox_starred",

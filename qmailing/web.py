@@ -5,6 +5,7 @@ from functools import wraps
 from pathlib import Path
 
 from django.contrib.auth.decorators import login_required
+from django.views.decorators.cache import never_cache
 from django.http import HttpResponse
 from django.shortcuts import render
 
@@ -12,8 +13,10 @@ from qmailing.errors import NotFound
 
 
 def account_view(view):
-    """Signed-in users with an account only; passes `account`. A NotFound from a service renders 404."""
+    """Signed-in users with an account only; passes `account`. A NotFound from a service renders 404.
+    Pages hold the account's mail and settings: never cached (no back button into them after sign-out)."""
 
+    @never_cache
     @login_required
     @wraps(view)
     def wrapper(request, *args, **kwargs):

@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.db.models.functions import Substr
 
 from mailboxes.store.folders import LIST_DEFERRED, STARRED, in_folder_view
 from mailboxes.models import Attachment, Email, Folder, Thread
@@ -108,13 +110,33 @@ class ThreadDetail:
     emails: list
 
 
-def thread_get(*, account, thread_id) -> ThreadDetail:
-    """A thread with its messages oldest first, or NotFound."""
+def thread_get_row(*, account, thread_id) -> Thread:
     try:
-        thread = Thread.objects.select_related("mailbox__domain").get(pk=thread_id, account=account)
+        return Thread.objects.select_related("mailbox__domain").get(pk=thread_id, account=account)
     except (Thread.DoesNotExist, ValidationError, ValueError, TypeError):
         raise NotFound("No thread with this id exists in your account.")
+
+
+def thread_get(*, account, thread_id) -> ThreadDetail:
+    """A thread with its messages oldest first, or NotFound."""
+    thread = thread_get_row(account=account, thread_id=thread_id)
     emails = list(thread.emails.defer("search_vector").prefetch_related("attachments").order_by("received_at", "id"))
+    return ThreadDetail(thread=thread, emails=emails)
+
+
+CONVERSATION_SIZE = 25
+PREVIEW_CHARS = 20_000
+
+
+def conversation_get(*, account, email, limit=CONVERSATION_SIZE) -> ThreadDetail:
+    """The messages of `email`'s thread a person reads: the newest `limit` of them, oldest first, and `email`
+    itself wherever it falls. A thread's size is up to its senders, so the others come without their bodies:
+    `text_preview` (the first PREVIEW_CHARS of the text) and `has_html` stand in; `email` is whole."""
+    thread = thread_get_row(account=account, thread_id=email.thread_id)
+    others = (Email.objects.filter(thread=thread).exclude(pk=email.pk).defer("text", "text_clean", "html", "search_vector")
+              .annotate(text_preview=Substr("text", 1, PREVIEW_CHARS), has_html=~Q(html=""))
+              .prefetch_related("attachments").order_by("-received_at", "-id")[: max(limit - 1, 0)])
+    emails = sorted([email, *others], key=lambda item: (item.received_at, str(item.pk)))
     return ThreadDetail(thread=thread, emails=emails)
 
 

@@ -18,7 +18,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.sessions.backends.base import SessionBase
 from django.utils.module_loading import import_string
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.urls import path
+from django.utils.crypto import constant_time_compare
 
 from webhooks.models import EventType
 from webhooks.stream import MAX_WAIT_SECONDS, event_latest_cursor, event_wait_async
@@ -40,15 +42,17 @@ def _account_id(user):
 
 
 def _session_alive(session_key, user_id):
-    """The socket's session still exists and still belongs to the same, active user."""
+    """The socket's session still exists, belongs to the same active user, and was made with their current
+    password (a password change or reset ends other sessions for HTTP; it ends their sockets too)."""
     if not session_key:
         return False
     store: SessionBase = import_string(settings.SESSION_ENGINE + ".SessionStore")(session_key)
     if not store.exists(session_key):
         return False
-    from django.contrib.auth import get_user_model
-
-    return str(store.get("_auth_user_id")) == str(user_id) and get_user_model().objects.filter(pk=user_id, is_active=True).exists()
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None or str(store.get(SESSION_KEY)) != str(user_id):
+        return False
+    return constant_time_compare(store.get(HASH_SESSION_KEY) or "", user.get_session_auth_hash())
 
 
 class MailConsumer(AsyncWebsocketConsumer):

@@ -18,7 +18,8 @@ from mailboxes.selectors import access_mailbox
 from mailboxes.store.folders import FOLDER_VIEWS
 from mailboxes.tasks import mail_purge_trash_task
 from mailboxes.store.search import email_search
-from mailboxes.store.selectors import attachment_get, email_count, email_get, email_list, emails_selected, thread_get
+from mailboxes.store.selectors import (PREVIEW_CHARS, attachment_get, conversation_get, email_count, email_get, email_list,
+                                       emails_selected)
 from mailboxes.store.services import email_delete_forever, email_restore, email_trash, email_update, trash_empty
 from mailboxes.web.content import attachment_download_name, email_html_document, email_html_policy, has_remote_images
 from mailboxes.web.forms import MOVE_TARGETS, SearchForm
@@ -156,10 +157,14 @@ def mail_search_view(request, account):
 
 
 def _message_view(request, email, *, focused):
-    """How one message of a conversation shows: HTML by default when it has HTML, else its text."""
-    show_html = bool(email.html) and not (focused and request.GET.get("view") == "text")
+    """How one message of a conversation shows: HTML by default when it has HTML, else its text. Only the
+    focused message is loaded whole; the others carry has_html and a text_preview (conversation_get)."""
+    has_html = bool(email.html) if focused else email.has_html
+    show_html = has_html and not (focused and request.GET.get("view") == "text")
     remote_images = show_html and focused and request.GET.get("images") == "1"
-    return {"email": email, "focused": focused, "show_html": show_html,
+    return {"email": email, "focused": focused, "show_html": show_html, "has_html": has_html,
+            "text": email.text if focused else email.text_preview,
+            "text_cut": not focused and len(email.text_preview) >= PREVIEW_CHARS,
             "html_url": reverse("mail:html", args=[email.id]) + ("?images=1" if remote_images else ""),
             "remote_images": remote_images, "offers_remote_images": show_html and focused and has_remote_images(email.html),
             "attachments": list(email.attachments.all())}
@@ -173,11 +178,12 @@ def email_detail_view(request, account, email_id):
     if not email.is_read:
         email_update(email=email, is_read=True)
         email.is_read = True
-    thread = thread_get(account=account, thread_id=email.thread_id)
+    thread = conversation_get(account=account, email=email)
     messages_in_thread = [_message_view(request, message, focused=message.pk == email.pk) for message in thread.emails]
     focused = next((item for item in messages_in_thread if item["focused"]), _message_view(request, email, focused=True))
     list_url = reverse("mailboxes:mail", args=[email.mailbox_id]) + f"?folder={email.folder}"
     context = {"email": email, "mailbox": email.mailbox, "thread": thread.thread, "conversation": messages_in_thread,
+               "hidden_count": max(thread.thread.message_count - len(messages_in_thread), 0),
                "focused": focused, "list_url": list_url, "here": request.get_full_path(),
                "move_targets": [(value, label) for value, label in MOVE_TARGETS if value != email.folder],
                **mail_sidebar(account=account, mailbox=email.mailbox, folder=email.folder)}

@@ -139,7 +139,7 @@ def test_custom_client_needs_a_name(signed_in):
 
 
 def _snippet(page):
-    return re.search(r'<pre class="mono copy-text" id="snippet"[^>]*>(.*?)</pre>', page, re.S).group(1)
+    return re.search(r'<pre tabindex="0" class="mono copy-text" id="snippet"[^>]*>(.*?)</pre>', page, re.S).group(1)
 
 
 def test_claude_desktop_snippet(signed_in, settings):
@@ -279,8 +279,8 @@ def test_issued_page_has_token_server_url_snippet_with_copy_buttons_a_verify_hin
     settings.QMAILING_BASE_URL = "https://qm.example.com"
     page = _issue(signed_in, "cursor", scopes=["mailbox:read"]).content.decode()
     token = TOKEN_RE.search(page).group(0)
-    assert re.search(r'<code class="copy-text" id="token"[^>]*>' + token + "</code>", page)
-    assert '<code class="copy-text" id="mcp-url" aria-labelledby="mcp-url-label">https://qm.example.com/mcp</code>' in page
+    assert re.search(r'<code tabindex="0" class="copy-text" id="token"[^>]*>' + token + "</code>", page)
+    assert '<code tabindex="0" class="copy-text" id="mcp-url" aria-labelledby="mcp-url-label">https://qm.example.com/mcp</code>' in page
     for target in ("token", "mcp-url", "snippet", "verify"):
         assert f'data-copy="{target}"' in page, target
     snippet = _snippet(page)

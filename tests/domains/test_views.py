@@ -46,7 +46,7 @@ def test_zone_file_holds_every_record_as_a_bind_line_with_a_copy_button(signed_i
     assert any(line.startswith(f"_qmailing.brand.example.\t3600\tIN\tTXT\t\"qmailing-verification={domain.ownership_token}\"")
                for line in lines)
     page = signed_in.get(reverse("domains:detail", args=[domain.id])).content.decode()
-    block = re.search(r'<pre class="copy-text mono" id="zone-file">(.*?)</pre>', page, re.S)
+    block = re.search(r'<pre tabindex="0" class="copy-text mono" id="zone-file">(.*?)</pre>', page, re.S)
     assert block and unescape(block.group(1)) == zone
     assert 'data-copy="zone-file"' in page
 
@@ -206,7 +206,7 @@ def test_an_idn_domain_is_shown_as_typed_and_punycode_only_where_dns_needs_it(si
     assert ["bücher.example added. Publish the records below, then check DNS."] == _messages_and_errors(page)
     assert "Mailboxes on bücher.example" in page and "Remove bücher.example" in page
     # Hosts are what DNS needs (punycode), with the Unicode form beside them; the zone file is DNS only.
-    assert '<code class="copy-text" id="host-dmarc">_dmarc.xn--bcher-kva.example</code>' in page
+    assert '<code tabindex="0" class="copy-text" id="host-dmarc">_dmarc.xn--bcher-kva.example</code>' in page
     assert "_dmarc.bücher.example in Unicode" in page
     assert "; QMailing records for xn--bcher-kva.example" in page
     heading = page[:page.index("<h2>Records</h2>")]

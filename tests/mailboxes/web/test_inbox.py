@@ -286,8 +286,8 @@ def test_the_live_socket_says_when_mail_arrives_and_refuses_strangers(owner, mai
         message = json.loads(await live.receive_from(timeout=10))
         assert message["type"] == "mail" and message["events"][0] == {"type": "email.received", "mailbox_id": str(mailbox.id)}
         assert "Live one" not in json.dumps(message)  # the socket says that, never what
-        # Signing out ends the socket at its next wake-up.
-        await database_sync_to_async(store.delete)()
+        # A password change ends the socket at its next wake-up (its session was made with the old one).
+        await database_sync_to_async(lambda: (user.set_password("a brand new password 7"), user.save()))()
         await database_sync_to_async(receive)(mailbox, subject="After sign-out")
         output = await live.receive_output(timeout=10)
         assert output == {"type": "websocket.close", "code": 4401}
@@ -309,3 +309,23 @@ def test_a_large_trash_is_emptied_in_the_background(client, owner, mailbox, monk
     # The worker (run in-process here) purged the rest: everything that was in Trash is gone, nothing else.
     assert list(Email.objects.filter(mailbox=mailbox)) == [kept]
     counters_exact(mailbox)
+
+
+def test_a_long_conversation_shows_its_newest_messages_and_previews_of_their_text(client, owner, mailbox):
+    first = receive(mailbox, subject="Flood", message_id="f0@example.com", text="Start " + "a" * 25_000 + " END-OF-FIRST\n")
+    start = timezone.now() - timedelta(hours=1)
+    last = None
+    for n in range(1, 30):
+        last = receive(mailbox, subject="Re: Flood", message_id=f"f{n}@example.com", in_reply_to="f0@example.com",
+                       references=["f0@example.com"], text=f"Reply number {n}\n", date=start + timedelta(minutes=n))
+    assert last.thread_id == first.thread_id
+    signed_in(client, owner)
+    newest = ok(client.get(reverse("mail:detail", args=[last.id])))
+    assert "30 messages in this conversation; the 5 oldest are not shown here" in newest
+    assert newest.count('class="message"') == 25 and "Reply number 29" in newest and "Reply number 4\n" not in newest
+    # The focused message is always there, whole; the others' text is cut to a preview.
+    oldest = ok(client.get(reverse("mail:detail", args=[first.id])))
+    assert "END-OF-FIRST" in oldest and oldest.count('class="message"') == 25
+    Email.objects.filter(pk=first.pk).update(received_at=timezone.now())  # now among the newest, not focused
+    preview = ok(client.get(reverse("mail:detail", args=[last.id])))
+    assert "Start aaaa" in preview and "END-OF-FIRST" not in preview and "This is the start of the message." in preview
