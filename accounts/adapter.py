@@ -12,8 +12,9 @@ from cryptography.fernet import Fernet
 from django.conf import settings
 from django.urls import reverse
 
-from accounts.services import account_open_for_user, signin_rate_limited
+from accounts.services import account_provision_for_user, signin_rate_limited
 from qmailing import ratelimit
+from qmailing.web import welcome
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -23,11 +24,21 @@ class AccountAdapter(DefaultAccountAdapter):
         self.error_messages = {**self.error_messages, "too_many_login_attempts": signin_rate_limited().detail}
 
     def save_user(self, request, user, form, commit=True):
+        """A sign-up saves the user only: the account and its mailbox come when the address is confirmed
+        (confirm_email), so an address nobody confirmed holds no mailbox and no name on the shared domain."""
         user = super().save_user(request, user, form, commit=False)
+        user.email = user.email.strip().lower()
         user.full_name = (form.cleaned_data.get("full_name") or "").strip()[:120]
         if commit:
-            account_open_for_user(user=user)  # saves the user with a new account, in one transaction
+            user.save()
         return user
+
+    def confirm_email(self, request, email_address):
+        confirmed = super().confirm_email(request, email_address)
+        if confirmed and email_address.user.account_id is None:
+            account = account_provision_for_user(user=email_address.user)  # on FREE, with a shared-domain mailbox
+            welcome(request, account)
+        return confirmed
 
     def get_from_email(self):
         return f"QMailing <no-reply@{settings.QMAILING_SHARED_DOMAIN}>"

@@ -33,7 +33,7 @@ def account_signup(*, email, password, full_name="", account_name=""):
 
     The programmatic path (`create_demo`, benchmarks, tests): whoever calls it vouches for the address, so it
     is recorded as verified. People signing up on the web go through allauth (accounts.adapter), which
-    verifies the address by mail and calls `account_open_for_user`.
+    verifies the address by mail, and the account comes when it is confirmed (accounts.adapter.confirm_email).
     """
     email = (email or "").strip()
     try:
@@ -52,16 +52,6 @@ def account_signup(*, email, password, full_name="", account_name=""):
         account = _account_with_mailbox(email=email, full_name=full_name, account_name=account_name)
         user = User.objects.create_user(email=email, password=password, full_name=full_name, account=account)
         EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
-    return user
-
-
-def account_open_for_user(*, user):
-    """Save a new `user` (allauth's sign-up, password already set) together with their account on FREE and a
-    mailbox on the shared domain, in one transaction: either both exist or neither does."""
-    user.email = User.objects.normalize_email(user.email).lower()
-    with transaction.atomic():
-        user.account = _account_with_mailbox(email=user.email, full_name=user.full_name)
-        user.save()
     return user
 
 

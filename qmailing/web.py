@@ -35,19 +35,25 @@ def account_view(view):
 
 def _provision(request):
     """A signed-in user without an account (say, made with `createsuperuser`) gets one on the first page they open."""
-    from django.contrib import messages
-
     from accounts.services import account_provision_for_user
-    from mailboxes.selectors import mailbox_list
     from qmailing.errors import AppError
 
     try:
         account = account_provision_for_user(user=request.user)
     except AppError:
         return None
+    welcome(request, account)
+    return account
+
+
+def welcome(request, account):
+    """The message a new account's first page shows: its plan and its first mailbox."""
+    from django.contrib import messages
+
+    from mailboxes.selectors import mailbox_list
+
     mailbox = next(iter(mailbox_list(account=account)), None)
     messages.success(request, f"Welcome! Your account is on the Free plan{f', with the mailbox {mailbox.address}' if mailbox else ''}.")
-    return account
 
 
 FAVICON = Path(__file__).resolve().parent / "static" / "qmailing" / "favicon.svg"

@@ -75,8 +75,8 @@ def test_sign_up_verify_by_link_then_signed_in_with_an_account_and_a_mailbox(cli
                            {"email": "New.Person@Example.com", "password1": "a long enough passphrase", "full_name": "New"})
     assert response.status_code == 302 and response.url == reverse("account_email_verification_sent")
     user = User.objects.get(email="new.person@example.com")
-    assert user.account.plan.code == "FREE" and user.full_name == "New"
-    assert [m.address for m in mailbox_list(account=user.account)] == [f"new.person@{settings.QMAILING_SHARED_DOMAIN}"]
+    # Nothing is held for an address nobody confirmed: no account, no mailbox on the shared domain yet.
+    assert user.account is None and user.full_name == "New" and not Account.objects.exists()
 
     [message] = mail.outbox
     assert message.to == ["new.person@example.com"] and message.from_email.endswith(f"@{settings.QMAILING_SHARED_DOMAIN}>")
@@ -86,9 +86,12 @@ def test_sign_up_verify_by_link_then_signed_in_with_an_account_and_a_mailbox(cli
     assert confirm.status_code == 200 and "new.person@example.com" in confirm.content.decode()
     done = client.post(link)
     assert done.status_code == 302
+    user.refresh_from_db()
+    assert user.account.plan.code == "FREE"
+    assert [m.address for m in mailbox_list(account=user.account)] == [f"new.person@{settings.QMAILING_SHARED_DOMAIN}"]
     dashboard = client.get(reverse("dashboard"))
     assert dashboard.status_code == 200
-    assert f"new.person@{settings.QMAILING_SHARED_DOMAIN}" in dashboard.content.decode()
+    assert f"new.person@{settings.QMAILING_SHARED_DOMAIN}" in dashboard.content.decode() and "Welcome" in dashboard.content.decode()
 
 
 def test_sign_up_errors_keep_the_input_and_create_nothing(client, db):
