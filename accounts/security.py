@@ -7,12 +7,14 @@ from allauth.usersessions.models import UserSession
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from accounts.services import account_delete
+from accounts.services import account_close
+from accounts.tasks import account_delete_task
 from qmailing.web import account_view, render_form
 
 
@@ -61,9 +63,10 @@ def security(request, account):
 def delete(request, account):
     form = AccountDeleteForm(request.POST or None, request=request)
     if request.method == "POST" and form.is_valid():
-        account_delete(account=account)
+        account_close(account=account)  # at once: signed out everywhere, tokens dead, new mail refused
+        transaction.on_commit(lambda: account_delete_task.delay(account.pk))  # the rest, however much mail
         logout(request)
-        messages.success(request, "Your account and all its mail were deleted.")
+        messages.success(request, "Your account is closed and its mail, files, domains and tokens are being deleted.")
         return redirect("account_login")
     return render_form(request, "accounts/security_delete.html", {"account": account, "form": form})
 

@@ -105,25 +105,62 @@ def user_set_password(*, user, password):
     return user
 
 
-def account_delete(*, account):
-    """Delete an account and everything it owns: mail (rows, raw messages, attachment and draft files, search
-    entries), mailboxes, groups, domains, webhooks, events, tokens and OAuth clients, and its users with their
-    email addresses, second factors and sessions (every browser signed in as them is signed out)."""
+def account_close(*, account):
+    """The first, quick half of deleting an account, done in the request: from here on nothing reaches it or
+    acts for it. Its users are deactivated and signed out everywhere, its tokens stop working (they belong to
+    those users), its mailboxes are suspended (new mail is refused at the door) and its webhooks revoked.
+    account_delete (a background task) then removes everything."""
     from allauth.usersessions.models import UserSession
 
+    from mailboxes.models import Mailbox
+
+    with transaction.atomic():
+        users = list(account.users.all())
+        User.objects.filter(pk__in=[user.pk for user in users]).update(is_active=False)
+        for session in UserSession.objects.filter(user__in=users):
+            session.end()  # the session store's entry (any SESSION_ENGINE) and the row
+        account.mailboxes.update(status=Mailbox.Status.SUSPENDED)
+        account.webhook_endpoints.all().delete()  # nothing is delivered about the deletion itself
+
+
+def account_delete(*, account):
+    """Delete a closed account and everything it owns: mail (rows, raw messages, attachment and draft files,
+    search entries), mailboxes, groups, domains, webhooks, events, tokens and OAuth clients, and its users with
+    their email addresses, second factors and sessions. Whatever file a cascade could still leave behind is
+    swept from the account's storage folders once the rows are gone."""
     from mailboxes.models import Draft
     from mailboxes.services import mailbox_delete
     from mailboxes.store.drafts import draft_delete
 
-    account.webhook_endpoints.all().delete()  # nothing is delivered about the deletion itself
+    account_close(account=account)
     for draft in Draft.objects.filter(account=account).only("pk"):
         draft_delete(draft=draft)
     for mailbox in account.mailboxes.all():
         mailbox_delete(mailbox=mailbox)  # deletes its files as it goes
+    account_id = account.pk
     with transaction.atomic():
-        users = list(account.users.all())
-        for session in UserSession.objects.filter(user__in=users):
-            session.end()  # the session store's entry (any SESSION_ENGINE) and the row
-        for user in users:
+        for user in account.users.all():
             user.delete()  # cascades: OAuth applications and tokens, email addresses, authenticators, sessions list
         account.delete()  # cascades: domains with their DNS records, groups, threads, events, request logs
+        transaction.on_commit(lambda: account_files_sweep(account_id=account_id))
+
+
+ACCOUNT_FILE_FOLDERS = ("raw", "attachments", "drafts")  # mailboxes.models: every stored file is under <folder>/<account id>/
+
+
+def account_files_sweep(*, account_id):
+    """Delete every file stored under the account's folders (after its rows are gone)."""
+    from django.core.files.storage import default_storage
+
+    def sweep(folder):
+        try:
+            folders, files = default_storage.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name in files:
+            default_storage.delete(f"{folder}/{name}")
+        for child in folders:
+            sweep(f"{folder}/{child}")
+
+    for root in ACCOUNT_FILE_FOLDERS:
+        sweep(f"{root}/{account_id}")

@@ -4,7 +4,9 @@ import logging
 
 from celery import shared_task
 
+from accounts.models import Account
 from accounts.request_log import request_log_purge
+from accounts.services import account_delete
 
 logger = logging.getLogger(__name__)
 
@@ -15,3 +17,11 @@ def request_log_purge_task():
     if purged:
         logger.info("purged %d request log row(s) older than 30 days", purged)
     return purged
+
+
+@shared_task
+def account_delete_task(account_id):
+    """Delete a closed account (accounts.services.account_close ran in the request) and everything it owns."""
+    account = Account.objects.filter(pk=account_id).first()
+    if account is not None:
+        account_delete(account=account)

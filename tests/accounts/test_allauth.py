@@ -14,6 +14,7 @@ from django.urls import reverse
 from accounts.models import Account, User
 from mailboxes.models import Attachment, Email, Mailbox
 from mailboxes.selectors import mailbox_list
+from tests.mailboxes.outbound_helpers import eager_tasks  # noqa: F401 (a fixture)
 
 PASSWORD = "correct horse battery 9"
 NEW_PASSWORD = "a brand new passphrase 7"
@@ -235,7 +236,7 @@ def test_security_page_links_every_setting(client, owner):
 
 
 def test_account_deletion_removes_its_rows_and_files(client, owner, outsider, verified_domain, settings,
-                                                     django_capture_on_commit_callbacks):
+                                                     django_capture_on_commit_callbacks, eager_tasks):
     from tests.mailboxes.outbound_helpers import receive
 
     mailbox = owner.mailboxes.first()
@@ -254,7 +255,12 @@ def test_account_deletion_removes_its_rows_and_files(client, owner, outsider, ve
     assert wrong_email.status_code == 400 and 'value="outsider@example.net"' in wrong_email.content.decode()
     assert Account.objects.filter(pk=owner.pk).exists()
 
-    with django_capture_on_commit_callbacks(execute=True):  # files go once the rows are gone
+    # A file a cascade could leave behind (say, mail that arrived mid-deletion) goes with the account's folders.
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    stray = Path(settings.MEDIA_ROOT) / default_storage.save(f"raw/{owner.pk}/stray.eml", ContentFile(b"x"))
+    files.append(stray)
+    with django_capture_on_commit_callbacks(execute=True):  # the task runs (in-process here) after the request commits
         done = client.post(reverse("security:delete"), {"email": "Owner@example.org", "password": PASSWORD})
     assert done.status_code == 302 and done.url == reverse("account_login")
     assert not Account.objects.filter(pk=owner.pk).exists()
@@ -264,6 +270,7 @@ def test_account_deletion_removes_its_rows_and_files(client, owner, outsider, ve
     assert not verified_domain.__class__.objects.filter(pk=verified_domain.pk).exists()
     assert not any(f.exists() for f in files)
     assert client.get(reverse("dashboard")).status_code == 302  # signed out
+    assert not Path(settings.MEDIA_ROOT, "raw", str(owner.pk)).exists() or not any(Path(settings.MEDIA_ROOT, "raw", str(owner.pk)).iterdir())
     # The other account is untouched.
     assert Email.objects.filter(pk=outsider_mail.pk).exists() and (Path(settings.MEDIA_ROOT) / outsider_mail.raw.name).exists()
 
@@ -296,3 +303,18 @@ def test_signed_in_allauth_pages_have_one_h1_a_title_and_labels(client, owner):
         response = client.get(reverse(name))
         assert response.status_code == 200, name
         assert_page_outline(response)
+
+
+def test_a_closed_account_refuses_its_tokens_and_its_mail_before_it_is_deleted(client, owner):
+    """account_close, the quick half done in the request: the slow half (the task) may run much later."""
+    from accounts.services import account_close
+    from qmailing.operations import registry
+    from tests.api_helpers import call, token_for
+
+    token = token_for(owner)
+    operation = registry()["qmailing_list_mailboxes"]
+    assert call(client, operation, token=token).status_code == 200
+    account_close(account=owner)
+    assert call(client, operation, token=token).status_code == 401
+    assert all(mailbox.status == Mailbox.Status.SUSPENDED for mailbox in owner.mailboxes.all())  # new mail refused
+    assert not User.objects.get(email="owner@example.org").is_active
