@@ -245,6 +245,7 @@ ACCOUNT_EMAIL_NOTIFICATIONS = True  # a mail when the password, an email address
 MFA_ADAPTER = "accounts.adapter.MFAAdapter"  # TOTP secrets encrypted at rest
 MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
 MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_FORMS = {"add_webauthn": "accounts.forms.AddPasskeyForm"}  # "Passwordless" ticked by default
 MFA_TOTP_ISSUER = "QMailing"
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG  # passkeys on http://localhost while developing, never in production
 USERSESSIONS_TRACK_ACTIVITY = True
