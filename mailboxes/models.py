@@ -39,6 +39,11 @@ class Mailbox(models.Model):
         return f"{self.local_part}@{self.domain.name}"
 
     @property
+    def display_address(self):
+        """The address as people write it: an international domain in Unicode (bücher.example, not xn--…)."""
+        return f"{self.local_part}@{self.domain.unicode_name}"
+
+    @property
     def is_active(self):
         return self.status == self.Status.ACTIVE
 

@@ -177,7 +177,7 @@ class SearchEmailsInput(PageInput):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"query": "invoice", "unread": True}]})
 
     query: str = Field("", max_length=MAX_QUERY_LENGTH, description=(
-        "Words to find in subject, sender, recipients, text and attachment text; web-search syntax: \"exact phrase\", "
+        "Words to find in subject, sender, recipients, text, attachment file names and attachment text; web-search syntax: \"exact phrase\", "
         "-word to exclude, OR. May be empty when filters are given."))
     mailbox_id: UUID | None = Field(None, description="Only this mailbox (from qmailing_list_mailboxes); omit for every mailbox.")
     folder: Literal[FOLDER_VIEWS] | None = Field(None, description="Only this folder (or STARRED); omit for all but TRASH and SPAM.")

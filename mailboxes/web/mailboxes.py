@@ -27,7 +27,7 @@ def mailbox_create_view(request, account):
         except AppError as exc:
             add_app_error(form, exc)
         else:
-            messages.success(request, f"{mailbox.address} is ready.")
+            messages.success(request, f"{mailbox.display_address} is ready.")
             return redirect("mailboxes:detail", mailbox_id=mailbox.id)
     return render_form(request, "mailboxes/create.html", {"form": form, "account": account})
 
@@ -58,14 +58,14 @@ def mailbox_status_view(request, account, mailbox_id):
     except AppError as exc:
         messages.error(request, app_error_message(exc))
     else:
-        messages.success(request, f"{mailbox.address} is now {mailbox.get_status_display().lower()}.")
+        messages.success(request, f"{mailbox.display_address} is now {mailbox.get_status_display().lower()}.")
     return redirect("mailboxes:detail", mailbox_id=mailbox.id)
 
 @account_view
 @require_POST
 def mailbox_delete_view(request, account, mailbox_id):
     mailbox = access_mailbox(account=account, mailbox_id=mailbox_id)
-    address = mailbox.address
+    address = mailbox.display_address
     mailbox_delete(mailbox=mailbox)
     messages.success(request, f"{address} and its mail were deleted.")
     return redirect("dashboard")

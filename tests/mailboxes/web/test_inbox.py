@@ -329,3 +329,13 @@ def test_a_long_conversation_shows_its_newest_messages_and_previews_of_their_tex
     Email.objects.filter(pk=first.pk).update(received_at=timezone.now())  # now among the newest, not focused
     preview = ok(client.get(reverse("mail:detail", args=[last.id])))
     assert "Start aaaa" in preview and "END-OF-FIRST" not in preview and "This is the start of the message." in preview
+
+
+def test_an_international_address_is_shown_as_people_write_it(owner, settings):
+    from domains.services import domain_add
+    from mailboxes.models import Mailbox
+
+    settings.QMAILING_DNS_RESOLVERS = ["127.0.0.1:9"]
+    domain = domain_add(account=owner, name="bücher.example")
+    mailbox = Mailbox(account=owner, domain=domain, local_part="info")
+    assert mailbox.address == "info@xn--bcher-kva.example" and mailbox.display_address == "info@bücher.example"
