@@ -15,12 +15,10 @@ from collections import Counter
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.contrib.sessions.backends.base import SessionBase
-from django.utils.module_loading import import_string
+from channels.auth import get_user
 from django.conf import settings
-from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.urls import path
-from django.utils.crypto import constant_time_compare
+from django.utils.module_loading import import_string
 
 from webhooks.models import EventType
 from webhooks.stream import MAX_WAIT_SECONDS, event_latest_cursor, event_wait_async
@@ -41,18 +39,15 @@ def _account_id(user):
     return user.account_id
 
 
-def _session_alive(session_key, user_id):
-    """The socket's session still exists, belongs to the same active user, and was made with their current
-    password (a password change or reset ends other sessions for HTTP; it ends their sockets too)."""
+async def _session_alive(session_key, user_id):
+    """The socket's session, read afresh, still signs in the same active user with their current password: the
+    check Django makes on every HTTP request (channels.auth.get_user: the backend, is_active, the password hash),
+    so sign-out, "sign out other sessions", deactivation and a password change all end the socket."""
     if not session_key:
         return False
-    store: SessionBase = import_string(settings.SESSION_ENGINE + ".SessionStore")(session_key)
-    if not store.exists(session_key):
-        return False
-    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
-    if user is None or str(store.get(SESSION_KEY)) != str(user_id):
-        return False
-    return constant_time_compare(store.get(HASH_SESSION_KEY) or "", user.get_session_auth_hash())
+    store = import_string(settings.SESSION_ENGINE + ".SessionStore")(session_key)
+    user = await get_user({"session": store})
+    return user.is_authenticated and user.pk == user_id
 
 
 class MailConsumer(AsyncWebsocketConsumer):
@@ -94,7 +89,7 @@ class MailConsumer(AsyncWebsocketConsumer):
                 batch = await event_wait_async(account_id=self.account_id, after=cursor, types=MAIL_EVENTS,
                                                timeout=MAX_WAIT_SECONDS)
                 cursor = batch.next_cursor
-                if not await database_sync_to_async(_session_alive)(self.session_key, self.user_id):
+                if not await _session_alive(self.session_key, self.user_id):
                     await self.close(code=CLOSE_SIGNED_OUT)
                     return
                 if batch.events:
