@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.db.models.functions import Substr
 
-from mailboxes.store.folders import LIST_DEFERRED, STARRED, in_folder_view
+from mailboxes.store.folders import LIST_DEFERRED, in_folder_view
 from mailboxes.models import Attachment, Email, Folder, Thread
 from mailboxes.selectors import own_mailbox
 from qmailing.errors import Invalid, NotFound
@@ -49,21 +49,14 @@ def email_count(*, account, mailbox, folder=Folder.INBOX, cap=COUNT_CAP) -> tupl
     return min(count, cap), count > cap
 
 
-def unread_counts(*, account, mailbox=None, cap=COUNT_CAP) -> dict:
-    """Unread emails per folder view ({"INBOX": 3, "STARRED": 1, …}; folders without unread mail are left out),
-    of one mailbox or of the whole account. Each count stops at `cap` (the sidebar shows "10000+")."""
+def unread_counts(*, account, folders, mailbox=None, cap=COUNT_CAP) -> dict:
+    """Unread emails in each of `folders` (folder views: STARRED too), of one mailbox or of the whole account,
+    as {"INBOX": 3, …}; views without unread mail are left out. Each count stops at `cap` (shown "10,000+")."""
     emails = Email.objects.filter(account=account, is_read=False)
     if mailbox is not None:
         emails = emails.filter(mailbox=own_mailbox(account=account, mailbox=mailbox))
-    counts = {}
-    for folder in Folder.values:
-        count = emails.filter(folder=folder).order_by().values("pk")[: cap + 1].count()
-        if count:
-            counts[folder] = count
-    starred = in_folder_view(emails, STARRED).order_by().values("pk")[: cap + 1].count()
-    if starred:
-        counts[STARRED] = starred
-    return counts
+    counts = {folder: in_folder_view(emails, folder).order_by().values("pk")[: cap + 1].count() for folder in folders}
+    return {folder: count for folder, count in counts.items() if count}
 
 
 def email_get(*, account, email_id) -> Email:

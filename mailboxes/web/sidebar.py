@@ -24,10 +24,10 @@ def mail_sidebar(*, account, mailbox=None, folder=Folder.INBOX, current=None):
     """Context for templates/mailboxes/_sidebar.html. `mailbox` None is the unified view of every mailbox;
     `current` names a page that is not a folder ("drafts", "search", "compose")."""
     mailboxes = list(mailbox_list(account=account))
-    unread = unread_counts(account=account, mailbox=mailbox)
+    unread = unread_counts(account=account, mailbox=mailbox, folders=COUNTED)
     base = reverse("mailboxes:mail", args=[mailbox.id]) if mailbox else reverse("mail:inbox")
     folders = [{"value": value, "label": label, "url": f"{base}?folder={value}",
-                "unread": _shown(unread[value]) if value in COUNTED and unread.get(value) else "",
+                "unread": _shown(unread[value]) if unread.get(value) else "",
                 "current": current is None and value == folder}
                for value, label in FOLDERS]
     return {"sidebar_mailboxes": [{"mailbox": box, "unread": _shown(box.unread_count) if box.unread_count else "",
