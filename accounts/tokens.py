@@ -154,6 +154,16 @@ def token_alive(*, token_id) -> bool:
             and access_token.user.is_active)
 
 
+def token_ids_alive(*, token_ids) -> set:
+    """Which of `token_ids` still admit calls (token_alive for many, in one query: a fan-out checks once per event)."""
+    ids = [int(token_id) for token_id in token_ids if str(token_id).isdigit()]
+    if not ids:
+        return set()
+    rows = (get_access_token_model().objects.filter(pk__in=ids, user__is_active=True)
+            .filter(expires__gt=timezone.now()).values_list("pk", flat=True))
+    return set(rows)
+
+
 def token_lookup(plaintext):
     """The AccessToken for a presented token, or None: checksum lookup, every call, no cache."""
     AccessToken = get_access_token_model()

@@ -140,6 +140,7 @@ class Server:
 
     def __init__(self, env, app="qmailing.asgi:application"):
         self.port = free_port()
+        env = {**env, "QMAILING_MCP_ALLOWED_PORTS": str(self.port)}  # the MCP Host check is exact, port included
         self.log = tempfile.TemporaryFile()
         command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), app]
         self.proc = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT,

@@ -83,7 +83,13 @@ def parse_args():
 
 def configure_environment(args):
     """bench/api.py's environment, with the product's settings (bench/mcp_asgi adds the bare app)."""
-    return api_bench.configure_environment(args, name="mcp", settings_module="qmailing.settings")
+    scratch = api_bench.configure_environment(args, name="mcp", settings_module="qmailing.settings")
+    # The idle-session figure opens --sessions sessions with one token: lift the per-token and per-account
+    # bounds (mcp_bridge.sessions) for the benchmark's server, as the per-minute throttle is lifted.
+    for name in ("QMAILING_MCP_SESSIONS_PER_TOKEN", "QMAILING_MCP_SESSIONS_PER_ACCOUNT",
+                 "QMAILING_MCP_INITIALIZE_PER_MINUTE"):
+        os.environ[name] = str(max(args.sessions, 1) * 2 + 1000)
+    return scratch
 
 
 # --- The server.

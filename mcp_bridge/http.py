@@ -1,16 +1,21 @@
 """The HTTP side of the MCP server at /mcp: the ASGI app in front of the SDK's streamable HTTP transport.
 
 Per HTTP request, before the SDK sees it:
-1. Host and Origin are checked (DNS-rebinding protection; the SDK checks again) — 421 / 403. First, so
-   the 401's resource_metadata URL below is only ever built from a host we serve. A request whose Origin
-   passed (one of QMAILING_MCP_ALLOWED_ORIGINS) gets CORS: its OPTIONS preflight is answered 204 here,
-   before authentication, and every response (the 401 too) carries Access-Control-Allow-Origin (that
-   origin, never `*`, never credentials), Access-Control-Expose-Headers and Vary: Origin. Other origins
-   get the 403, as before; a request without Origin (not a browser) gets no CORS headers.
+1. Host and Origin are checked, each against an exact list (DNS-rebinding protection; the SDK checks again)
+   — 421 / 403. First, so the 401's resource_metadata URL below is only ever built from a host we serve. A
+   request whose Origin passed (one of QMAILING_MCP_ALLOWED_ORIGINS) gets CORS: its OPTIONS preflight is
+   answered 204 here, before authentication, and every response (the 401 too) carries
+   Access-Control-Allow-Origin (that origin, never `*`, never credentials), Access-Control-Expose-Headers and
+   Vary: Origin. Other origins get the 403; a request without Origin (not a browser) gets no CORS headers.
 2. A GET without Mcp-Session-Id is answered 405: only a session has a server-to-client stream.
 3. The token is authenticated (qmailing.gates.authenticate, every request, no cache, so a revoked token
    fails on its very next request) — 401 with `WWW-Authenticate: Bearer …, resource_metadata="…", scope="…"`.
-4. A `tools/call` of a known tool, and a `resources/read`, is metered (qmailing.gates.meter: the token's
+   Past QMAILING_MCP_UNAUTHENTICATED_PER_MINUTE such refusals from one client IP, a 429 instead.
+4. A POST body is read (bounded) and parsed once with qmailing.jsonbody: JSON of any bad shape (depth,
+   numbers, encoding) is a JSON-RPC parse error with HTTP 400, never a 500.
+5. `initialize` is throttled per token (QMAILING_MCP_INITIALIZE_PER_MINUTE, 429); the session it opens is
+   bounded per token and per account (mcp_bridge.sessions: evict the oldest idle one, or 429).
+6. A `tools/call` of a known tool, and a `resources/read`, is metered (qmailing.gates.meter: the token's
    minute and the account's day) — the minute's throttle is an HTTP 429 with Retry-After; the daily cap is
    handed to the handler, which answers it (an isError tool result; a JSON-RPC error for a read). Only
    calls that return data are metered, as REST meters only operation calls: initialize, the list methods,
@@ -27,25 +32,30 @@ shutdown under daphne) so open sessions end cleanly.
 """
 
 import asyncio
+import functools
 import json
 import logging
 import sys
 import time
 
+import mcp_types as types
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
-from mcp.server.transport_security import TransportSecurityMiddleware
 from starlette.requests import Request
+from starlette.responses import Response
 
 from accounts.request_log import request_log_write
 from mcp_bridge import resources, tools
 from mcp_bridge.push import EventFeeds
-from mcp_bridge.server import build_server, build_session_manager, transport_security
-from qmailing import gates
+from mcp_bridge.server import allowed_hosts, allowed_origins, build_server, build_session_manager
+from mcp_bridge.sessions import opening
+from qmailing import gates, ratelimit
 from qmailing.errors import RateLimited, TooLarge, Unauthenticated, problem_details
+from qmailing.jsonbody import MalformedJson, json_loads_strict
 from qmailing.operations import registry
 
 logger = logging.getLogger(__name__)
@@ -150,13 +160,9 @@ def _principal(actor):
                                          scopes=sorted(actor.scopes), subject=str(actor.user.pk)))
 
 
-def _metered_call(body):
-    """The request-log name of the metered call in `body`: a tools/call of a known tool (its operation's
-    name) or a resources/read; None for anything else (other methods, notifications, not JSON)."""
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return None
+def _metered_call(message):
+    """The request-log name of the metered call in the parsed JSON-RPC `message`: a tools/call of a known tool
+    (its operation's name) or a resources/read; None for anything else (other methods, notifications)."""
     if not isinstance(message, dict):
         return None
     if message.get("method") == resources.LOG_OPERATION:
@@ -167,6 +173,15 @@ def _metered_call(body):
     name = params.get("name") if isinstance(params, dict) else None
     operation = registry().get(name) if isinstance(name, str) else None
     return operation.name if operation is not None else None
+
+
+def _method(message):
+    method = message.get("method") if isinstance(message, dict) else None
+    return method if isinstance(method, str) else None
+
+
+# A session counts as used (mcp_bridge.sessions) once it does what an agent does with one.
+USING_METHODS = {"tools/call", "resources/read", "resources/subscribe", "subscriptions/listen"}
 
 
 async def _read_body(receive, limit):
@@ -224,7 +239,7 @@ class McpEndpoint:
     async def __call__(self, scope, receive, send):
         started = time.perf_counter()
         request = Request(scope)
-        refused = await TransportSecurityMiddleware(transport_security()).validate_request(request, is_post=False)
+        refused = _host_or_origin_refused(request)
         if refused is not None:
             await refused(scope, receive, send)
             return
@@ -234,7 +249,8 @@ class McpEndpoint:
                 await _send_preflight(send, origin_header)
                 return
             send = _with_cors(send, origin_header)
-        if scope["method"] == "GET" and MCP_SESSION_ID_HEADER not in request.headers:
+        session_id = request.headers.get(MCP_SESSION_ID_HEADER)
+        if scope["method"] == "GET" and session_id is None:
             # Without a session there is no server-to-client stream to open (a session-less GET would
             # otherwise wait forever on some SDK paths).
             await _send_json(send, 405, {"error": "GET needs an Mcp-Session-Id; send requests with POST."},
@@ -245,6 +261,10 @@ class McpEndpoint:
         try:
             actor = await _authenticate(request.headers.get("authorization"), origin=origin)
         except Unauthenticated as error:
+            throttled = await _unauthenticated_throttle(scope)
+            if throttled is not None:
+                await _send_problem(send, throttled)
+                return
             error.headers["WWW-Authenticate"] = gates.bearer_challenge(
                 error.headers["WWW-Authenticate"], origin=origin, resource_path=RESOURCE_PATH)
             await _send_problem(send, error)
@@ -252,13 +272,27 @@ class McpEndpoint:
 
         scope = {**scope, tools.SCOPE_ACTOR: actor, tools.SCOPE_STARTED: started, "user": _principal(actor)}
         rate_headers = {}
+        method = None
         if scope["method"] == "POST":
             body, receive = await _read_body(receive, settings.QMAILING_API_MAX_BODY_BYTES)
             if body is None:
                 await _send_problem(send, TooLarge("The request body is above the size the MCP server accepts.",
                                                    limit=settings.QMAILING_API_MAX_BODY_BYTES))
                 return
-            log_name = _metered_call(body)
+            try:
+                message = json_loads_strict(body)
+            except MalformedJson as exc:
+                await _send_json(send, 400, {"jsonrpc": "2.0", "id": None,
+                                             "error": {"code": types.PARSE_ERROR, "message": f"Parse error: {exc}"}})
+                return
+            method = _method(message)
+            if method == "initialize":
+                try:
+                    await _initialize_throttle(actor)
+                except RateLimited as error:
+                    await _send_problem(send, error)
+                    return
+            log_name = _metered_call(message)
             if log_name is not None:
                 try:
                     await _meter(actor, log_name, rate_headers, started)
@@ -269,7 +303,52 @@ class McpEndpoint:
                     scope[tools.SCOPE_REFUSAL] = error  # answered by the tool (isError) or the read (error)
 
         manager = await self.runtime.start()
-        await manager.handle_request(scope, receive, _with_headers(send, rate_headers))
+        try:
+            with opening(actor), manager.serving(session_id, used=method in USING_METHODS):
+                await manager.handle_request(scope, receive, _with_headers(send, rate_headers))
+        except RateLimited as error:  # a session cap (mcp_bridge.sessions), raised before anything was sent
+            await _send_problem(send, error)
+
+
+def _host_or_origin_refused(request):
+    """421 for a Host header that is not exactly one we serve, 403 for a browser Origin that is not allowed;
+    None when both pass. Exact matches only (mcp_bridge.server.allowed_hosts), so nothing a client made up
+    ever reaches the 401's resource_metadata URL."""
+    host = (request.headers.get("host") or "").lower()
+    if host not in allowed_hosts():
+        logger.warning("Refused an MCP request for Host %r", host[:100])
+        return Response("Invalid Host header", status_code=421)
+    origin = request.headers.get("origin")
+    if origin and origin not in allowed_origins():
+        logger.warning("Refused an MCP request from Origin %r", origin[:100])
+        return Response("Invalid Origin header", status_code=403)
+    return None
+
+
+def _throttle(key, limit, detail):
+    decision = ratelimit.hit(key, limit=limit, window_seconds=60)
+    if decision.allowed:
+        return None
+    return RateLimited(detail.format(limit=limit, wait=decision.retry_after), retry_after=decision.retry_after)
+
+
+@functools.partial(sync_to_async, thread_sensitive=False)
+def _unauthenticated_throttle(scope):
+    """A RateLimited once this client IP made QMAILING_MCP_UNAUTHENTICATED_PER_MINUTE requests without a valid token."""
+    return _throttle(f"mcp:unauthenticated:ip:{ratelimit.client_ip_of_scope(scope)}",
+                     settings.QMAILING_MCP_UNAUTHENTICATED_PER_MINUTE,
+                     "This address sent more than {limit} requests without a valid token in a minute. "
+                     "Wait {wait} seconds, then send your token as `Authorization: Bearer qm_live_…`.")
+
+
+@functools.partial(sync_to_async, thread_sensitive=False)
+def _initialize_throttle(actor):
+    """Raise RateLimited past QMAILING_MCP_INITIALIZE_PER_MINUTE initialize requests of this token in a minute."""
+    error = _throttle(f"mcp:initialize:token:{actor.token.pk}", settings.QMAILING_MCP_INITIALIZE_PER_MINUTE,
+                      "This token opened more than {limit} MCP sessions in a minute. Wait {wait} seconds, and "
+                      "keep using the session you have (its Mcp-Session-Id) instead of initializing again.")
+    if error is not None:
+        raise error
 
 
 CORS_ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"

@@ -3,31 +3,55 @@
 `EventFeeds` (one per McpEndpoint, so one per process) keeps one follower task per account that somebody
 follows. The follower is woken by webhooks.stream.event_signal whenever the account's log moves (from any
 process with REDIS_URL; from this one on the embedded default) and at least every
-`webhooks.stream.poll_seconds()`; it then reads which mailboxes have new events (one query for every
-listener of the account) — the same two paths as `event_wait_async`. It holds no database connection
-while it waits.
+`webhooks.stream.poll_seconds()`; it then reads which mailboxes have new events and which of its listeners'
+tokens still admit calls — a fixed number of queries per wake-up whatever the number of listeners, then a
+fan-out in memory. It holds no database connection while it waits.
 
-A listener is a (mailbox id, callback) pair: the callback (sync, cheap, on the event loop) is called
-when an event of that mailbox commits. MCP subscriptions (mcp_bridge.resources) turn it into
-notifications/resources/updated, coalescing bursts: the notification means "read it again".
+A listener is (mailbox id, token id, callback, on_revoked): the callback (sync, cheap, on the event loop) is
+called when an event of that mailbox commits and the token is still alive; on_revoked instead, once, when
+the token has been revoked or has expired since — the subscription or stream then ends, having told
+nothing. MCP subscriptions (mcp_bridge.resources) turn a callback into notifications/resources/updated,
+coalescing bursts: the notification means "read it again".
+
+An account holds at most QMAILING_MCP_SUBSCRIPTIONS_PER_ACCOUNT listeners in a process, across all its
+sessions and listen streams; past it `listen` raises RateLimited (`too_many_subscriptions`).
 
 Tasks: the followers and the subscriptions' sender tasks are asyncio tasks on the server's loop, tracked
 here. A subscription ends on unsubscribe, when its session ends (the session's exit stack, see
-mcp_bridge.resources), or when `close()` cancels everything as the MCP runtime stops; a follower ends
-with its account's last listener.
+mcp_bridge.resources), when its token is revoked, or when `close()` cancels everything as the MCP runtime
+stops; a follower ends with its account's last listener.
 """
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
+from accounts.tokens import token_ids_alive
+from qmailing.errors import RateLimited
 from webhooks.stream import event_latest_cursor, event_mailboxes_between, event_signal, poll_seconds
 
 logger = logging.getLogger(__name__)
 
 _latest_cursor = database_sync_to_async(event_latest_cursor, thread_sensitive=False)
 _mailboxes_between = database_sync_to_async(event_mailboxes_between, thread_sensitive=False)
+_tokens_alive = database_sync_to_async(token_ids_alive, thread_sensitive=False)
+
+
+@dataclass(frozen=True)
+class Listener:
+    mailbox_id: str
+    token_id: int
+    callback: object
+    on_revoked: object = None
+
+
+def too_many_subscriptions(cap):
+    return RateLimited(f"This account already follows {cap} resources on this server (subscriptions and listen "
+                       "streams of all its sessions). Unsubscribe from some first.", retry_after=60,
+                       code="too_many_subscriptions", limit=cap)
 
 
 class EventFeeds:
@@ -42,22 +66,26 @@ class EventFeeds:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def listen(self, *, account_id, mailbox_id, callback):
-        """Call `callback()` whenever an event of the mailbox commits; returns the idempotent stop callable.
+    async def listen(self, *, account_id, mailbox_id, token_id, callback, on_revoked=None):
+        """Call `callback()` whenever an event of the mailbox commits while the token is alive, `on_revoked()`
+        once it is not; returns the idempotent stop callable. RateLimited past the account's cap.
 
         Returns once the account's follower is live (in the group, cursor read), so nothing that commits
         after this returns is missed.
         """
         account_id = str(account_id)
         follower = self._followers.get(account_id)
+        cap = settings.QMAILING_MCP_SUBSCRIPTIONS_PER_ACCOUNT
+        if follower is not None and not follower.task.done() and len(follower.listeners) >= cap:
+            raise too_many_subscriptions(cap)
         if follower is None or follower.task.done():
             follower = self._followers[account_id] = _Follower(account_id)
             follower.task = self.spawn(follower.run(), name=f"mcp-events-follower:{account_id}")
-        token = object()
-        follower.listeners[token] = (str(mailbox_id), callback)
+        key = object()
+        follower.listeners[key] = Listener(str(mailbox_id), token_id, callback, on_revoked)
 
         def stop():
-            follower.listeners.pop(token, None)
+            follower.listeners.pop(key, None)
             if not follower.listeners:
                 follower.task.cancel()
                 if self._followers.get(account_id) is follower:
@@ -69,6 +97,10 @@ class EventFeeds:
             stop()
             raise
         return stop
+
+    def listener_count(self, account_id):
+        follower = self._followers.get(str(account_id))
+        return len(follower.listeners) if follower is not None else 0
 
     @property
     def task_count(self):
@@ -89,7 +121,7 @@ class _Follower:
 
     def __init__(self, account_id):
         self.account_id = account_id
-        self.listeners = {}  # token -> (mailbox id, callback)
+        self.listeners = {}  # key -> Listener
         self.task = None
         self._ready = asyncio.Event()
         self._failed = None
@@ -99,13 +131,25 @@ class _Follower:
         if self._failed is not None:
             raise RuntimeError("The event feed could not start") from self._failed
 
-    def _deliver(self, mailbox_ids):
-        for mailbox_id, callback in list(self.listeners.values()):
-            if mailbox_id in mailbox_ids:
-                try:
-                    callback()
-                except Exception:  # one broken listener must not stop the others
-                    logger.exception("An event listener failed")
+    async def _deliver(self, mailbox_ids):
+        """Tell the listeners of `mailbox_ids`: one query for their tokens, then callbacks in memory."""
+        concerned = [(key, listener) for key, listener in list(self.listeners.items())
+                     if listener.mailbox_id in mailbox_ids]
+        if not concerned:
+            return
+        alive = await _tokens_alive(token_ids={listener.token_id for _, listener in concerned})
+        for key, listener in concerned:
+            if listener.token_id in alive:
+                call = listener.callback
+            else:  # revoked or expired since it subscribed: it hears nothing more, and ends
+                self.listeners.pop(key, None)
+                call = listener.on_revoked
+            if call is None:
+                continue
+            try:
+                call()
+            except Exception:  # one broken listener must not stop the others
+                logger.exception("An event listener failed")
 
     async def run(self):
         async with event_signal(self.account_id) as signal:  # registered first: nothing slips between
@@ -126,7 +170,7 @@ class _Follower:
                 try:
                     latest = await _latest_cursor(account_id=self.account_id)
                     if latest > polled:
-                        self._deliver(await _mailboxes_between(account_id=self.account_id, after=polled, upto=latest))
+                        await self._deliver(await _mailboxes_between(account_id=self.account_id, after=polled, upto=latest))
                         polled = latest
                 except Exception:  # a database hiccup: try again at the next wake-up or poll
                     logger.exception("Reading the event log of account %s failed", self.account_id)

@@ -6,7 +6,10 @@
   1 to MAX_EVENTS): the mailbox's events after N, oldest first — pass `nextCursor` to read on.
 - resources/subscribe / resources/unsubscribe (handshake versions, on a session): notifications/resources/
   updated on the session's GET stream within a second of a new event of that mailbox (mcp_bridge.push).
+  One subscription per (session, mailbox), whatever query the URI carries.
 - subscriptions/listen (2026-07-28, no sessions): the same notifications on the listen request's stream.
+- Bounds: MAX_SUBSCRIPTIONS_PER_SESSION mailboxes a session, QMAILING_MCP_SUBSCRIPTIONS_PER_ACCOUNT per
+  account and process (mcp_bridge.push); a subscription or stream whose token is revoked ends.
 
 Gates: the same as qmailing_wait_for_events (the mail plan group and the email:read scope, through
 qmailing.gates.authorize with that operation), then ownership through access_mailbox, whose refusal is
@@ -34,7 +37,6 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY, ResourceUpdated, event_to_notification
 
 from accounts.request_log import request_log_write
-from accounts.tokens import token_alive
 from mailboxes.selectors import access_mailbox, mailbox_list
 from mcp_bridge import tools
 from qmailing import gates
@@ -230,36 +232,50 @@ class ResourceHandlers:
     # --- Handshake versions: a subscription lives in the session (one sender task per URI).
 
     async def subscribe(self, ctx, params):
+        """One subscription per (session, mailbox), whatever query the URI carries: subscribing again to the
+        same mailbox (another ?cursor=N) only changes the URI its notifications name."""
         uri = str(params.uri)
         actor = _scope(ctx)[tools.SCOPE_ACTOR]
         account_id, mailbox_id = await _checked_target(actor, uri)
+        mailbox_id = str(mailbox_id)
         connection = _connection(ctx)
         subscriptions = connection.state.get(SUBSCRIPTIONS_STATE)
         if subscriptions is None:
             subscriptions = connection.state[SUBSCRIPTIONS_STATE] = SessionSubscriptions()
             connection.exit_stack.push_async_callback(subscriptions.end)  # runs when the session ends
-        if uri in subscriptions.tasks:
+        if mailbox_id in subscriptions.tasks:
+            subscriptions.uris[mailbox_id] = uri
             return types.EmptyResult()
         if len(subscriptions.tasks) >= MAX_SUBSCRIPTIONS_PER_SESSION:
             raise MCPError(code=types.INVALID_REQUEST,
-                           message=f"A session can follow at most {MAX_SUBSCRIPTIONS_PER_SESSION} resources; "
+                           message=f"A session can follow at most {MAX_SUBSCRIPTIONS_PER_SESSION} mailboxes; "
                                    "unsubscribe from one first.")
-        wake = asyncio.Event()
-        stop = await self.feeds.listen(account_id=account_id, mailbox_id=mailbox_id, callback=wake.set)
-        if subscriptions.ended or uri in subscriptions.tasks:  # the session ended, or a concurrent subscribe won
+        wake = Wake()
+        try:
+            stop = await self.feeds.listen(account_id=account_id, mailbox_id=mailbox_id, token_id=actor.token.pk,
+                                           callback=wake.set, on_revoked=wake.revoke)
+        except AppError as error:  # the account's cap across its sessions
+            raise as_mcp_error(error, instance=uri) from None
+        if subscriptions.ended or mailbox_id in subscriptions.tasks:  # the session ended, or a concurrent subscribe won
             stop()
             return types.EmptyResult()
+        subscriptions.uris[mailbox_id] = uri
         # send_resource_updated goes to the connection's standalone channel (the GET stream), not to this
         # request's stream, so keeping the session after this request has been answered is right.
-        subscriptions.tasks[uri] = self.feeds.spawn(_notify_loop(ctx.session, uri, wake, stop, actor.token.pk),
-                                                    name=f"mcp-subscription:{uri}")
+        subscriptions.tasks[mailbox_id] = self.feeds.spawn(
+            _notify_loop(ctx.session, subscriptions, mailbox_id, wake, stop), name=f"mcp-subscription:{mailbox_id}")
         return types.EmptyResult()
 
     async def unsubscribe(self, ctx, params):
         _scope(ctx)
         subscriptions = _connection(ctx).state.get(SUBSCRIPTIONS_STATE)
-        task = subscriptions.tasks.pop(str(params.uri), None) if subscriptions is not None else None
+        try:
+            mailbox_id = str(parse_uri(params.uri).mailbox_id)
+        except AppError:
+            return types.EmptyResult()  # not a URI anybody could have subscribed to
+        task = subscriptions.tasks.pop(mailbox_id, None) if subscriptions is not None else None
         if task is not None:
+            subscriptions.uris.pop(mailbox_id, None)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         return types.EmptyResult()
@@ -287,20 +303,28 @@ class ResourceHandlers:
             except AppError:
                 continue  # not ours (or not anyone's): not honored, and not told apart
         meta = {SUBSCRIPTION_ID_META_KEY: subscription_id}
-        changed = asyncio.Event()
+        changed = Wake()
         pending = set()
         stops = []
 
-        def on_event(uri):
+        uris_of = {}  # one listener per mailbox, however many of its URIs the stream names
+        for uri, target in targets:
+            uris_of.setdefault(target, []).append(uri)
+
+        def on_event(uris):
             def mark():
-                pending.add(uri)
+                pending.update(uris)
                 changed.set()
             return mark
 
         try:
-            for uri, (account_id, mailbox_id) in targets:
-                stops.append(await self.feeds.listen(account_id=account_id, mailbox_id=mailbox_id,
-                                                     callback=on_event(uri)))
+            for (account_id, mailbox_id), uris in uris_of.items():
+                try:
+                    stops.append(await self.feeds.listen(account_id=account_id, mailbox_id=mailbox_id,
+                                                         token_id=actor.token.pk, callback=on_event(uris),
+                                                         on_revoked=changed.revoke))
+                except AppError as error:  # the account's cap across its sessions and streams
+                    raise as_mcp_error(error) from None
             # Only the resource URIs are honored: this server publishes no list_changed events.
             filter_ = types.SubscriptionFilter(resource_subscriptions=honored or None)
             await ctx.session.send_notification(
@@ -309,8 +333,7 @@ class ResourceHandlers:
                 related_request_id=subscription_id)
             while True:  # until the client closes the stream (which cancels this handler)
                 await changed.wait()
-                changed.clear()
-                if not await _token_alive(token_id=actor.token.pk):
+                if changed.revoked:
                     return  # revoked or expired since it listened: the stream ends, nothing more is told
                 uris = sorted(pending)
                 pending.clear()
@@ -322,34 +345,53 @@ class ResourceHandlers:
                 stop()
 
 
-_token_alive = database_sync_to_async(token_alive, thread_sensitive=False)
+class Wake:
+    """What a follower (mcp_bridge.push) tells a subscription: set() when its mailbox moved, revoke() when its
+    token no longer admits calls (the follower checked every listener's token in one query before telling)."""
+
+    def __init__(self):
+        self._event = asyncio.Event()
+        self.revoked = False
+
+    def set(self):
+        self._event.set()
+
+    def revoke(self):
+        self.revoked = True
+        self._event.set()
+
+    async def wait(self):
+        await self._event.wait()
+        self._event.clear()
 
 
-async def _notify_loop(session, uri, wake, stop, token_id):
-    """One subscription's sender: after each wake-up, one notifications/resources/updated (bursts coalesce).
-
-    The token is checked again before each notification: a subscription of a token revoked (or expired)
-    since ends there, so a revoked client learns nothing more, not even that mail arrived.
-    """
+async def _notify_loop(session, subscriptions, mailbox_id, wake, stop):
+    """One subscription's sender: after each wake-up, one notifications/resources/updated (bursts coalesce),
+    naming the URI the session last subscribed to for this mailbox. It ends when the token is revoked (or
+    expires): a revoked client learns nothing more, not even that mail arrived."""
     try:
         while True:
             await wake.wait()
-            wake.clear()
-            if not await _token_alive(token_id=token_id):
+            if wake.revoked:
                 return
             try:
-                await session.send_resource_updated(uri)
+                await session.send_resource_updated(subscriptions.uris.get(mailbox_id) or uri_for(mailbox_id))
             except Exception:  # the stream is gone or broken: the client reconnects or the session ends
-                logger.debug("Could not send resources/updated for %s", uri, exc_info=True)
+                logger.debug("Could not send resources/updated for mailbox %s", mailbox_id, exc_info=True)
     finally:
         stop()
+        if subscriptions.tasks.get(mailbox_id) is asyncio.current_task():
+            subscriptions.tasks.pop(mailbox_id, None)
+            subscriptions.uris.pop(mailbox_id, None)
 
 
 class SessionSubscriptions:
-    """A session's subscriptions (in the SDK connection's state): URI -> its sender task."""
+    """A session's subscriptions (in the SDK connection's state): mailbox id -> its sender task, and the URI
+    its notifications name."""
 
     def __init__(self):
         self.tasks = {}
+        self.uris = {}
         self.ended = False
 
     async def end(self):

@@ -17,11 +17,11 @@ import mcp_types as types
 from channels.db import database_sync_to_async
 from django.conf import settings
 from mcp.server.lowlevel.server import Server
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 
 from mcp_bridge import resources, tools
+from mcp_bridge.sessions import BoundedSessionManager
 
 INSTRUCTIONS = (
     "QMailing is the user's hosted inbox. Start with qmailing_list_mailboxes; the other tools take ids from it. "
@@ -87,16 +87,33 @@ def build_server(feeds):
     )
 
 
-def transport_security():
-    """DNS-rebinding protection (always on): Host from ALLOWED_HOSTS and the base URL, Origin from settings."""
-    hosts = set()
+def allowed_hosts():
+    """Every Host header value /mcp answers, exactly: each allowed host name bare and with each allowed port.
+
+    The names are ALLOWED_HOSTS' and the base URL's (no wildcard: rebinding protection would mean nothing);
+    the ports are the base URL's and QMAILING_MCP_ALLOWED_PORTS. Nothing else passes: not another port, not
+    a userinfo (`127.0.0.1:1@evil.test`), not a path.
+    """
+    names, ports = set(), {str(port) for port in settings.QMAILING_MCP_ALLOWED_PORTS}
+    base = urlsplit(settings.QMAILING_BASE_URL)
+    if base.port:
+        ports.add(str(base.port))
     for host in [*settings.ALLOWED_HOSTS, _host_of(settings.QMAILING_BASE_URL)]:
         if host in ("*", "") or host.startswith("*"):
-            continue  # no wildcard host for the MCP endpoint: rebinding protection would mean nothing
-        host = host.lstrip(".")  # ".example.com" admits the domain itself here, not its subdomains
-        hosts.update({host, f"{host}:*"})  # the Host header carries the port when it is not the default
-    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=sorted(hosts),
-                                     allowed_origins=list(settings.QMAILING_MCP_ALLOWED_ORIGINS))
+            continue
+        names.add(host.lstrip(".").lower())  # ".example.com" admits the domain itself here, not its subdomains
+    return frozenset({*names, *(f"{name}:{port}" for name in names for port in ports)})
+
+
+def allowed_origins():
+    """Every Origin header value a browser may send to /mcp, exactly (QMAILING_MCP_ALLOWED_ORIGINS, no patterns)."""
+    return frozenset(origin.rstrip("/") for origin in settings.QMAILING_MCP_ALLOWED_ORIGINS if not origin.endswith(":*"))
+
+
+def transport_security():
+    """DNS-rebinding protection for the SDK (always on), with the exact lists mcp_bridge.http checks first."""
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=sorted(allowed_hosts()),
+                                     allowed_origins=sorted(allowed_origins()))
 
 
 def _host_of(url):
@@ -105,8 +122,9 @@ def _host_of(url):
 
 
 def build_session_manager(server):
-    """A new session manager for `server` (one per run: the SDK's manager cannot be started twice)."""
-    return StreamableHTTPSessionManager(
+    """A new session manager for `server` (one per run: the SDK's manager cannot be started twice), with the
+    per-token and per-account bounds of mcp_bridge.sessions."""
+    return BoundedSessionManager(
         app=server,
         stateless=False,  # stateful sessions for the handshake versions; 2026-07-28 is session-less anyway
         security_settings=transport_security(),

@@ -30,6 +30,7 @@ from qmailing.errors import (
     UnsupportedMediaType,
     problem_details,
 )
+from qmailing.jsonbody import MalformedJson, json_loads_strict
 from qmailing.openapi import RegistrySchema, openapi_urlpatterns
 from qmailing.operations import registry
 
@@ -90,9 +91,10 @@ def _json_body(request):
     if (request.content_type or "").split(";")[0].strip().lower() != "application/json":
         raise drf.UnsupportedMediaType(request.content_type)
     try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise drf.ParseError(f"JSON parse error - {exc}")
+        return json_loads_strict(raw)
+    except MalformedJson as exc:
+        raise Invalid(f"The request body is not JSON this API accepts: {exc}", field="body",
+                      code="malformed_request") from None
 
 
 def operation_input(operation, request, path_args):

@@ -141,9 +141,21 @@ def client_ip(request):
     Only the entry our own proxy appended (the rightmost) is trusted; anything left of it came from the client.
     IPv6 clients are counted per /64, the block one subscriber usually holds.
     """
-    address = request.META.get("REMOTE_ADDR", "")
+    return client_address(request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR", ""))
+
+
+def client_ip_of_scope(scope):
+    """client_ip for an ASGI scope (the MCP endpoint, which runs in front of Django)."""
+    client = scope.get("client") or ("", 0)
+    forwarded = b",".join(value for key, value in scope.get("headers", ()) if key == b"x-forwarded-for")
+    return client_address(client[0] or "", forwarded.decode("latin-1"))
+
+
+def client_address(remote_addr, forwarded_for):
+    """The counted address from the peer's address and the X-Forwarded-For header's value (see client_ip)."""
+    address = remote_addr
     if settings.QMAILING_BEHIND_TLS_PROXY:
-        forwarded = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+        forwarded = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
         if forwarded:
             address = forwarded[-1]
     try:

@@ -1,22 +1,27 @@
 """Agent-facing event operations (see qmailing.operations): the long-poll over the account's event log."""
 
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.models import TOOL_GROUP_MAIL, TOOL_GROUP_WEBHOOKS
 from accounts.scopes import EMAIL_READ, WEBHOOK_MANAGE
+from accounts.tokens import token_alive
 from mailboxes.selectors import access_mailbox
+from qmailing.errors import Unauthenticated
 from qmailing.operations import (READ_ONLY, UNTRUSTED_CONTENT, Annotations, Input, NextCursor, Operation, PageInput,
                                  PageOut, register)
 from webhooks.models import WEBHOOK_EVENT_TYPES, EventType, WebhookEndpoint
 from webhooks.selectors import access_webhook, webhook_list
 from webhooks.services import MAX_DESCRIPTION, webhook_register, webhook_revoke, webhook_rotate_secret
 from webhooks.ssrf import MAX_URL_LENGTH
-from webhooks.stream import MAX_EVENTS, MAX_WAIT_SECONDS, event_wait, event_wait_async
+from webhooks.stream import MAX_EVENTS, MAX_WAIT_SECONDS, event_wait, event_wait_async, wait_slots
 
 DEFAULT_WAIT_SECONDS = 20
 
@@ -54,10 +59,23 @@ class WaitForEventsInput(Input):
     limit: int = Field(MAX_EVENTS // 2, ge=1, le=MAX_EVENTS, description=f"Most events to return, 1 to {MAX_EVENTS}.")
 
 
+def _token_recheck(actor):
+    """The long-poll's recheck (webhooks.stream.event_wait_async): the token must still admit calls."""
+    async def recheck():
+        if not await sync_to_async(token_alive, thread_sensitive=True)(token_id=actor.token.pk):
+            raise Unauthenticated("This token was revoked or expired while the call waited. Issue a new one under "
+                                  "Settings → Developers.", bearer_error="invalid_token")
+    return recheck
+
+
 def _wait_for_events(*, actor, args):
+    """The REST long-poll: it holds a thread while it waits, so an account may hold only so many at once."""
     mailbox_id = access_mailbox(account=actor.account, mailbox_id=args.mailbox_id).pk if args.mailbox_id else None
-    batch = event_wait(account_id=actor.account.pk, after=args.cursor, mailbox_id=mailbox_id, types=args.types,
-                       limit=args.limit, timeout=args.timeout_seconds)
+    waits = wait_slots.hold(actor.account.pk, cap=settings.QMAILING_REST_WAITS_PER_ACCOUNT) \
+        if args.timeout_seconds > 0 else nullcontext()
+    with waits:
+        batch = event_wait(account_id=actor.account.pk, after=args.cursor, mailbox_id=mailbox_id, types=args.types,
+                           limit=args.limit, timeout=args.timeout_seconds, recheck=_token_recheck(actor))
     return EventsOut(cursor=batch.after, next_cursor=batch.next_cursor, events=[EventOut.of(e) for e in batch.events])
 
 
@@ -73,7 +91,8 @@ async def _wait_for_events_async(*, actor, args):
     mailbox_id = await _own_mailbox_id_async(account=actor.account, mailbox_id=args.mailbox_id) \
         if args.mailbox_id else None
     batch = await event_wait_async(account_id=actor.account.pk, after=args.cursor, mailbox_id=mailbox_id,
-                                   types=args.types, limit=args.limit, timeout=args.timeout_seconds)
+                                   types=args.types, limit=args.limit, timeout=args.timeout_seconds,
+                                   recheck=_token_recheck(actor))
     return EventsOut(cursor=batch.after, next_cursor=batch.next_cursor, events=[EventOut.of(e) for e in batch.events])
 
 

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -24,7 +25,7 @@ from django.conf import settings
 from django.db import connections
 
 from accounts.models import Account
-from qmailing.errors import Invalid
+from qmailing.errors import Invalid, RateLimited
 from webhooks.models import Event
 
 logger = logging.getLogger(__name__)
@@ -197,14 +198,20 @@ def poll_seconds():
 
 
 async def event_wait_async(*, account_id, after=None, mailbox_id=None, types=None, limit=MAX_EVENTS,
-                           timeout=MAX_WAIT_SECONDS) -> EventBatch:
-    """event_batch, waiting up to `timeout` seconds for a first matching event when there is none yet."""
+                           timeout=MAX_WAIT_SECONDS, recheck=None) -> EventBatch:
+    """event_batch, waiting up to `timeout` seconds for a first matching event when there is none yet.
+
+    `recheck` (an async callable that raises when the caller may no longer read, e.g. its token was revoked)
+    runs each time the wait wakes, and again before events are returned: a long-poll that was already
+    waiting when its token was revoked answers that refusal, never what arrived after.
+    """
     timeout = max(0.0, min(float(timeout), MAX_WAIT_SECONDS, settings.QMAILING_EVENTS_WAIT_MAX_SECONDS))
     deadline = time.monotonic() + timeout
     read = sync_to_async(event_batch, thread_sensitive=True)
     async with event_signal(account_id) as signal:  # registered before the first read: no wake-up is missed
         first = batch = await read(account_id=account_id, after=after, mailbox_id=mailbox_id, types=types,
                                    limit=limit)
+        woke = False
         while not batch.events:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -214,11 +221,45 @@ async def event_wait_async(*, account_id, after=None, mailbox_id=None, types=Non
                 await asyncio.wait_for(signal.wait(), min(remaining, poll_seconds()))
             except asyncio.TimeoutError:
                 pass
+            woke = True
             signal.clear()  # before the read: a wake-up from here on is seen by it or wakes the next wait
+            if recheck is not None:
+                await recheck()
             batch = await read(account_id=account_id, after=batch.next_cursor, mailbox_id=mailbox_id, types=types,
                                limit=limit)
+        if woke and batch.events and recheck is not None:
+            await recheck()
         batch.after = first.after
         return batch
+
+
+class _WaitSlots:
+    """Waiting requests that hold a thread each (REST long-polls), counted per account in this process."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._held = {}
+
+    @contextmanager
+    def hold(self, account_id, *, cap):
+        key = str(account_id)
+        with self._lock:
+            if self._held.get(key, 0) >= cap:
+                raise RateLimited(f"This account already has {cap} requests waiting for events. Wait for one to "
+                                  "answer, use fewer parallel long-polls, or use the MCP tool, which waits "
+                                  "without holding a thread.", retry_after=MAX_WAIT_SECONDS, code="too_many_waits",
+                                  limit=cap)
+            self._held[key] = self._held.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held[key] -= 1
+                if not self._held[key]:
+                    del self._held[key]
+
+
+wait_slots = _WaitSlots()
 
 
 def event_wait(**kwargs) -> EventBatch:

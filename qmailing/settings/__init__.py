@@ -400,8 +400,9 @@ QMAILING_PERSONAL_TOKEN_DAYS = env.int("QMAILING_PERSONAL_TOKEN_DAYS", 365)
 QMAILING_TOKEN_REQUESTS_PER_MINUTE = env.int("QMAILING_TOKEN_REQUESTS_PER_MINUTE", 300)
 
 # --- The MCP server at /mcp (mcp_bridge): streamable HTTP, the same tokens and gates as the REST API.
-# DNS-rebinding protection is always on: the Host header must be one of ALLOWED_HOSTS (any port) or the
-# base URL's host, and a browser's Origin header one of these origins (comma separated, scheme://host[:port]).
+# DNS-rebinding protection is always on: the Host header must be exactly one of ALLOWED_HOSTS or the base URL's
+# host, with no port or the base URL's port (or one of QMAILING_MCP_ALLOWED_PORTS), and a browser's Origin header
+# exactly one of these origins (comma separated, scheme://host[:port]).
 _base = urlsplit(QMAILING_BASE_URL)
 QMAILING_MCP_ALLOWED_ORIGINS = env.list("QMAILING_MCP_ALLOWED_ORIGINS", [f"{_base.scheme}://{_base.netloc}"])
 # Sessions (protocol versions with an initialize handshake) live in the memory of the web process that
@@ -409,6 +410,21 @@ QMAILING_MCP_ALLOWED_ORIGINS = env.list("QMAILING_MCP_ALLOWED_ORIGINS", [f"{_bas
 # after this many seconds; past the maximum, a new session is refused with 503 until one ends.
 QMAILING_MCP_SESSION_IDLE_SECONDS = env.int("QMAILING_MCP_SESSION_IDLE_SECONDS", 30 * 60)
 QMAILING_MCP_MAX_SESSIONS = env.int("QMAILING_MCP_MAX_SESSIONS", 10_000)
+# What one token or account may hold of the sessions a process shares (mcp_bridge.sessions): at a cap the
+# oldest idle session of that token/account is evicted, or, when all are busy, the new one gets a 429.
+QMAILING_MCP_SESSIONS_PER_TOKEN = env.int("QMAILING_MCP_SESSIONS_PER_TOKEN", 20)
+QMAILING_MCP_SESSIONS_PER_ACCOUNT = env.int("QMAILING_MCP_SESSIONS_PER_ACCOUNT", 100)
+# A session that never called a tool ends after this long idle (a used one after QMAILING_MCP_SESSION_IDLE_SECONDS).
+QMAILING_MCP_UNUSED_SESSION_SECONDS = env.int("QMAILING_MCP_UNUSED_SESSION_SECONDS", 5 * 60)
+# initialize per token per minute; requests without a valid token per client IP per minute (then 429, not 401).
+QMAILING_MCP_INITIALIZE_PER_MINUTE = env.int("QMAILING_MCP_INITIALIZE_PER_MINUTE", 30)
+QMAILING_MCP_UNAUTHENTICATED_PER_MINUTE = env.int("QMAILING_MCP_UNAUTHENTICATED_PER_MINUTE", 60)
+# Resource subscriptions (resources/subscribe and subscriptions/listen) one account may hold in one process.
+QMAILING_MCP_SUBSCRIPTIONS_PER_ACCOUNT = env.int("QMAILING_MCP_SUBSCRIPTIONS_PER_ACCOUNT", 200)
+# Ports a Host header may name besides the base URL's (exact host[:port] match, mcp_bridge.http).
+QMAILING_MCP_ALLOWED_PORTS = env.list("QMAILING_MCP_ALLOWED_PORTS", [])
+# REST long-polls (GET /api/v1/pub/events with a wait) hold a thread each: at most this many per account at once.
+QMAILING_REST_WAITS_PER_ACCOUNT = env.int("QMAILING_REST_WAITS_PER_ACCOUNT", 10)
 
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "qmailing.api.exception_handler",

@@ -51,12 +51,18 @@ class ServerThread:
 
 @pytest.fixture(scope="session")
 def asgi_server(django_db_setup, django_db_blocker):
+    from django.test import override_settings
+
     from qmailing.asgi import application
 
     server = ServerThread(application)
+    # The Host check is exact (host[:port]); the test server's port is not the base URL's.
+    allow_port = override_settings(QMAILING_MCP_ALLOWED_PORTS=[str(server.port)])
+    allow_port.enable()
     server.start()
     yield server
     server.stop()
+    allow_port.disable()
     with django_db_blocker.unblock():
         from django.db import connections
 

@@ -52,6 +52,8 @@ def test_initialize_list_and_call_under_daphne(tmp_path):
     token = _manage(env, "issue_token", "daphne@example.org", "--client", "Smoke", "--scopes", "mailbox:read").strip()
     port = free_port()
     log = open(tmp_path / "daphne.log", "w+")
+    # As run_all does: the base URL names the address served (the MCP Host check is exact, port included).
+    env.update(QMAILING_BASE_URL=f"http://127.0.0.1:{port}")
     process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                                 "qmailing.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

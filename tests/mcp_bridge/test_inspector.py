@@ -46,6 +46,8 @@ def daphne_server(tmp_path_factory):
                     "--scopes", " ".join(SCOPES)).strip()
     port = free_port()
     log = open(tmp_path / "daphne.log", "w+")
+    # As run_all does: the base URL names the address served (the MCP Host check is exact, port included).
+    env.update(QMAILING_BASE_URL=f"http://127.0.0.1:{port}")
     process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                                 "qmailing.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

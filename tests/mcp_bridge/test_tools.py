@@ -113,7 +113,7 @@ def test_free_accounts_daily_cap_is_an_error_result(mcp_url, free_account):
 
 def test_handshake_and_listing_do_not_eat_the_daily_cap(mcp_url, free_account):
     token = token_for(free_account, scopes="mailbox:read")
-    for _ in range(30):
+    for _ in range(free_account.plan.daily_request_cap):  # under QMAILING_MCP_INITIALIZE_PER_MINUTE (30)
         _list_tools(mcp_url, token)  # each: initialize, notifications/initialized, tools/list
     [result] = _calls(mcp_url, token, [("qmailing_list_mailboxes", {})])
     assert result.is_error is False
