@@ -344,7 +344,7 @@ def _unauthenticated_throttle(scope):
 @functools.partial(sync_to_async, thread_sensitive=False)
 def _initialize_throttle(actor):
     """Raise RateLimited past QMAILING_MCP_INITIALIZE_PER_MINUTE initialize requests of this token in a minute."""
-    error = _throttle(f"mcp:initialize:token:{actor.token.pk}", settings.QMAILING_MCP_INITIALIZE_PER_MINUTE,
+    error = _throttle(f"mcp:initialize:token:{actor.token.token_checksum[:32]}", settings.QMAILING_MCP_INITIALIZE_PER_MINUTE,
                       "This token opened more than {limit} MCP sessions in a minute. Wait {wait} seconds, and "
                       "keep using the session you have (its Mcp-Session-Id) instead of initializing again.")
     if error is not None:

@@ -33,7 +33,7 @@ from qmailing.errors import RateLimited
 
 logger = logging.getLogger(__name__)
 
-REAP_EVERY_SECONDS = 15
+REAP_EVERY_SECONDS = 5
 RETRY_AFTER_SECONDS = 30
 
 
