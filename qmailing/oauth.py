@@ -1,7 +1,9 @@
 """The OAuth 2.1 authorization server around the agent surface: django-oauth-toolkit, configured, not forked.
 
 What DOT serves as is: the token endpoint (PKCE S256 only, rotating refresh tokens, hashed token storage,
-RFC 8707 `resource` on grants and tokens), revocation, and RFC 8414 authorization-server metadata.
+RFC 8707 `resource` on grants and tokens), revocation, and RFC 8414 authorization-server metadata. Its
+validator is subclassed in qmailing.oauth_validator: authorization codes are single-use, a replayed code
+revokes every token issued from it, and a failed PKCE check spends the code.
 What this module adds, as thin subclasses of DOT's views:
 
 - RFC 9728 protected-resource metadata for each resource we protect (`/mcp`, `/api/v1/pub`), and the
@@ -9,6 +11,8 @@ What this module adds, as thin subclasses of DOT's views:
 - the policy in front of open dynamic client registration (RFC 7591/7592): authorization-code grant only,
   https or loopback redirect URIs only, a per-IP rate limit;
 - the consent page (DOT's authorize view with our template);
+- the token endpoint's answer when a replay of the code revoked the tokens of the exchange it raced:
+  invalid_grant, not a 500;
 - `oauth_purge_stale_registrations`: self-registered clients that never got a token are deleted.
 
 The gates (qmailing.gates) check the audience: a token bound to a resource that is not ours is refused.
@@ -27,7 +31,7 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import (
     AuthorizationView, DynamicClientRegistrationManagementView, DynamicClientRegistrationView,
-    OAuthProtectedResourceMetadataView,
+    OAuthProtectedResourceMetadataView, TokenView,
 )
 
 from qmailing import ratelimit
@@ -163,6 +167,20 @@ class RegistrationManagementView(DynamicClientRegistrationManagementView):
                 return auth  # the 401 first: say nothing about metadata to an unauthenticated caller
             return _registration_error(problem)
         return super().put(request, client_id, *args, **kwargs)
+
+
+class SingleUseCodeTokenView(TokenView):
+    """POST /oauth/token/: DOT's view. After issuing, DOT reads the new access token back (for its
+    app_authorized signal); a replay of the code in the meantime has revoked it, so that exchange gets
+    invalid_grant, not a 500."""
+
+    def authorization_flow_token_response(self, request, *args, **kwargs):
+        try:
+            return super().authorization_flow_token_response(request, *args, **kwargs)
+        except get_access_token_model().DoesNotExist:
+            response = JsonResponse({"error": "invalid_grant"}, status=400)
+            response["Cache-Control"] = "no-store"
+            return response
 
 
 class ConsentView(AuthorizationView):

@@ -18,7 +18,7 @@ urlpatterns = [
     re_path(r"^\.well-known/oauth-protected-resource/(?P<resource_path>mcp|api/v1/pub)/?$",
             oauth.ProtectedResourceMetadataView.as_view(), name="oauth-resource-metadata-path"),
     path("oauth/authorize/", oauth.ConsentView.as_view(), name="authorize"),
-    path("oauth/token/", dot.TokenView.as_view(), name="token"),
+    path("oauth/token/", oauth.SingleUseCodeTokenView.as_view(), name="token"),
     path("oauth/revoke_token/", dot.RevokeTokenView.as_view(), name="revoke-token"),
     path("oauth/register/", oauth.RegistrationView.as_view(), name="dcr-register"),
     path("oauth/register/<str:client_id>/", oauth.RegistrationManagementView.as_view(), name="dcr-register-management"),

@@ -357,6 +357,8 @@ OAUTH2_PROVIDER = {
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
     "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,  # required by hashed storage (oauth2_provider.E001)
     "PKCE_REQUIRED": True,
+    # Authorization codes are single-use: a replay revokes every token the code bought, a failed PKCE check spends it.
+    "OAUTH2_VALIDATOR_CLASS": "qmailing.oauth_validator.SingleUseCodeValidator",
     "ALLOW_URI_WILDCARDS": False,
     "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
     "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
