@@ -14,7 +14,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
@@ -25,7 +25,7 @@ from accounts.connect import (
 from accounts.oauth_apps import access_oauth_app, oauth_app_list, oauth_app_revoke, personal_token_list
 from accounts.request_log import account_usage, usage_breakdown, with_last_used
 from accounts.scopes import MAILBOX_READ, SCOPES
-from accounts.tokens import MAX_CLIENT_NAME, token_issue, token_list, token_revoke
+from accounts.tokens import MAX_CLIENT_NAME, TOKEN_LIMIT_REACHED, token_issue, token_list, token_revoke
 from qmailing.errors import AppError, NotFound
 from qmailing.forms import add_app_error
 from qmailing.web import account_view, nonce_issue, nonce_use
@@ -136,6 +136,10 @@ def _issue(request, account):
             plaintext, access_token = token_issue(account=account, user=request.user, client=form.client_label(),
                                                   scopes=form.cleaned_data["scopes"])
         except AppError as exc:
+            if exc.code == TOKEN_LIMIT_REACHED:
+                # The way out is a revoke button, and those are on the token list, not on this form.
+                messages.error(request, exc.detail)
+                return redirect(reverse("developers:index") + "#tokens")
             add_app_error(form, exc)
         else:
             urls = server_urls()

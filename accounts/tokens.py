@@ -25,8 +25,9 @@ from django.utils import timezone
 from django.template.defaultfilters import pluralize
 from oauth2_provider.models import get_access_token_model, get_application_model, set_token_value
 
+from accounts.models import Account
 from accounts.scopes import SCOPES, unknown_scopes
-from qmailing.errors import Invalid, NotFound
+from qmailing.errors import Conflict, Invalid, NotFound
 
 ACCESS_TOKEN_PREFIX = "qm_live_"
 REFRESH_TOKEN_PREFIX = "qm_refresh_"
@@ -34,6 +35,7 @@ RANDOM_LENGTH = 30  # 30 × log2(62) ≈ 178.6 bits
 CHECKSUM_LENGTH = 6  # 62**6 > 2**32
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MAX_CLIENT_NAME = 80
+TOKEN_LIMIT_REACHED = "token_limit_reached"
 
 
 def _base62(number, width):
@@ -106,7 +108,16 @@ def token_issue(*, account, user, client, scopes):
 
     Returns (plaintext, access_token). The plaintext exists only in this return value: the database
     keeps its SHA-256 checksum. Show it once.
+
+    An account holds at most QMAILING_MAX_TOKENS_PER_ACCOUNT live personal tokens (each has its own
+    per-minute throttle, so unlimited tokens would be an unlimited rate); beyond it Conflict
+    `token_limit_reached`. The count is the Developers page's token list (accounts.oauth_apps.
+    personal_token_list: unexpired, unrevoked, whoever of the account issued them), so what the message
+    asks to revoke is what the page lists. OAuth-issued tokens do not count: each comes from a person's
+    consent on the authorization page, a refresh replaces its token rather than adding one, and they are
+    listed and revoked per app (accounts.oauth_apps.oauth_app_list).
     """
+    from accounts.oauth_apps import personal_token_list  # here, not at the top: accounts.oauth_apps imports this module
     if user.account_id != account.pk:
         raise NotFound("No such user in your account.")
     client = " ".join((client or "").split())
@@ -116,6 +127,11 @@ def token_issue(*, account, user, client, scopes):
     AccessToken = get_access_token_model()
     plaintext = access_token_generator()
     with transaction.atomic():
+        Account.objects.select_for_update().filter(pk=account.pk).first()  # one count-then-insert at a time
+        limit = settings.QMAILING_MAX_TOKENS_PER_ACCOUNT
+        if personal_token_list(account=account).count() >= limit:
+            raise Conflict(f"An account may hold {limit} personal tokens at a time. Revoke one you no longer use "
+                           "under Settings → Developers, then issue this one.", code=TOKEN_LIMIT_REACHED)
         application = _client_application(account=account, user=user, client=client)
         access_token = AccessToken(
             user=user, application=application, scope=" ".join(scopes),

@@ -400,6 +400,8 @@ CELERY_BEAT_SCHEDULE["oauth-purge-stale-registrations"] = {
 QMAILING_PERSONAL_TOKEN_DAYS = env.int("QMAILING_PERSONAL_TOKEN_DAYS", 365)
 # Gates (qmailing.gates): per-token throttle on every plan; the daily cap per account comes from its Plan row.
 QMAILING_TOKEN_REQUESTS_PER_MINUTE = env.int("QMAILING_TOKEN_REQUESTS_PER_MINUTE", 300)
+# Live personal tokens an account may hold (accounts.tokens.token_issue): each token has the throttle above.
+QMAILING_MAX_TOKENS_PER_ACCOUNT = env.int("QMAILING_MAX_TOKENS_PER_ACCOUNT", 50)
 
 # --- The MCP server at /mcp (mcp_bridge): streamable HTTP, the same tokens and gates as the REST API.
 # DNS-rebinding protection is always on: the Host header must be exactly one of ALLOWED_HOSTS or the base URL's
