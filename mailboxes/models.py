@@ -120,6 +120,9 @@ class Email(models.Model):
         DELIVERED = "delivered", "Delivered"
         BOUNCED = "bounced", "Bounced"
         FAILED = "failed", "Failed"
+        # A worker stopped between "handing off" and "handed off": it may or may not have left, and it is
+        # not sent again blindly (at most once per recipient; mailboxes.work).
+        UNCERTAIN = "uncertain", "Uncertain"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="emails")
@@ -164,6 +167,14 @@ class Email(models.Model):
     delivery_status = models.CharField(max_length=10, choices=Delivery.choices, blank=True, default="")
     delivery_detail = models.TextField(blank=True)
     esp_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # Follow-up work (mailboxes.work), recorded in the transaction that stores the email: outside delivery of
+    # a SENT copy (to delivery_recipients), or forwarding of a received one. Due at this time; None when done.
+    followup_due_at = models.DateTimeField(null=True, blank=True)
+    delivery_recipients = models.JSONField(default=list, blank=True)
+    delivery_bounced = models.BooleanField(default=False, help_text="A hosted recipient of the same send bounced.")
+    handoff_at = models.DateTimeField(null=True, blank=True,
+                                      help_text="Set just before the relay call: 'handing off' (at most once).")
+    raw_sha256 = models.CharField(max_length=64, blank=True, help_text="Of the raw message: spots a re-delivery.")
     # Inbound SPF / DKIM / DMARC / ARC results, checked by us on arrival: {"verdict": …, "spf": …, …}.
     authentication = models.JSONField(default=dict, blank=True)
     # PostgreSQL full-text document (GIN-indexed by a postgres-only migration); always NULL on SQLite,
@@ -178,6 +189,8 @@ class Email(models.Model):
             # The unified views (a folder across every mailbox: all inboxes, all trash) and their counts.
             models.Index(fields=["account", "folder", "-received_at", "-id"], name="email_account_folder_recent"),
             models.Index(fields=["thread", "received_at"], name="email_thread_order"),
+            models.Index(fields=["followup_due_at"], name="email_followup_due",
+                         condition=models.Q(followup_due_at__isnull=False)),
             # STARRED is a flag view across folders: a partial index keeps it a short index range.
             models.Index(fields=["mailbox", "-received_at", "-id"], name="email_mailbox_starred",
                          condition=models.Q(is_starred=True)),
@@ -224,21 +237,24 @@ class ForwardDelivery(models.Model):
     """One forwarding hand-off of an email to one address, written before the send and completed after.
 
     A retried or redelivered forward task sends only to the rows not yet sent, so addresses that
-    already got the message never get it twice. A row still pending after an attempt may or may not
-    have reached the relay (the worker died in between); it is sent again, as losing it would be worse.
+    already got the message never get it twice. A relayed row is marked `handing_off` just before the
+    relay call and cleared after it: one found still marked (the worker died in between) may or may not
+    have left, so it becomes `uncertain` instead of being sent again (at most once per recipient).
     """
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed for good"
+        UNCERTAIN = "uncertain", "Uncertain (the worker stopped mid-hand-off)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="forward_deliveries")
     recipient = models.CharField(max_length=320)
     is_hosted = models.BooleanField(default=False, help_text="Delivered to a mailbox here rather than relayed.")
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
+    handing_off = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     attempted_at = models.DateTimeField(null=True, blank=True)

@@ -8,6 +8,7 @@ from mailboxes.outbound.composition import has_control_characters
 from mailboxes.outbound.confirmation import forwarding_confirmations_request
 from mailboxes.store.services import email_purge
 from mailboxes.tasks import forwarding_confirmation_send_task
+from mailboxes.work import enqueue_on_commit
 from qmailing.errors import Conflict, Invalid, LimitReached, NotFound
 from webhooks.models import EventType
 from webhooks.services import event_publish
@@ -79,7 +80,7 @@ def _confirmations_request(*, mailbox):
     pending = forwarding_confirmations_request(account=mailbox.account, addresses=mailbox.forwarding_addresses)
     mailbox_id = str(mailbox.pk)
     for confirmation_id in pending:
-        transaction.on_commit(lambda c=confirmation_id: forwarding_confirmation_send_task.delay(c, mailbox_id))
+        enqueue_on_commit(forwarding_confirmation_send_task, confirmation_id, mailbox_id)
 
 
 def mailbox_update(*, mailbox, display_name=None, forwarding_addresses=None, forward_keep_copy=None):

@@ -2,10 +2,12 @@
 
 import logging
 
-from celery import shared_task
-from django.db import transaction
+from datetime import timedelta
 
-from mailboxes.inbound.extraction import attachments_extract, emails_with_stuck_extraction
+from celery import shared_task
+from django.utils import timezone
+
+from mailboxes.inbound.extraction import attachments_extract
 from mailboxes.models import Email
 from mailboxes.outbound.confirmation import confirmation_mail_send
 from mailboxes.outbound.delivery import email_deliver_external, email_set_delivery
@@ -13,6 +15,7 @@ from mailboxes.outbound.forwarding import email_forward
 from mailboxes.outbound.relay import permanent_failure
 from mailboxes.store.drafts import drafts_send_due
 from mailboxes.store.services import emails_purge_expired
+from mailboxes.work import enqueue_on_commit, work_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -20,9 +23,10 @@ logger = logging.getLogger(__name__)
 MAX_DELIVERY_RETRIES = 6
 
 
-def _run_or_retry(task, work, *, what, permanent=lambda exc: False, on_give_up=None, **retry):
+def _run_or_retry(task, work, *, what, permanent=lambda exc: False, on_give_up=None, on_retry=None, **retry):
     """Run one service call; on an error retry with backoff (1, 2, 4… minutes) until the retries are
-    used up or the error is `permanent`, then log it and give up (calling `on_give_up(exc)`)."""
+    used up or the error is `permanent`, then log it and give up (calling `on_give_up(exc)`).
+    `on_retry(countdown)` records when the work is next due, so the sweep waits for the retry."""
     try:
         work()
     except Exception as exc:
@@ -31,23 +35,40 @@ def _run_or_retry(task, work, *, what, permanent=lambda exc: False, on_give_up=N
             if on_give_up is not None:
                 on_give_up(exc)
             return
-        raise task.retry(exc=exc, countdown=60 * 2 ** task.request.retries, **retry)
+        countdown = 60 * 2 ** task.request.retries
+        if on_retry is not None:
+            on_retry(countdown)
+        raise task.retry(exc=exc, countdown=countdown, **retry)
+
+
+def _due_in(email_id):
+    def record(countdown):
+        Email.objects.filter(pk=email_id, followup_due_at__isnull=False).update(
+            followup_due_at=timezone.now() + timedelta(seconds=countdown))
+    return record
+
+
+def _done(email_id):
+    Email.objects.filter(pk=email_id).update(followup_due_at=None)
 
 
 @shared_task(bind=True, max_retries=MAX_DELIVERY_RETRIES, acks_late=True)
-def email_deliver_task(self, email_id, recipients, bounced=False):
-    _run_or_retry(
-        self, lambda: email_deliver_external(email_id=email_id, recipients=recipients, bounced=bounced),
-        what=f"delivery of {email_id}", permanent=permanent_failure,
-        on_give_up=lambda exc: email_set_delivery(email_id=email_id, status=Email.Delivery.FAILED,
-                                                  detail=f"{type(exc).__name__}: {exc}"[:500]))
+def email_deliver_task(self, email_id, recipients=None, bounced=None):
+    # recipients/bounced: from messages queued before they were kept on the row; the row wins.
+    def give_up(exc):
+        email_set_delivery(email_id=email_id, status=Email.Delivery.FAILED, detail=f"{type(exc).__name__}: {exc}"[:500])
+        _done(email_id)
+
+    _run_or_retry(self, lambda: email_deliver_external(email_id=email_id, recipients=recipients, bounced=bounced),
+                  what=f"delivery of {email_id}", permanent=permanent_failure, on_give_up=give_up,
+                  on_retry=_due_in(email_id))
 
 
 @shared_task(bind=True, max_retries=MAX_DELIVERY_RETRIES, acks_late=True)
 def email_forward_task(self, email_id):
     # Each address's progress is recorded, so a retry sends only to those not done yet.
     _run_or_retry(self, lambda: email_forward(email_id=email_id), what=f"forwarding of {email_id}",
-                  kwargs={"email_id": email_id})
+                  on_give_up=lambda exc: _done(email_id), on_retry=_due_in(email_id), kwargs={"email_id": email_id})
 
 
 @shared_task(bind=True, max_retries=MAX_DELIVERY_RETRIES, acks_late=True)
@@ -57,24 +78,37 @@ def forwarding_confirmation_send_task(self, confirmation_id, mailbox_id):
 
 
 def deliver_on_commit(email, recipients, *, bounced):
-    """send.on_external_recipients hook: hand the external recipients to the backend once the copy commits."""
-    email_id = str(email.id)
-    transaction.on_commit(lambda: email_deliver_task.delay(email_id, recipients, bounced=bounced))
+    """send.on_external_recipients hook, inside the sending transaction: record the outside delivery on the
+    SENT copy (mailboxes.work), then wake a worker once it commits."""
+    email.delivery_recipients = list(recipients)
+    email.delivery_bounced = bool(bounced)
+    email.followup_due_at = timezone.now()
+    email.save(update_fields=["delivery_recipients", "delivery_bounced", "followup_due_at"])
+    enqueue_on_commit(email_deliver_task, str(email.id))
 
 
 def extract_on_commit(email):
-    """Ingest's pending-attachments hook (registered in MailboxesConfig.ready): extract after commit."""
-    email_id = str(email.pk)
-    # robust: a broker hiccup must not turn a stored message into an error (its attachments stay pending).
-    transaction.on_commit(lambda: attachments_extract_task.delay(email_id), robust=True)
+    """Ingest's pending-attachments hook (registered in MailboxesConfig.ready): extract after commit. The
+    attachments' `pending` state is the record; the sweep finds them if this wake-up is lost."""
+    enqueue_on_commit(attachments_extract_task, str(email.pk))
 
 
 def forward_on_commit(email):
-    """Ingest's received hook (registered in MailboxesConfig.ready): forward this email after commit."""
+    """Ingest's received hook (registered in MailboxesConfig.ready): record that this email is to be forwarded,
+    in the storing transaction, and wake a worker after commit."""
     if email.direction != Email.Direction.INBOUND or not email.mailbox.forwarding_addresses:
         return
-    email_id = str(email.id)
-    transaction.on_commit(lambda: email_forward_task.delay(email_id))
+    Email.objects.filter(pk=email.pk).update(followup_due_at=timezone.now())
+    enqueue_on_commit(email_forward_task, str(email.id))
+
+
+@shared_task
+def mail_work_sweep_task():
+    """Beat, every QMAILING_SWEEP_SECONDS: every piece of mail work left undone is enqueued again (mailboxes.work)."""
+    counts = work_sweep()
+    if any(counts.values()):
+        logger.info("work sweep: %s", counts)
+    return counts
 
 
 @shared_task(bind=True, max_retries=3, acks_late=True)
@@ -82,15 +116,6 @@ def attachments_extract_task(self, email_id):
     # Enqueued by ingest after commit. A document that fails or breaks a limit is recorded as failed, not
     # retried; a retry is for the database or storage being away, and redoes only what is still pending.
     _run_or_retry(self, lambda: attachments_extract(email_id=email_id), what=f"text extraction of {email_id}")
-
-
-@shared_task
-def attachments_extract_sweep_task():
-    """Beat: enqueue again the emails whose attachment text has waited too long (a lost task)."""
-    stuck = emails_with_stuck_extraction()
-    for email_id in stuck:
-        attachments_extract_task.delay(str(email_id))
-    return len(stuck)
 
 
 @shared_task

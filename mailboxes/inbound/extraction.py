@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from django.db import transaction
@@ -24,6 +23,7 @@ from django.utils import timezone
 from mailboxes.inbound.parsing import clean_text, normalize_newlines, parse_message
 from mailboxes.models import Attachment, Email, Extraction
 from mailboxes.store.search import search_index_email
+from mailboxes.work import stuck_before
 
 logger = logging.getLogger(__name__)
 
@@ -104,13 +104,13 @@ def attachment_text(*, content_type, data, text="") -> Extracted:
 
 # A pending attachment older than this lost its task (the broker was away at commit, a worker died for
 # good): the sweep enqueues its email again, at most SWEEP_BATCH emails a run.
-STUCK_AFTER = timedelta(minutes=30)
 SWEEP_BATCH = 500
 
 
 def emails_with_stuck_extraction(*, now=None):
-    """Ids of emails whose attachments have waited for their text longer than STUCK_AFTER (oldest first)."""
-    before = (now or timezone.now()) - STUCK_AFTER
+    """Ids of emails whose attachments have waited for their text longer than QMAILING_STUCK_AFTER_SECONDS (oldest
+    first): their task was lost (mailboxes.work)."""
+    before = stuck_before(now)
     return list(Attachment.objects.filter(extraction=Extraction.PENDING, email__received_at__lt=before)
                 .order_by("email__received_at").values_list("email_id", flat=True).distinct()[:SWEEP_BATCH])
 

@@ -1,7 +1,9 @@
 """The one path every message takes into the mail store: SMTP, ESP webhooks, imports, local delivery, SENT copies."""
 
 import hashlib
+import os
 from contextlib import contextmanager
+from datetime import timedelta
 from contextvars import ContextVar
 
 from django.core.files.base import ContentFile
@@ -72,23 +74,23 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
     parsed = parsed or parse_message(raw)
     now = timezone.now()
     received_at = parsed.date if imported and parsed.date and parsed.date <= now else now
+    digest = hashlib.sha256(raw).hexdigest()
     written = []
-    try:
-        with transaction.atomic():
-            _storage_check(mailbox=mailbox, size=len(raw))
-            email = _email_store(mailbox=mailbox, raw=raw, parsed=parsed, direction=direction, folder=folder,
-                                 is_read=is_read, delivery_status=delivery_status, received_at=received_at,
-                                 written=written, authentication=authentication or {})
-            counters_on_store(email)
-            if direction == Email.Direction.INBOUND and not imported:
-                event_publish(account=mailbox.account, mailbox=mailbox, type=EventType.EMAIL_RECEIVED,
-                              payload=_event_payload(email))
-                for hook in _received_hooks:
-                    hook(email)
-    except BaseException:
-        # The rows rolled back; the files written for them must not linger in storage.
-        delete_stored_files(written)
-        raise
+    with _files_dropped_unless_committed(written):
+        _storage_check(mailbox=mailbox, size=len(raw))  # locks the account: the duplicate check below is exact
+        if direction == Email.Direction.INBOUND and not imported:
+            duplicate = _recent_duplicate(mailbox=mailbox, message_id=parsed.message_id, digest=digest, now=now)
+            if duplicate is not None:
+                return duplicate  # a sender's retry of what we stored: acknowledged, not stored twice
+        email = _email_store(mailbox=mailbox, raw=raw, parsed=parsed, direction=direction, folder=folder,
+                             is_read=is_read, delivery_status=delivery_status, received_at=received_at,
+                             written=written, authentication=authentication or {}, digest=digest)
+        counters_on_store(email)
+        if direction == Email.Direction.INBOUND and not imported:
+            event_publish(account=mailbox.account, mailbox=mailbox, type=EventType.EMAIL_RECEIVED,
+                          payload=_event_payload(email))
+            for hook in _received_hooks:
+                hook(email)
     batch = _batch_files.get()
     if batch is not None:
         batch.extend(written)
@@ -134,15 +136,59 @@ def ingest_batch():
     outer, files = _batch_files.get(), []
     token = _batch_files.set(files)
     try:
-        with transaction.atomic():
+        with _files_dropped_unless_committed(files):
             yield
-    except BaseException:
-        delete_stored_files(files)
-        raise
     finally:
         _batch_files.reset(token)
     if outer is not None:
         outer.extend(files)  # committed only into the enclosing batch, which may still roll back
+
+
+@contextmanager
+def _files_dropped_unless_committed(files):
+    """A transaction whose stored files (appended to `files` inside it) are deleted if it rolls back, and only
+    then: an error raised after the commit (an on-commit callback, the caller's own code) leaves the files
+    of committed rows alone. The first on-commit callback says the commit happened."""
+    committed = []
+    try:
+        with transaction.atomic():
+            transaction.on_commit(lambda: committed.append(True))
+            yield
+    except BaseException:
+        if not committed:
+            delete_stored_files(files)
+        raise
+
+
+DUPLICATE_WINDOW = timedelta(hours=24)
+
+
+def _recent_duplicate(*, mailbox, message_id, digest, now):
+    """An email of this mailbox stored in the last 24 hours with the same Message-ID and the same raw bytes:
+    the sender retried a delivery whose answer it never got. Without a Message-ID nothing is a duplicate."""
+    if not message_id:
+        return None
+    return (Email.objects.filter(mailbox=mailbox, message_id=message_id, raw_sha256=digest,
+                                 received_at__gte=now - DUPLICATE_WINDOW).order_by("received_at").first())
+
+
+def _fsync_stored(storage, name):
+    """Raw bytes on stable storage before the commit (and so before SMTP's 250): the file and its folder are
+    fsynced on the filesystem backend. Object storage (no local path) gives its own guarantee on upload."""
+    try:
+        path = storage.path(name)
+    except NotImplementedError:
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    folder = os.open(os.path.dirname(path), os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _storage_check(*, mailbox, size):
@@ -169,7 +215,7 @@ def _storage_check(*, mailbox, size):
 
 
 def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_status, received_at, written,
-                 authentication):
+                 authentication, digest):
     thread_id = thread_find_or_create(mailbox=mailbox, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
                                    references=parsed.references, subject=parsed.subject, at=received_at)
     sender = parsed.from_[0] if parsed.from_ else {"address": "", "name": ""}
@@ -181,10 +227,11 @@ def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_s
         received_at=received_at, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
         references=parsed.references, size=len(raw), text=parsed.text, text_clean=parsed.text_clean,
         html=parsed.html, snippet=parsed.snippet, links=parsed.links, has_attachments=bool(parsed.attachments),
-        defects=parsed.defects, delivery_status=delivery_status, authentication=authentication,
+        defects=parsed.defects, delivery_status=delivery_status, authentication=authentication, raw_sha256=digest,
     )
     email.raw.save("message.eml", ContentFile(raw), save=False)
     written.append((email.raw.storage, email.raw.name))
+    _fsync_stored(email.raw.storage, email.raw.name)
     rows = []
     for position, item in enumerate(parsed.attachments):
         attachment = Attachment(

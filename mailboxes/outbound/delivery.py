@@ -1,13 +1,15 @@
 """Delivery status of sent mail: hand-off to the backend, then the ESP's tracking events.
 
-queued → sent (handed to the backend) → delivered / bounced / failed. A status only moves forward, so
-late or repeated tracking events (one per recipient, retried webhooks) never undo a worse outcome.
+queued → sent (handed to the backend) → delivered / bounced / failed, or queued → uncertain when a worker
+stopped mid-hand-off (mailboxes.work: never re-sent blindly). A status only moves forward, so late or
+repeated tracking events (one per recipient, retried webhooks) never undo a worse outcome.
 """
 
 import logging
 from email.utils import formataddr
 
 from django.db import transaction
+from django.utils import timezone
 from django.template.defaultfilters import pluralize
 
 from mailboxes.models import Email
@@ -17,10 +19,12 @@ from webhooks.services import event_publish
 
 logger = logging.getLogger(__name__)
 
-_RANK = {"": 0, Email.Delivery.QUEUED: 1, Email.Delivery.SENT: 2, Email.Delivery.DELIVERED: 3,
-         Email.Delivery.FAILED: 4, Email.Delivery.BOUNCED: 4}
+# Uncertain ranks with sent: the ESP's tracking may still tell delivered or bounced.
+_RANK = {"": 0, Email.Delivery.QUEUED: 1, Email.Delivery.SENT: 2, Email.Delivery.UNCERTAIN: 2,
+         Email.Delivery.DELIVERED: 3, Email.Delivery.FAILED: 4, Email.Delivery.BOUNCED: 4}
 _EVENTS = {Email.Delivery.SENT: EventType.EMAIL_SENT, Email.Delivery.DELIVERED: EventType.EMAIL_DELIVERED,
-           Email.Delivery.BOUNCED: EventType.EMAIL_BOUNCED, Email.Delivery.FAILED: EventType.EMAIL_FAILED}
+           Email.Delivery.BOUNCED: EventType.EMAIL_BOUNCED, Email.Delivery.FAILED: EventType.EMAIL_FAILED,
+           Email.Delivery.UNCERTAIN: EventType.EMAIL_FAILED}
 # anymail's normalised tracking event types → our delivery status.
 TRACKING_STATUS = {"delivered": Email.Delivery.DELIVERED, "bounced": Email.Delivery.BOUNCED,
                    "failed": Email.Delivery.FAILED, "rejected": Email.Delivery.FAILED}
@@ -50,24 +54,39 @@ def email_set_delivery(*, email_id, status, detail="", esp_message_id=None):
     return email
 
 
-def email_deliver_external(*, email_id, recipients, bounced=False):
-    """Hand the stored signed bytes of a SENT copy to the backend; queued → sent.
+def email_deliver_external(*, email_id, recipients=None, bounced=None):
+    """Hand the stored signed bytes of a SENT copy to the backend, at most once; queued → sent.
 
-    `bounced`: a hosted recipient of the same send was refused (named in delivery_detail already);
-    once the others are handed off, the status moves on to bounced, the worst outcome winning.
+    The recipients and `bounced` (a hosted recipient of the same send was refused, named in
+    delivery_detail already: once the others are handed off the status moves on to bounced, the worst
+    outcome winning) are on the row (mailboxes.work); the arguments serve tasks queued before that.
+    The hand-off is claimed first (`handoff_at`, a conditional update): a task enqueued twice sends once,
+    and a worker killed during the relay call leaves the marker for the sweep to settle as uncertain.
+    A relay error clears the marker: nothing was accepted, the retry may send.
     """
     email = Email.objects.filter(pk=email_id).select_related("mailbox__domain").first()
     if email is None:
         return email  # purged meanwhile
-    if email.delivery_status == Email.Delivery.QUEUED:  # otherwise a retry after the hand-off already succeeded
+    recipients = list(email.delivery_recipients or recipients or [])
+    bounced = email.delivery_bounced or bool(bounced)
+    if email.delivery_status == Email.Delivery.QUEUED and recipients:
+        claimed = Email.objects.filter(pk=email.pk, delivery_status=Email.Delivery.QUEUED,
+                                       handoff_at__isnull=True).update(handoff_at=timezone.now())
+        if not claimed:
+            return email  # another worker is handing it off, or one died doing so (the sweep settles it)
         with email.raw.open("rb") as handle:
             raw = handle.read()
-        esp_message_id = relay_send(raw=raw, envelope_from=email.mailbox.address, recipients=list(recipients),
-                                    header_from=formataddr((email.from_name, email.from_address)))
+        try:
+            esp_message_id = relay_send(raw=raw, envelope_from=email.mailbox.address, recipients=recipients,
+                                        header_from=formataddr((email.from_name, email.from_address)))
+        except Exception:
+            Email.objects.filter(pk=email.pk).update(handoff_at=None)
+            raise
         email = email_set_delivery(email_id=email.pk, status=Email.Delivery.SENT, esp_message_id=esp_message_id,
                                    detail=f"Handed to the mail backend for {len(recipients)} recipient{pluralize(len(recipients))}.")
     if bounced and email.delivery_status in (Email.Delivery.SENT, Email.Delivery.DELIVERED):
         email = email_set_delivery(email_id=email.pk, status=Email.Delivery.BOUNCED)
+    Email.objects.filter(pk=email.pk).update(followup_due_at=None, handoff_at=None)
     return email
 
 

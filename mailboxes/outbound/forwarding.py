@@ -77,19 +77,22 @@ def _forward_records(*, email, targets, hosted):
 
 def _complete(records, *, status, error=None):
     # A sent record keeps the error of an earlier attempt: it tells why the address got it late.
-    fields = {"status": status, "completed_at": timezone.now()}
+    fields = {"status": status, "completed_at": timezone.now(), "handing_off": False}
     if error is not None:
         fields["error"] = error[:2000]
     ForwardDelivery.objects.filter(pk__in=[r.pk for r in records]).update(**fields)
 
 
-def _attempt(record):
-    # Recorded before the hand-off, so a worker killed mid-send leaves a trace.
-    ForwardDelivery.objects.filter(pk=record.pk).update(attempts=F("attempts") + 1, attempted_at=timezone.now())
+def _claim_hand_off(record):
+    """Mark the record "handing off" just before the relay call; False when it is not ours to send (done, or
+    marked by another worker, or by one that died mid-call: mailboxes.work settles that as uncertain)."""
+    return bool(ForwardDelivery.objects.filter(pk=record.pk, status=ForwardDelivery.Status.PENDING, handing_off=False)
+                .update(handing_off=True, attempts=F("attempts") + 1, attempted_at=timezone.now()))
 
 
 def _note_error(record, detail):
-    ForwardDelivery.objects.filter(pk=record.pk).update(error=detail[:2000])
+    # The relay refused or could not be reached: nothing left, so the next attempt may send.
+    ForwardDelivery.objects.filter(pk=record.pk).update(error=detail[:2000], handing_off=False)
 
 
 def _forward_refusal(email):
@@ -138,10 +141,14 @@ def _forward_hosted(*, record, raw, mailbox, sender):
     A suspended or full mailbox is a permanent refusal for that address alone: the record fails
     with the reason, so the forwarding mailbox keeps its copy even without forward_keep_copy.
     """
-    _attempt(record)
     try:
-        # Stored and marked in one transaction: a hosted copy is made exactly once.
+        # Claimed, stored and marked in one transaction: a hosted copy is made exactly once, even when two
+        # workers run the same forward (the second waits on the row lock, then finds it done).
         with ingest_batch():
+            if not ForwardDelivery.objects.filter(
+                    pk=record.pk, status=ForwardDelivery.Status.PENDING).update(
+                    attempts=F("attempts") + 1, attempted_at=timezone.now()):
+                return None
             outcome = deliver_hosted(raw=raw, recipients=[record.recipient], envelope_from=sender)
             if record.recipient in outcome.stored:
                 _complete([record], status=ForwardDelivery.Status.SENT)
@@ -155,8 +162,9 @@ def _forward_hosted(*, record, raw, mailbox, sender):
 
 
 def _forward_relayed(*, record, raw, mailbox, sender):
-    """Hand the message to the relay for one address; returns the error to retry on, or None."""
-    _attempt(record)
+    """Hand the message to the relay for one address, at most once; returns the error to retry on, or None."""
+    if not _claim_hand_off(record):
+        return None
     try:
         relay_send(raw=raw, envelope_from=sender, recipients=[record.recipient])
     except Exception as exc:
@@ -192,6 +200,7 @@ def email_forward(*, email_id):
             refusal = exc.detail
     if refusal is not None:
         logger.info("not forwarding %s from %s: %s", email_id, mailbox.address, refusal)
+        Email.objects.filter(pk=email.pk).update(followup_due_at=None)
         return
     configured = list(dict.fromkeys(a for a in mailbox.forwarding_addresses if a.lower() != mailbox.address.lower()))
     targets = [a for a in configured if forwarding_allowed(account=mailbox.account, address=a)]
@@ -201,6 +210,7 @@ def email_forward(*, email_id):
     if raw is None or not targets:
         logger.info("not forwarding %s: it already passed through %s, or no address is confirmed", email_id,
                     mailbox.address)
+        Email.objects.filter(pk=email.pk).update(followup_due_at=None)
         return
     sender = envelope_sender(raw=original, mailbox=mailbox)
     hosted = {a for a in targets if mailbox_by_address(address=a) is not None}
@@ -217,6 +227,9 @@ def email_forward(*, email_id):
     errors = [e for e in errors if e is not None]
     if errors:
         raise errors[0]
+    if email.forward_deliveries.filter(status=ForwardDelivery.Status.PENDING).exists():
+        return  # an address is being handed off by another worker; the sweep comes back for it
+    Email.objects.filter(pk=email.pk).update(followup_due_at=None)
     everyone_has_it = len(targets) == len(configured) and not (
         email.forward_deliveries.filter(recipient__in=targets).exclude(status=ForwardDelivery.Status.SENT).exists())
     if not mailbox.forward_keep_copy and everyone_has_it:

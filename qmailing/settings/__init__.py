@@ -4,6 +4,7 @@ Nothing here differs between development and production except what the environm
 README.md has the table of variables.
 """
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -155,7 +156,9 @@ SECURE_HSTS_SECONDS = env.int("QMAILING_HSTS_SECONDS", 0)
 REDIS_URL = env.str("REDIS_URL", "")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # A task a worker took and never acknowledged (it was killed) comes back after this; every task is
+    # idempotent (claims in the database), and the database sweep (mailboxes.work) is the real safety net.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("QMAILING_BROKER_VISIBILITY_SECONDS", 600)}
     # socket_timeout above channels_redis's 5 s blocking pop (BZPOPMIN … 5): redis-py 8 reads with a 5 s socket
     # timeout by default, so an idle receive() could time out on the client a hair before Redis answers
     # "nothing yet", and the waiter failed with redis TimeoutError (seen with 10 concurrent long-polls).
@@ -327,9 +330,17 @@ CELERY_BEAT_SCHEDULE["mail-purge-trash"] = {"task": "mailboxes.tasks.mail_purge_
 # The request log keeps 30 days (CONTRACT §6); purged hourly in batches.
 CELERY_BEAT_SCHEDULE["request-log-purge"] = {"task": "accounts.tasks.request_log_purge_task",
                                              "schedule": crontab(minute=41)}
-# Attachment text whose task was lost (broker away at commit) is enqueued again.
-CELERY_BEAT_SCHEDULE["mail-extract-sweep"] = {"task": "mailboxes.tasks.attachments_extract_sweep_task",
-                                              "schedule": crontab(minute="*/10")}
+# Follow-up work is recorded in the database with the change that causes it (mailboxes.work); the Celery message
+# is only a wake-up. Every QMAILING_SWEEP_SECONDS a sweep enqueues again whatever has waited longer than
+# QMAILING_STUCK_AFTER_SECONDS (outside delivery, forwarding, attachment text), and settles hand-offs a worker
+# never finished (uncertain, not sent twice). A failed enqueue (broker away) is logged and left to it.
+QMAILING_SWEEP_SECONDS = env.int("QMAILING_SWEEP_SECONDS", 60)
+QMAILING_STUCK_AFTER_SECONDS = env.int("QMAILING_STUCK_AFTER_SECONDS", 120)
+CELERY_BEAT_SCHEDULE["mail-work-sweep"] = {"task": "mailboxes.tasks.mail_work_sweep_task",
+                                           "schedule": timedelta(seconds=QMAILING_SWEEP_SECONDS)}
+# With the broker away, an enqueue gives up fast (the sweep does the work later) instead of holding the request.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 
 # --- django-anymail (Mailgun): sending API, inbound route (/anymail/mailgun/inbound_mime/) and tracking
 # webhooks (/anymail/mailgun/tracking/). Keys are set only when given: an empty signing key would accept

@@ -134,14 +134,14 @@ def test_attachments_whose_task_was_lost_are_swept_up_and_extracted(owner, mailb
     from django.utils import timezone
 
     from mailboxes.models import Attachment, Email
-    from mailboxes.tasks import attachments_extract_sweep_task
+    from mailboxes.tasks import mail_work_sweep_task
     from tests.mailboxes.outbound_helpers import receive
 
     email = receive(mailbox, subject="Lost", attachments=[("minutes.txt", "text/plain", b"the heron committee")])
     assert Attachment.objects.get(email=email).extraction == "pending"  # no commit here: the task never ran
-    assert attachments_extract_sweep_task() == 0  # too recent to be called lost
+    assert mail_work_sweep_task()["extractions"] == 0  # too recent to be called lost
     Email.objects.filter(pk=email.pk).update(received_at=timezone.now() - timedelta(hours=1))
-    assert attachments_extract_sweep_task() == 1
+    assert mail_work_sweep_task()["extractions"] == 1
     attachment = Attachment.objects.get(email=email)
     assert attachment.extraction == "done" and "heron" in attachment.extracted_text
-    assert attachments_extract_sweep_task() == 0
+    assert mail_work_sweep_task()["extractions"] == 0

@@ -1,0 +1,103 @@
+"""Follow-up work of stored mail, durable the way an MTA's queue file is: recorded first, woken after.
+
+Every piece of work that follows a change is written in the same transaction as the change:
+- outside delivery of a SENT copy: `Email.followup_due_at` with `delivery_recipients` (status queued);
+- forwarding of a received email: `Email.followup_due_at` (progress per address in ForwardDelivery);
+- attachment text: `Attachment.extraction = pending`;
+- webhooks: a WebhookDelivery row per endpoint (webhooks.delivery).
+The Celery message sent after commit (`enqueue_on_commit`) is only a wake-up and may be lost: the broker
+away, a crash between commit and enqueue, a worker killed. A failed enqueue is logged and never undoes
+the commit. `work_sweep` (beat, every QMAILING_SWEEP_SECONDS) enqueues again every job left undone for
+longer than QMAILING_STUCK_AFTER_SECONDS. Tasks claim their work with conditional updates, so a job
+enqueued twice is done once.
+
+At most once per recipient: the relay call is preceded by a "handing off" marker (`Email.handoff_at`,
+`ForwardDelivery.handing_off`) and followed by the outcome. A job found still marked after
+QMAILING_STUCK_AFTER_SECONDS was interrupted between the two: the relay may or may not have taken the
+message, and neither SMTP relays nor anymail's ESP backends let us ask afterwards (the ESP message id is
+only known from the call's answer), so it is marked `uncertain` with a sentence saying so, and never
+re-sent blindly. Sending twice to a customer's client is worse than a visible "uncertain" a person can act on.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+SWEEP_BATCH = 500
+UNCERTAIN_DETAIL = ("The worker stopped while handing this message to the mail backend, so it may or may not have "
+                    "left. It is not sent again automatically, so that nobody gets it twice: check with the "
+                    "recipients, or send it again.")
+
+
+def enqueue_on_commit(task, *args, **kwargs):
+    """Wake a worker for `task(*args, **kwargs)` once the current transaction commits; never raises.
+
+    The work itself is already recorded in the database, so a broker that cannot be reached only delays
+    it until the next sweep: the error is logged, and the committed change stands.
+    """
+    def enqueue():
+        try:
+            task.apply_async(args=args, kwargs=kwargs)
+        except Exception:  # noqa: BLE001 — the broker away, or anything else: the sweep will do it
+            logger.warning("Could not enqueue %s%r; the sweep will do it", task.name, args, exc_info=True)
+
+    transaction.on_commit(enqueue)
+
+
+def stuck_before(now=None):
+    return (now or timezone.now()) - timedelta(seconds=settings.QMAILING_STUCK_AFTER_SECONDS)
+
+
+def work_sweep(*, now=None):
+    """Re-enqueue every job left undone too long and settle interrupted hand-offs; {kind: count}."""
+    from mailboxes.inbound.extraction import emails_with_stuck_extraction
+    from mailboxes.models import Email, ForwardDelivery
+    from mailboxes.outbound.delivery import email_set_delivery
+    from mailboxes.tasks import attachments_extract_task, email_deliver_task, email_forward_task
+
+    now = now or timezone.now()
+    before = stuck_before(now)
+    counts = {"deliveries": 0, "forwards": 0, "extractions": 0, "uncertain": 0}
+
+    # Interrupted hand-offs of outside deliveries: uncertain, never re-sent.
+    for email_id in list(Email.objects.filter(delivery_status=Email.Delivery.QUEUED, handoff_at__lt=before)
+                         .values_list("pk", flat=True)[:SWEEP_BATCH]):
+        email_set_delivery(email_id=email_id, status=Email.Delivery.UNCERTAIN, detail=UNCERTAIN_DETAIL)
+        Email.objects.filter(pk=email_id).update(followup_due_at=None, handoff_at=None)
+        counts["uncertain"] += 1
+    # The same for forwards relayed to one address.
+    interrupted = ForwardDelivery.objects.filter(status=ForwardDelivery.Status.PENDING, handing_off=True,
+                                                 attempted_at__lt=before)
+    counts["uncertain"] += interrupted.update(status=ForwardDelivery.Status.UNCERTAIN, handing_off=False,
+                                              completed_at=now, error=UNCERTAIN_DETAIL)
+
+    due = list(Email.objects.filter(followup_due_at__lt=before).order_by("followup_due_at")
+               .values_list("pk", "direction", "delivery_status")[:SWEEP_BATCH])
+    for email_id, direction, status in due:
+        # Due again only after another stuck period: a sweep never piles wake-ups onto a slow worker.
+        Email.objects.filter(pk=email_id).update(followup_due_at=now)
+        if direction == Email.Direction.OUTBOUND:
+            if status != Email.Delivery.QUEUED:  # handed off already; only the marker was left
+                Email.objects.filter(pk=email_id).update(followup_due_at=None)
+                continue
+            _enqueue_now(email_deliver_task, str(email_id))
+            counts["deliveries"] += 1
+        else:
+            _enqueue_now(email_forward_task, str(email_id))
+            counts["forwards"] += 1
+    for email_id in emails_with_stuck_extraction(now=now):
+        _enqueue_now(attachments_extract_task, str(email_id))
+        counts["extractions"] += 1
+    return counts
+
+
+def _enqueue_now(task, *args):
+    try:
+        task.apply_async(args=args)
+    except Exception:  # noqa: BLE001 — still recorded; the next sweep tries again
+        logger.warning("Could not enqueue %s%r from the sweep", task.name, args, exc_info=True)
