@@ -44,7 +44,7 @@ def accounts_lock(*, account_ids):
 
 
 def deliver_hosted(*, raw: bytes, recipients, envelope_from: str = "", refuse_over_caps=False,
-                   authentication=None) -> HostedDelivery:
+                   authentication=None, content_digest=None) -> HostedDelivery:
     """Store one copy per distinct hosted, active mailbox among the recipients; refuse the rest per address.
 
     A mailbox whose account storage cannot hold the message is refused alone (its savepoint rolls
@@ -52,6 +52,8 @@ def deliver_hosted(*, raw: bytes, recipients, envelope_from: str = "", refuse_ov
     `refuse_over_caps` (mail from the outside world) a message beyond the MIME part or nesting caps is
     refused for every recipient; otherwise it is stored with the cap recorded as a defect.
     `authentication` (mail from the outside world) is stored on every copy; see inbound.authentication.
+    `content_digest`: SHA-256 of the message as its sender sent it, before our trace headers (SMTP), so a
+    sender's retry is recognised (email_ingest); by default that of `raw`.
     """
     outcome, targets = HostedDelivery(), {}
     for address in dict.fromkeys(recipients):
@@ -73,7 +75,8 @@ def deliver_hosted(*, raw: bytes, recipients, envelope_from: str = "", refuse_ov
         accounts_lock(account_ids=[mailbox.account_id for mailbox, _ in targets.values()])
         for mailbox, addresses in targets.values():
             try:
-                email = email_ingest(mailbox=mailbox, raw=raw, parsed=parsed, authentication=authentication)
+                email = email_ingest(mailbox=mailbox, raw=raw, parsed=parsed, authentication=authentication,
+                                     content_digest=content_digest)
             except LimitReached:
                 outcome.refused.update(dict.fromkeys(addresses, STORAGE_FULL))
                 continue

@@ -54,7 +54,7 @@ def on_attachments_pending(hook):
 
 
 def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, folder=Folder.INBOX, is_read=False,
-                 delivery_status="", imported=False, parsed=None, authentication=None) -> Email:
+                 delivery_status="", imported=False, parsed=None, authentication=None, content_digest=None) -> Email:
     """Store one raw message in a mailbox and return the Email.
 
     Malformed mail never raises: the raw bytes are kept and parser defects recorded on the Email.
@@ -67,6 +67,11 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
     addresses or to webhooks message by message. `parsed` lets a caller that stores one
     message in several mailboxes parse it once. `authentication` is the SPF/DKIM/DMARC record of mail
     from the outside world (mailboxes.inbound.authentication), checked by the caller before any lock.
+
+    A re-delivery is acknowledged, not stored twice: an inbound message whose Message-ID and raw SHA-256
+    (`content_digest`, of the bytes as the sender sent them, when the caller added trace headers) match
+    an email stored in the same mailbox within 24 hours returns that email (the sender retried a delivery
+    whose answer it never got).
     """
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise Invalid("A raw message must be bytes.", field="raw")
@@ -74,7 +79,7 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
     parsed = parsed or parse_message(raw)
     now = timezone.now()
     received_at = parsed.date if imported and parsed.date and parsed.date <= now else now
-    digest = hashlib.sha256(raw).hexdigest()
+    digest = content_digest or hashlib.sha256(raw).hexdigest()
     written = []
     with _files_dropped_unless_committed(written):
         _storage_check(mailbox=mailbox, size=len(raw))  # locks the account: the duplicate check below is exact

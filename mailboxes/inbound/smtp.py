@@ -19,6 +19,7 @@ it announced is refused 552 5.3.4). Attachment text is extracted later by a work
 """
 
 import asyncio
+import hashlib
 import logging
 import re
 import ssl
@@ -177,6 +178,7 @@ class InboundHandler:
         peer = session.peer[0] if isinstance(session.peer, tuple) else ""
         authentication = await _authenticate_async(raw=raw, client_ip=peer, helo=session.host_name or "",
                                                    mail_from=envelope.mail_from or "")
+        content_digest = hashlib.sha256(raw).hexdigest()  # what the sender sent: its retry is recognised
         raw = (trace_headers(session=session, envelope=envelope)
                + authentication_stamp(raw=raw, authentication=authentication))
         envelope.content = envelope.original_content = None  # one copy of the message in memory, not two
@@ -185,7 +187,7 @@ class InboundHandler:
         reservation, envelope.reservation = getattr(envelope, "reservation", None), None
         delivery = asyncio.ensure_future(_deliver_async(raw=raw, recipients=list(envelope.rcpt_tos),
                                                         envelope_from=envelope.mail_from or "", refuse_over_caps=True,
-                                                        authentication=authentication))
+                                                        authentication=authentication, content_digest=content_digest))
         if reservation is not None:
             delivery.add_done_callback(lambda _: reservation.release())
         try:

@@ -1,0 +1,157 @@
+"""Tools of the fault-injection tests: a TCP proxy the test can cut and restore, real processes killed with SIGKILL."""
+
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from django.conf import settings
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class TcpProxy:
+    """127.0.0.1:<port> forwarded to a target; `down()` refuses new connections and cuts the open ones, `up()`
+    listens again on the same port. What a broker behind a failing network looks like to its clients."""
+
+    def __init__(self, target_host, target_port):
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.listener = None
+        self.connections = []
+        self.lock = threading.Lock()
+
+    def up(self):
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True, name="proxy-accept").start()
+        return self
+
+    def down(self):
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
+        with self.lock:
+            connections, self.connections = self.connections, []
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            connection.close()
+        return self
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.connections += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.close()
+                except OSError:
+                    pass
+
+
+def redis_url_through(proxy):
+    """REDIS_URL of this test run, reached through `proxy` (same database number)."""
+    database = settings.REDIS_URL.rstrip("/").rsplit("/", 1)[-1]
+    return f"redis://127.0.0.1:{proxy.port}/{database if database.isdigit() else 0}"
+
+
+def redis_port():
+    from urllib.parse import urlsplit
+
+    return urlsplit(settings.REDIS_URL).port or 6379
+
+
+class SmtpServer:
+    """`manage.py run_smtp` in a process group of its own: started, SIGKILLed, started again on the same port."""
+
+    def __init__(self, env, log_path):
+        self.port = free_port()
+        self.env = {**env, "QMAILING_SMTP_HOST": "127.0.0.1", "QMAILING_SMTP_PORT": str(self.port)}
+        self.log_path = log_path
+        self.proc = None
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "manage.py", "run_smtp"], cwd=settings.BASE_DIR, env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"run_smtp exited: {self.log_path.read_text(errors='replace')[-2000:]}")
+                time.sleep(0.2)
+        raise RuntimeError("run_smtp did not start listening")
+
+    def kill(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def send(self, sender, recipients, raw, timeout=30):
+        """One SMTP transaction: True on 250, False on any refusal or broken connection (the sender retries)."""
+        try:
+            with smtplib.SMTP("127.0.0.1", self.port, timeout=timeout) as client:
+                client.sendmail(sender, recipients, raw)
+            return True
+        except (smtplib.SMTPException, OSError):
+            return False
+
+
+def child_env(database_env, **extra):
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(database_env, DJANGO_SETTINGS_MODULE="qmailing.settings", PYTHONUNBUFFERED="1",
+               QMAILING_MEDIA_ROOT=str(settings.MEDIA_ROOT),  # the test's own media folder (tests/conftest.py)
+               QMAILING_DNS_RESOLVERS=",".join(settings.QMAILING_DNS_RESOLVERS), QMAILING_DNS_TIMEOUT="1")
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
