@@ -19,7 +19,6 @@ The gates (qmailing.gates) check the audience: a token bound to a resource that 
 """
 
 import ipaddress
-import json
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -35,6 +34,7 @@ from oauth2_provider.views import (
 )
 
 from qmailing import ratelimit
+from qmailing.jsonbody import MalformedJson, json_loads_strict
 
 # The paths of the resources we protect; each has its RFC 9728 document at
 # /.well-known/oauth-protected-resource<path>.
@@ -116,9 +116,10 @@ def redirect_uri_allowed(uri):
 def registration_metadata_problem(body):
     """Why the registration metadata in `body` is refused by our policy, or None (DOT validates the rest)."""
     try:
-        data = json.loads(body or b"{}")
-    except ValueError:
-        return None  # DOT answers malformed JSON itself
+        data = json_loads_strict(body or b"{}")
+    except MalformedJson as exc:
+        # Refused here, whatever its shape: DOT's own parser would raise RecursionError (a 500) on deep nesting.
+        return f"The registration metadata is not JSON this server accepts: {exc}"
     if not isinstance(data, dict):
         return None
     grant_types = data.get("grant_types", ["authorization_code"])

@@ -123,3 +123,10 @@ def test_the_django_test_client_sees_the_same(client, owner):
     response = client.generic("POST", "/api/v1/pub/mailboxes", b"[" * 10_000 + b"]" * 10_000,
                               content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token_for(owner)}")
     assert response.status_code == 400 and json.loads(response.content)["code"] == "malformed_request"
+
+
+def test_dynamic_client_registration_refuses_deep_json_with_a_400(client):
+    response = client.generic("POST", "/oauth/register/", b"[" * 10_000 + b"]" * 10_000,
+                              content_type="application/json")
+    assert response.status_code == 400
+    assert json.loads(response.content)["error"] == "invalid_client_metadata"
