@@ -31,3 +31,13 @@ def call(client, operation, token=None, args=None, authorization=None):
         return client.generic(operation.method, path, json.dumps(args, default=str), content_type="application/json", **headers)
     pairs = [(k, item) for k, v in args.items() for item in (v if isinstance(v, (list, tuple)) else [v])]
     return client.generic(operation.method, path, QUERY_STRING=urlencode(pairs), **headers)
+
+
+def problem_of(response, status, code):
+    """The problem-details body of `response` (requests or Django), checked: its status, type and code."""
+    assert response.status_code == status, getattr(response, "text", response.content)
+    headers = response.headers
+    assert headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and body["code"] == code and "Traceback" not in json.dumps(body)
+    return body

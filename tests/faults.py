@@ -148,6 +148,43 @@ class SmtpServer:
             return False
 
 
+class Worker:
+    """`celery -A qmailing worker` (prefork) in a process group of its own, so SIGKILL takes it whole: the
+    parent and its pool children at once, with no acknowledgement, no rejection and no clean-up."""
+
+    def __init__(self, name, env, log_path, *, queues="celery", concurrency=1):
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "qmailing", "worker", "--pool", "prefork",
+             "--concurrency", str(concurrency), "-Q", queues, "--loglevel", "INFO", "--without-mingle",
+             "--without-gossip", "--without-heartbeat", "--hostname", f"{name}-{os.getpid()}-{time.time_ns()}@localhost"],
+            cwd=settings.BASE_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while self.proc.poll() is None and " ready." not in log_path.read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker {name} did not get ready (log: {log_path})")
+            time.sleep(0.25)
+        if self.proc.poll() is not None:
+            raise RuntimeError(log_path.read_text(errors="replace")[-3000:])
+
+    def kill(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if not self.log.closed:
+            self.log.close()
+
+
 def child_env(database_env, **extra):
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
     env.update(database_env, DJANGO_SETTINGS_MODULE="qmailing.settings", PYTHONUNBUFFERED="1",

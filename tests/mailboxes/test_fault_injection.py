@@ -24,10 +24,10 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from mailboxes.models import Attachment, Email, ForwardDelivery
+from mailboxes.models import Attachment, Email
 from mailboxes.services import mailbox_create
 from mailboxes.work import work_sweep
-from tests.faults import SmtpServer, TcpProxy, child_env, redis_port, redis_url_through
+from tests.faults import SmtpServer, TcpProxy, Worker, child_env, redis_port, redis_url_through
 from tests.mailboxes.inbound_helpers import make_message
 from tests.mailboxes.outbound_helpers import confirmed_forwarding, eager_tasks  # noqa: F401 — fixture
 from tests.qmailing.test_processes import _database_env, _wait
@@ -170,41 +170,6 @@ def test_broker_unreachable_during_send(owner, verified_domain, relay, eager_tas
     _table("broker unreachable during send", "3 sends", 3, 3, 0, 0, recovery)
 
 
-class Worker:
-    """`celery -A qmailing worker` (prefork, 2 children) in a process group of its own."""
-
-    def __init__(self, name, env, log_path):
-        self.log_path = log_path
-        self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "qmailing", "worker", "--pool", "prefork", "--concurrency", "2",
-             "-Q", "celery", "--loglevel", "INFO", "--without-mingle", "--without-gossip", "--without-heartbeat",
-             "--hostname", f"{name}-{time.time_ns()}@localhost"],
-            cwd=settings.BASE_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        _wait(lambda: self.proc.poll() is not None or " ready." in log_path.read_text(errors="replace"), 60,
-              f"worker {name} to be ready")
-        assert self.proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
-
-    def kill(self):
-        import os
-        import signal
-
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self):
-        import os
-        import signal
-
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
-
-
 def test_worker_killed_while_handing_off_sends_never_sends_twice(owner, verified_domain, settings, tmp_path):
     from mailboxes.outbound.send import email_send
 
@@ -216,14 +181,14 @@ def test_worker_killed_while_handing_off_sends_never_sends_twice(owner, verified
     count = 20
     copies = [email_send(account=owner, mailbox=box, to=[f"c{n}@outside.example"], subject=f"Offer {n}", text="hi")
               for n in range(count)]  # queued in Redis; no worker yet
-    first = Worker("first", env, tmp_path / "first.log")
+    first = Worker("first", env, tmp_path / "first.log", concurrency=2)
     try:
         _wait(lambda: len(relay.accepted) >= 3, 60, "the first hand-offs")
         first.kill()  # SIGKILL mid-flow: one hand-off in the relay's DATA, prefetched tasks unacknowledged
     finally:
         first.stop()
     killed_at = time.monotonic()
-    second = Worker("second", env, tmp_path / "second.log")
+    second = Worker("second", env, tmp_path / "second.log", concurrency=2)
     try:
         while Email.objects.filter(pk__in=[c.pk for c in copies], followup_due_at__isnull=False).exists():
             assert time.monotonic() - killed_at < 120, "the work was not done within two minutes"
@@ -271,59 +236,54 @@ def _message_id(raw):
     raise AssertionError("no Message-ID")
 
 
-def test_smtp_process_killed_under_load_loses_nothing_and_stores_once(owner, tmp_path):
+def _under_smtp_load(owner, tmp_path, name, fault):
+    """30 messages sent to the SMTP process while `fault(smtp, acknowledged, sender)` strikes; the senders retry
+    what got no 250. Every message is acknowledged and stored exactly once, with its file. Returns the counts."""
     box = owner.mailboxes.get()
     smtp = SmtpServer(child_env(_database_env(), REDIS_URL=settings.REDIS_URL), tmp_path / "smtp.log").start()
-    messages = [make_message(subject=f"Load {n}", to=box.address, message_id=f"load-{n}@example.com")
+    messages = [make_message(subject=f"{name} {n}", to=box.address, message_id=f"{name}-{n}@example.com")
                 for n in range(30)]
     acknowledged = []
     sender = threading.Thread(target=_load, args=(smtp, box, messages, acknowledged))
     try:
         sender.start()
-        _wait(lambda: len(acknowledged) >= 10, 60, "ten acknowledged messages")
-        smtp.kill()
-        killed_at = time.monotonic()
-        smtp.start()  # on the same port; the sender retries what got no answer
-        restarted = time.monotonic() - killed_at
+        recovery = fault(smtp, acknowledged, sender)
         sender.join(timeout=180)
     finally:
-        smtp.stop()
-    assert len(acknowledged) == len(messages)
-    stored, lost, duplicates = _stored_once(box, messages)
-    assert (stored, lost, duplicates) == (len(messages), 0, 0)
-    _table("SMTP process SIGKILL under load, senders retry", f"{len(messages)} mails", len(acknowledged), stored, lost,
-           duplicates, restarted)
-
-
-def test_database_connections_terminated_under_smtp_load(owner, tmp_path):
-    import psycopg
-
-    box = owner.mailboxes.get()
-    smtp = SmtpServer(child_env(_database_env(), REDIS_URL=settings.REDIS_URL), tmp_path / "smtp.log").start()
-    messages = [make_message(subject=f"Cut {n}", to=box.address, message_id=f"cut-{n}@example.com")
-                for n in range(30)]
-    acknowledged = []
-    sender = threading.Thread(target=_load, args=(smtp, box, messages, acknowledged))
-    database = connection.settings_dict
-    killer = psycopg.connect(host=database["HOST"] or "127.0.0.1", port=database["PORT"] or 5432,
-                             user=database["USER"] or "postgres", dbname=database["NAME"], autocommit=True)
-    try:
-        sender.start()
-        cuts = 0
-        while sender.is_alive() and cuts < 5:
-            _wait(lambda: len(acknowledged) >= 5 * (cuts + 1) or not sender.is_alive(), 60, "more messages")
-            killer.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-            cuts += 1
-        began = time.monotonic()
-        sender.join(timeout=180)
-        recovery = time.monotonic() - began
-    finally:
-        killer.close()
         smtp.stop()
     connection.close()  # ours may have been cut too
     assert len(acknowledged) == len(messages)
     stored, lost, duplicates = _stored_once(box, messages)
     assert (stored, lost, duplicates) == (len(messages), 0, 0)
-    _table("database connections terminated (5 cuts) under SMTP load", f"{len(messages)} mails", len(acknowledged),
-           stored, lost, duplicates, recovery)
+    return len(messages), len(acknowledged), stored, lost, duplicates, recovery
+
+
+def test_smtp_process_killed_under_load_loses_nothing_and_stores_once(owner, tmp_path):
+    def kill_and_restart(smtp, acknowledged, sender):
+        _wait(lambda: len(acknowledged) >= 10, 60, "ten acknowledged messages")
+        smtp.kill()
+        killed_at = time.monotonic()
+        smtp.start()  # on the same port; the senders retry what got no answer
+        return time.monotonic() - killed_at
+
+    load, *counts = _under_smtp_load(owner, tmp_path, "load", kill_and_restart)
+    _table("SMTP process SIGKILL under load, senders retry", f"{load} mails", *counts)
+
+
+def test_database_connections_terminated_under_smtp_load(owner, tmp_path):
+    import psycopg
+
+    def cut_connections(smtp, acknowledged, sender):
+        database = connection.settings_dict
+        with psycopg.connect(host=database["HOST"] or "127.0.0.1", port=database["PORT"] or 5432,
+                             user=database["USER"] or "postgres", dbname=database["NAME"], autocommit=True) as killer:
+            for cut in range(5):
+                _wait(lambda: len(acknowledged) >= 5 * (cut + 1) or not sender.is_alive(), 60, "more messages")
+                killer.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        began = time.monotonic()
+        sender.join(timeout=180)
+        return time.monotonic() - began
+
+    load, *counts = _under_smtp_load(owner, tmp_path, "cut", cut_connections)
+    _table("database connections terminated (5 cuts) under SMTP load", f"{load} mails", *counts)

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from tests.api_helpers import token_for
+from tests.api_helpers import problem_of, token_for
 from tests.mcp_bridge.conftest import ACCEPT, rpc
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread sees the rows
@@ -51,14 +51,6 @@ def _hold_stream(mcp_url, token, session):
     return response
 
 
-def _problem(response, status, code):
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["code"] == code
-    return body
-
-
 def test_at_the_token_cap_the_oldest_idle_session_makes_room(mcp_url, owner, settings):
     settings.QMAILING_MCP_SESSIONS_PER_TOKEN = 3
     token = token_for(owner)
@@ -80,7 +72,7 @@ def test_when_every_session_is_busy_the_new_one_gets_a_429_and_others_are_unaffe
     try:
         refused, response = _open(mcp_url, token)
         assert refused is None
-        body = _problem(response, 429, "too_many_sessions")
+        body = problem_of(response, 429, "too_many_sessions")
         assert body["limit"] == 2 and int(response.headers["Retry-After"]) > 0 and "DELETE" in body["detail"]
         # Another account's initialize gets exactly what it got before.
         other, response = _open(mcp_url, token_for(outsider))
@@ -98,7 +90,7 @@ def test_the_account_cap_spans_its_tokens(mcp_url, owner, outsider, settings):
     sessions = [(token, _open(mcp_url, token)[0]) for token in tokens]
     streams = [_hold_stream(mcp_url, token, session) for token, session in sessions]
     try:
-        _problem(_open(mcp_url, token_for(owner, client="Fourth"))[1], 429, "too_many_sessions")
+        problem_of(_open(mcp_url, token_for(owner, client="Fourth"))[1], 429, "too_many_sessions")
         assert _open(mcp_url, token_for(outsider))[0] is not None
     finally:
         for stream in streams:
@@ -113,7 +105,7 @@ def test_initialize_is_throttled_per_token(mcp_url, owner, settings):
     for _ in range(3):
         assert _open(mcp_url, token)[0] is not None
     refused, response = _open(mcp_url, token)
-    body = _problem(response, 429, "rate_limited")
+    body = problem_of(response, 429, "rate_limited")
     assert body["retryAfter"] > 0 and "initializ" in body["detail"]
     assert _open(mcp_url, token_for(owner, client="Another client"))[0] is not None  # per token
 
@@ -125,7 +117,7 @@ def test_requests_without_a_valid_token_are_throttled_per_client_ip(mcp_url, tra
         response, _ = rpc(mcp_url, _initialize(), token="qm_live_nope")
         assert response.status_code == 401
     response, _ = rpc(mcp_url, _initialize(), token="qm_live_nope")
-    _problem(response, 429, "rate_limited")
+    problem_of(response, 429, "rate_limited")
 
 
 def test_a_session_that_never_called_a_tool_ends_sooner(mcp_url, owner, settings):

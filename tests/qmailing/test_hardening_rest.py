@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from accounts.tokens import token_lookup, token_revoke
-from tests.api_helpers import token_for
+from tests.api_helpers import problem_of, token_for
 from tests.mcp_bridge.conftest import asgi_server, base, mcp_url, rpc  # noqa: F401 — fixtures
 from tests.mcp_bridge.test_resources import _ingest_in_thread
 
@@ -21,14 +21,6 @@ def _wait(base, token, seconds, results, key):
     response = requests.get(f"{base}/api/v1/pub/events", params={"timeout_seconds": seconds}, timeout=60,
                             headers={"Authorization": f"Bearer {token}"})
     results[key] = response
-
-
-def _problem(response, status, code):
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["code"] == code and "Traceback" not in response.text
-    return body
 
 
 def test_a_long_poll_waiting_when_its_token_is_revoked_answers_401_not_the_new_mail(base, owner):
@@ -42,7 +34,7 @@ def test_a_long_poll_waiting_when_its_token_is_revoked_answers_401_not_the_new_m
     thread.join()
     waiter.join()
     response = results["wait"]
-    _problem(response, 401, "unauthenticated")
+    problem_of(response, 401, "unauthenticated")
     assert "Secret subject" not in response.text and "email.received" not in response.text
 
 
@@ -81,7 +73,7 @@ def test_rest_long_polls_are_capped_per_account(base, owner, outsider, settings)
     time.sleep(0.8)  # both are waiting
     refused = requests.get(f"{base}/api/v1/pub/events", params={"timeout_seconds": 3}, timeout=30,
                            headers={"Authorization": f"Bearer {token}"})
-    body = _problem(refused, 429, "too_many_waits")
+    body = problem_of(refused, 429, "too_many_waits")
     assert body["limit"] == 2 and int(refused.headers["Retry-After"]) > 0
     no_wait = requests.get(f"{base}/api/v1/pub/events", params={"timeout_seconds": 0}, timeout=30,
                            headers={"Authorization": f"Bearer {token}"})
@@ -112,10 +104,10 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("body", MALFORMED.values(), ids=MALFORMED.keys())
-def test_malformed_json_is_a_400_problem(base, owner, body):
+def test_malformed_json_is_a_400problem_of(base, owner, body):
     response = requests.post(f"{base}/api/v1/pub/mailboxes", data=body, timeout=30, headers={
         "Authorization": f"Bearer {token_for(owner)}", "Content-Type": "application/json"})
-    body = _problem(response, 400, "malformed_request")
+    body = problem_of(response, 400, "malformed_request")
     assert body["errors"] == {"body": [body["detail"]]} or "body" in body.get("errors", {})
 
 

@@ -12,9 +12,6 @@ same webhook-id.
 import base64
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -23,6 +20,7 @@ from django.conf import settings
 from django.db.models import F
 
 from mailboxes.inbound.ingest import email_ingest
+from tests.faults import Worker
 from tests.mailboxes.inbound_helpers import make_message
 from tests.qmailing.test_processes import _database_env, _wait
 from tests.webhooks.receiver import Receiver
@@ -35,39 +33,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 EVENTS = 5
 HOLD_SECONDS = 5.0  # the receiver keeps the first request open this long: the kill lands inside it
-
-
-class Worker:
-    """`celery -A qmailing worker`, prefork with one child, in a process group of its own (so it can be killed whole)."""
-
-    def __init__(self, name, env, log_path):
-        self.log_path = log_path
-        self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "qmailing", "worker", "--pool", "prefork", "--concurrency", "1",
-             "-Q", f"celery,{settings.QMAILING_WEBHOOK_QUEUE}",
-             "--loglevel", "INFO", "--without-mingle", "--without-gossip", "--without-heartbeat",
-             "--hostname", f"{name}-{os.getpid()}@localhost"],
-            cwd=settings.BASE_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        _wait(lambda: self.proc.poll() is not None or " ready." in self.log_path.read_text(errors="replace"), 60,
-              f"worker {name} to be ready (log: {log_path})")
-        assert self.proc.poll() is None, self.log_path.read_text(errors="replace")
-
-    def kill(self):
-        """SIGKILL the parent and its pool child at once: no acknowledgement, no rejection, no clean-up."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self.log.close()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
 
 
 def _unacked_tags(delivery_id):
@@ -121,7 +86,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing(settings, tmp_path):
     first = second = None
     unacked = []
     try:
-        first = Worker("wh-kill-1", env, tmp_path / "worker-1.log")
+        first = Worker("wh-kill-1", env, tmp_path / "worker-1.log", queues=f"celery,{settings.QMAILING_WEBHOOK_QUEUE}")
         for number in range(EVENTS):  # each commit enqueues its delivery (webhooks.tasks.enqueue_on_commit)
             email_ingest(mailbox=mailbox, raw=make_message(subject=f"Kill test {number}", to=mailbox.address))
         assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == EVENTS
@@ -140,7 +105,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing(settings, tmp_path):
         assert _pending().count() == EVENTS
 
         # A new worker takes the tasks still queued; the interrupted one's message sits unacknowledged in Redis.
-        second = Worker("wh-kill-2", env, tmp_path / "worker-2.log")
+        second = Worker("wh-kill-2", env, tmp_path / "worker-2.log", queues=f"celery,{settings.QMAILING_WEBHOOK_QUEUE}")
         _wait(lambda: list(_pending().values_list("pk", flat=True)) == [interrupted.pk], 30,
               f"the other deliveries (log: {second.log_path})")
         # Its lease holds it back from the sweep until the lease runs out, and the broker would not hand its
