@@ -10,12 +10,14 @@ check and the increment are one step, so N concurrent hits on one key let exactl
 
 Where the counters live: with `REDIS_URL` set, in Redis (one Lua script, one round trip, so every web
 node shares them); without it, in this process's memory under a lock (the embedded default runs one
-web process). Keys are prefixed with `QMAILING_RATELIMIT_KEY_PREFIX`; callers pass short names such as
-`signin:email:<hash>` and should hash anything personal. Counters need no cleanup: they expire with
-their window.
+web process). While Redis does not answer, they fall back to this process's memory so that every call
+is still answered (RedisCounters says what that costs). Keys are prefixed with
+`QMAILING_RATELIMIT_KEY_PREFIX`; callers pass short names such as `signin:email:<hash>` and should hash
+anything personal. Counters need no cleanup: they expire with their window.
 """
 
 import ipaddress
+import logging
 import math
 import threading
 import time
@@ -23,6 +25,13 @@ from typing import NamedTuple
 
 import redis
 from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+logger = logging.getLogger(__name__)
+
+# What an unreachable Redis raises (refused, reset, timed out, DNS); anything else is a bug and propagates.
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 class Decision(NamedTuple):
@@ -110,18 +119,94 @@ return 0
 """
 
 
+class RedisOutage:
+    """A small circuit breaker: after a Redis call fails, callers skip Redis for `backoff_seconds`.
+
+        if outage.skipping(): use the fallback
+        else: try Redis; outage.answered() on success, outage.failed(error) on REDIS_DOWN
+
+    Without it every call during an outage would pay a connect attempt (up to the client's connect
+    timeout when packets are dropped rather than refused). Once the back-off ends, the next call tries
+    Redis again; a success closes the breaker. The warning is logged at most once per
+    `warn_every_seconds`, the recovery once.
+    """
+
+    def __init__(self, *, name, consequence, backoff_seconds=5.0, warn_every_seconds=60.0, log=logger):
+        self.name = name  # who uses Redis here, for the log
+        self.consequence = consequence  # what happens meanwhile, for the log
+        self.backoff_seconds = backoff_seconds
+        self.warn_every_seconds = warn_every_seconds
+        self.log = log
+        self._lock = threading.Lock()
+        self._skip_until = 0.0
+        self._down = False
+        self._warned_at = None
+
+    def skipping(self):
+        return self._down and time.monotonic() < self._skip_until
+
+    def failed(self, error):
+        now = time.monotonic()
+        with self._lock:
+            self._down = True
+            self._skip_until = now + self.backoff_seconds
+            warn = self._warned_at is None or now - self._warned_at >= self.warn_every_seconds
+            if warn:
+                self._warned_at = now
+        if warn:
+            self.log.warning("Redis is unreachable for %s (%s: %s): %s; trying it again every %g s.",
+                             self.name, type(error).__name__, error, self.consequence, self.backoff_seconds)
+
+    def answered(self):
+        if self._down:
+            with self._lock:
+                was_down, self._down = self._down, False
+            if was_down:
+                self.log.warning("Redis answers %s again.", self.name)
+
+
 class RedisCounters:
+    """Counters in Redis, shared by every web process; in this process's memory while Redis is unreachable.
+
+    The cost of staying up: while Redis is down each web process counts on its own, so a key (a token's
+    minute, an account's day, an IP's sign-ins) can get up to N × its limit across N processes, and the
+    hits counted in memory are forgotten when Redis comes back. In exchange no call fails because Redis is away.
+    """
+
+    BACKOFF_SECONDS = 5.0
+
     def __init__(self, url):
-        self.client = redis.Redis.from_url(url)
+        # Short timeouts: with redis-py's defaults every call waited 5 s on a Redis that stopped answering.
+        # One retry, on a connection error only, reconnects a pooled connection that a Redis restart closed.
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=1.0,
+                                           retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
         self._incr = self.client.register_script(_INCR_SCRIPT)
         self._decr = self.client.register_script(_DECR_SCRIPT)
+        self.fallback = MemoryCounters()
+        self.outage = RedisOutage(name="rate limits", consequence="each process counts in its own memory",
+                                  backoff_seconds=self.BACKOFF_SECONDS)
 
     def incr(self, key, window_ms):
-        count, ttl_ms = self._incr(keys=[key], args=[int(window_ms)])
-        return int(count), int(ttl_ms)
+        if not self.outage.skipping():
+            try:
+                count, ttl_ms = self._incr(keys=[key], args=[int(window_ms)])
+            except REDIS_DOWN as error:
+                self.outage.failed(error)
+            else:
+                self.outage.answered()
+                return int(count), int(ttl_ms)
+        return self.fallback.incr(key, window_ms)
 
     def decr(self, key):
-        self._decr(keys=[key])
+        if not self.outage.skipping():
+            try:
+                self._decr(keys=[key])
+            except REDIS_DOWN as error:
+                self.outage.failed(error)
+            else:
+                self.outage.answered()
+                return
+        self.fallback.decr(key)
 
 
 _redis_clients = {}

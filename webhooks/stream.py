@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import connections
 
 from accounts.models import Account
+from qmailing import ratelimit
 from qmailing.errors import Invalid, RateLimited
 from webhooks.models import Event
 
@@ -81,16 +82,26 @@ class _Waiters:
 
 
 _waiters = _Waiters()
-_publisher = None
+_publishers = {}  # REDIS_URL -> (client, its RedisOutage): one connection pool per URL for the whole process
+_publishers_lock = threading.Lock()
 
 
 def _redis():
-    global _publisher
-    if _publisher is None:
-        import redis
+    """The publishing client for REDIS_URL, and the breaker that skips it for a few seconds after a failure."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
-        _publisher = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
-    return _publisher
+    with _publishers_lock:
+        if settings.REDIS_URL not in _publishers:
+            # Short timeouts: the PUBLISH runs on commit in the request's thread, and a Redis that stopped
+            # answering held each write 5 s. One retry, on a connection error, reconnects after a Redis restart.
+            client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=1.0,
+                                          retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
+            outage = ratelimit.RedisOutage(name="event wake-ups", log=logger,
+                                           consequence="waiters in other processes find new events by polling")
+            _publishers[settings.REDIS_URL] = (client, outage)
+        return _publishers[settings.REDIS_URL]
 
 
 def _listen_redis():
@@ -117,10 +128,24 @@ def _listen_redis():
 
 
 def announce(event):
-    """subscribe_to_events callback: wake the account's waiters here and, with Redis, in every process."""
+    """subscribe_to_events callback: wake the account's waiters here and, with Redis, in every process.
+
+    An unreachable Redis is logged, never raised: this runs after the event's transaction committed, and
+    a wake-up is only a hint. Other processes' waiters then see the event at their next poll
+    (POLL_SECONDS_SHARED).
+    """
     _waiters.wake(event.account_id)
-    if settings.REDIS_URL:
-        _redis().publish(_redis_channel(event.account_id), event.cursor)
+    if not settings.REDIS_URL:
+        return
+    client, outage = _redis()
+    if outage.skipping():
+        return
+    try:
+        client.publish(_redis_channel(event.account_id), event.cursor)
+    except ratelimit.REDIS_DOWN as error:
+        outage.failed(error)
+    else:
+        outage.answered()
 
 
 class event_signal:
