@@ -94,7 +94,11 @@ ASGI_APPLICATION = "qmailing.asgi.application"
 # --- Database: SQLite by default, DATABASE_URL (postgres://…) switches to PostgreSQL via psycopg 3.
 DATABASE_URL = env.str("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env.int("DATABASE_CONN_MAX_AGE", 0))}
+    # Health checks: a connection that a PostgreSQL restart killed is replaced before use instead of failing
+    # one request. With the pool Django passes check=ConnectionPool.check_connection itself (one empty query
+    # per checkout; a "check" key in OPTIONS["pool"] would clash with it); without it, one ping per request.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env.int("DATABASE_CONN_MAX_AGE", 0),
+                                                  conn_health_checks=True)}
     # A connection pool per process (psycopg_pool): under ASGI every request and MCP call runs in a thread
     # of its own, and opening a PostgreSQL connection for each (~5 ms, and slower first queries on a fresh
     # backend) cost more than the work itself (bench/api.py, bench/mcp.py). Persistent connections
