@@ -22,10 +22,10 @@ from django.views.decorators.http import require_http_methods
 from accounts.connect import (
     CLAUDE_AI, CLIENTS, CUSTOM, USE_CASES, VERIFY_PROMPT, VERIFY_TOOL, server_urls, snippet, verify_command,
 )
-from accounts.oauth_apps import access_oauth_app, oauth_app_list, oauth_app_revoke, personal_token_list
+from accounts.oauth_apps import access_oauth_app, oauth_app_list, oauth_app_revoke
 from accounts.request_log import account_usage, usage_breakdown, with_last_used
 from accounts.scopes import MAILBOX_READ, SCOPES
-from accounts.tokens import MAX_CLIENT_NAME, TOKEN_LIMIT_REACHED, token_issue, token_list, token_revoke
+from accounts.tokens import MAX_CLIENT_NAME, TOKEN_LIMIT_REACHED, personal_token_list, token_issue, token_list, token_revoke
 from qmailing.errors import AppError, NotFound
 from qmailing.forms import add_app_error
 from qmailing.web import account_view, nonce_issue, nonce_use

@@ -14,14 +14,13 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.db import transaction
-from django.db.models import Max, Min, Q
+from django.db.models import Max, Min
 from django.utils import timezone
 from oauth2_provider.models import (
     get_access_token_model, get_application_model, get_grant_model, get_refresh_token_model,
 )
 
 from accounts.models import RequestLog
-from accounts.tokens import token_list
 from qmailing.errors import NotFound
 
 NOT_FOUND = "No OAuth app holds access to your account under this id."
@@ -40,14 +39,6 @@ def _live_refresh_tokens(account):
 
 def _live_grants(account, now):
     return get_grant_model().objects.filter(user__account=account, expires__gt=now).exclude(application__redirect_uris="")
-
-
-def personal_token_list(*, account):
-    """The account's live personal tokens (issued by the wizard or `issue_token`), newest first.
-
-    OAuth-issued tokens are left out: they come and go with refreshes and are managed per app (oauth_app_list).
-    """
-    return token_list(account=account).filter(Q(application__isnull=True) | Q(application__redirect_uris=""))
 
 
 @dataclass

@@ -21,6 +21,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.template.defaultfilters import pluralize
 from oauth2_provider.models import get_access_token_model, get_application_model, set_token_value
@@ -112,12 +113,11 @@ def token_issue(*, account, user, client, scopes):
     An account holds at most QMAILING_MAX_TOKENS_PER_ACCOUNT live personal tokens (each has its own
     per-minute throttle, so unlimited tokens would be an unlimited rate); beyond it Conflict
     `token_limit_reached`. The count is the Developers page's token list (accounts.oauth_apps.
-    personal_token_list: unexpired, unrevoked, whoever of the account issued them), so what the message
+    personal_token_list below: unexpired, unrevoked, whoever of the account issued them), so what the message
     asks to revoke is what the page lists. OAuth-issued tokens do not count: each comes from a person's
     consent on the authorization page, a refresh replaces its token rather than adding one, and they are
     listed and revoked per app (accounts.oauth_apps.oauth_app_list).
     """
-    from accounts.oauth_apps import personal_token_list  # here, not at the top: accounts.oauth_apps imports this module
     if user.account_id != account.pk:
         raise NotFound("No such user in your account.")
     client = " ".join((client or "").split())
@@ -147,6 +147,15 @@ def token_list(*, account):
     AccessToken = get_access_token_model()
     return (AccessToken.objects.filter(user__account=account, expires__gt=timezone.now())
             .select_related("application", "user").order_by("-created", "-id"))
+
+
+def personal_token_list(*, account):
+    """The account's live personal tokens (issued by the wizard or `issue_token`), newest first.
+
+    OAuth-issued tokens are left out: they come and go with refreshes and are managed per app
+    (accounts.oauth_apps.oauth_app_list).
+    """
+    return token_list(account=account).filter(Q(application__isnull=True) | Q(application__redirect_uris=""))
 
 
 def token_revoke(*, account, token_id):

@@ -8,7 +8,7 @@ Every piece of work that follows a change is written in the same transaction as 
 The Celery message sent after commit (`enqueue_on_commit`) is only a wake-up and may be lost: the broker
 away, a crash between commit and enqueue, a worker killed. A failed enqueue is logged and never undoes
 the commit. `work_sweep` (beat, every QMAILING_SWEEP_SECONDS) enqueues again every job left undone for
-longer than QMAILING_STUCK_AFTER_SECONDS. Tasks claim their work with conditional updates, so a job
+longer than QMAILING_STUCK_AFTER_SECONDS (`work_due`, enqueued by mailboxes.tasks.work_sweep). Tasks claim their work with conditional updates, so a job
 enqueued twice is done once.
 
 At most once per recipient: the relay call is preceded by a "handing off" marker (`Email.handoff_at`,
@@ -25,6 +25,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+
+from mailboxes.inbound.extraction import emails_with_stuck_extraction
+from mailboxes.models import Email, ForwardDelivery
+from mailboxes.outbound.delivery import email_set_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -53,51 +57,34 @@ def stuck_before(now=None):
     return (now or timezone.now()) - timedelta(seconds=settings.QMAILING_STUCK_AFTER_SECONDS)
 
 
-def work_sweep(*, now=None):
-    """Re-enqueue every job left undone too long and settle interrupted hand-offs; {kind: count}."""
-    from mailboxes.inbound.extraction import emails_with_stuck_extraction
-    from mailboxes.models import Email, ForwardDelivery
-    from mailboxes.outbound.delivery import email_set_delivery
-    from mailboxes.tasks import attachments_extract_task, email_deliver_task, email_forward_task
-
+def work_due(*, now=None):
+    """Settle interrupted hand-offs (uncertain), then the ids of the jobs left undone too long, each made due
+    again only after another stuck period: {"deliveries": [...], "forwards": [...], "extractions": [...],
+    "uncertain": n}. The caller (mailboxes.tasks.work_sweep) enqueues them."""
     now = now or timezone.now()
     before = stuck_before(now)
-    counts = {"deliveries": 0, "forwards": 0, "extractions": 0, "uncertain": 0}
+    due = {"deliveries": [], "forwards": [], "extractions": [], "uncertain": 0}
 
     # Interrupted hand-offs of outside deliveries: uncertain, never re-sent.
     for email_id in list(Email.objects.filter(delivery_status=Email.Delivery.QUEUED, handoff_at__lt=before)
                          .values_list("pk", flat=True)[:SWEEP_BATCH]):
         email_set_delivery(email_id=email_id, status=Email.Delivery.UNCERTAIN, detail=UNCERTAIN_DETAIL)
         Email.objects.filter(pk=email_id).update(followup_due_at=None, handoff_at=None)
-        counts["uncertain"] += 1
+        due["uncertain"] += 1
     # The same for forwards relayed to one address.
     interrupted = ForwardDelivery.objects.filter(status=ForwardDelivery.Status.PENDING, handing_off=True,
                                                  attempted_at__lt=before)
-    counts["uncertain"] += interrupted.update(status=ForwardDelivery.Status.UNCERTAIN, handing_off=False,
-                                              completed_at=now, error=UNCERTAIN_DETAIL)
+    due["uncertain"] += interrupted.update(status=ForwardDelivery.Status.UNCERTAIN, handing_off=False,
+                                           completed_at=now, error=UNCERTAIN_DETAIL)
 
-    due = list(Email.objects.filter(followup_due_at__lt=before).order_by("followup_due_at")
-               .values_list("pk", "direction", "delivery_status")[:SWEEP_BATCH])
-    for email_id, direction, status in due:
+    for email_id, direction, status in list(Email.objects.filter(followup_due_at__lt=before)
+                                            .order_by("followup_due_at")
+                                            .values_list("pk", "direction", "delivery_status")[:SWEEP_BATCH]):
+        if direction == Email.Direction.OUTBOUND and status != Email.Delivery.QUEUED:
+            Email.objects.filter(pk=email_id).update(followup_due_at=None)  # handed off; only the mark was left
+            continue
         # Due again only after another stuck period: a sweep never piles wake-ups onto a slow worker.
         Email.objects.filter(pk=email_id).update(followup_due_at=now)
-        if direction == Email.Direction.OUTBOUND:
-            if status != Email.Delivery.QUEUED:  # handed off already; only the marker was left
-                Email.objects.filter(pk=email_id).update(followup_due_at=None)
-                continue
-            _enqueue_now(email_deliver_task, str(email_id))
-            counts["deliveries"] += 1
-        else:
-            _enqueue_now(email_forward_task, str(email_id))
-            counts["forwards"] += 1
-    for email_id in emails_with_stuck_extraction(now=now):
-        _enqueue_now(attachments_extract_task, str(email_id))
-        counts["extractions"] += 1
-    return counts
-
-
-def _enqueue_now(task, *args):
-    try:
-        task.apply_async(args=args)
-    except Exception:  # noqa: BLE001 — still recorded; the next sweep tries again
-        logger.warning("Could not enqueue %s%r from the sweep", task.name, args, exc_info=True)
+        due["deliveries" if direction == Email.Direction.OUTBOUND else "forwards"].append(str(email_id))
+    due["extractions"] = [str(email_id) for email_id in emails_with_stuck_extraction(before=before)]
+    return due

@@ -18,12 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import transaction
-from django.utils import timezone
 
 from mailboxes.inbound.parsing import clean_text, normalize_newlines, parse_message
 from mailboxes.models import Attachment, Email, Extraction
 from mailboxes.store.search import search_index_email
-from mailboxes.work import stuck_before
 
 logger = logging.getLogger(__name__)
 
@@ -107,10 +105,9 @@ def attachment_text(*, content_type, data, text="") -> Extracted:
 SWEEP_BATCH = 500
 
 
-def emails_with_stuck_extraction(*, now=None):
-    """Ids of emails whose attachments have waited for their text longer than QMAILING_STUCK_AFTER_SECONDS (oldest
-    first): their task was lost (mailboxes.work)."""
-    before = stuck_before(now)
+def emails_with_stuck_extraction(*, before):
+    """Ids of emails stored before `before` whose attachments still wait for their text (oldest first): their
+    task was lost (mailboxes.work)."""
     return list(Attachment.objects.filter(extraction=Extraction.PENDING, email__received_at__lt=before)
                 .order_by("email__received_at").values_list("email_id", flat=True).distinct()[:SWEEP_BATCH])
 

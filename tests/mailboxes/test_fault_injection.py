@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from mailboxes.models import Attachment, Email
 from mailboxes.services import mailbox_create
-from mailboxes.work import work_sweep
+from mailboxes.tasks import work_sweep
 from tests.faults import SmtpServer, TcpProxy, Worker, child_env, redis_port, redis_url_through
 from tests.mailboxes.inbound_helpers import make_message
 from tests.mailboxes.outbound_helpers import confirmed_forwarding, eager_tasks  # noqa: F401 — fixture

@@ -87,7 +87,7 @@ def test_a_rerun_after_the_worker_died_mid_task_sends_the_rest_only_and_never_tw
 
     from django.utils import timezone
 
-    from mailboxes.work import work_sweep
+    from mailboxes.tasks import work_sweep
 
     box = confirmed_forwarding(mailbox_create(account=owner, domain=verified_domain, local_part="crash",
                          forwarding_addresses=FORWARD_TO, forward_keep_copy=False))
