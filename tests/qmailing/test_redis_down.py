@@ -6,7 +6,6 @@ answers (every read times out), and a proxy the test owns, stopped and started a
 """
 
 import socket
-import threading
 import time
 from urllib.parse import urlsplit
 
@@ -22,6 +21,7 @@ from accounts.tokens import token_lookup
 from qmailing import ratelimit
 from qmailing.operations import registry
 from tests.api_helpers import call, token_for
+from tests.faults import TcpProxy, free_port
 from tests.mcp_bridge.conftest import ServerThread, run
 from webhooks.models import Event, EventType
 from webhooks.services import event_publish
@@ -30,16 +30,10 @@ LIST_MAILBOXES = "qmailing_list_mailboxes"
 CREATE_MAILBOX = "qmailing_create_mailbox"
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def redis_refused(settings):
     """REDIS_URL on a port nobody listens on; the Django cache's too, so a call that used the cache would fail."""
-    url = f"redis://127.0.0.1:{_free_port()}/0"
+    url = f"redis://127.0.0.1:{free_port()}/0"
     settings.REDIS_URL = url
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
                                    "KEY_PREFIX": "qmailing-test"}}
@@ -157,72 +151,10 @@ def test_event_writes_commit_and_only_the_first_waits_for_redis(owner, redis_sil
     assert not [record for record in caplog.records if record.levelname == "ERROR"]
 
 
-class TcpProxy:
-    """127.0.0.1:<port> forwarded to `target`; stop() drops the listener and every open connection (Redis is
-    gone), start() listens on the same port again (Redis is back)."""
-
-    def __init__(self, target):
-        self.target = target
-        self.port = _free_port()
-        self._lock = threading.Lock()
-        self._open = set()
-        self._running = None
-        self._acceptor = None
-
-    def start(self):
-        listener = socket.create_server(("127.0.0.1", self.port))  # SO_REUSEADDR: the same port after stop()
-        listener.settimeout(0.05)
-        self._running = threading.Event()
-        self._running.set()
-        self._acceptor = threading.Thread(target=self._accept, args=(listener, self._running), daemon=True)
-        self._acceptor.start()
-
-    def stop(self):
-        self._running.clear()
-        self._acceptor.join(timeout=5)  # it closes the listener on its way out
-        with self._lock:
-            sockets, self._open = self._open, set()
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-
-    def _accept(self, listener, running):
-        with listener:
-            while running.is_set():
-                try:
-                    downstream, _ = listener.accept()
-                except TimeoutError:
-                    continue
-                downstream.settimeout(None)
-                upstream = socket.create_connection(self.target)
-                with self._lock:
-                    self._open.update((downstream, upstream))
-                for source, sink in ((downstream, upstream), (upstream, downstream)):
-                    threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source, sink):
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-
 @pytest.mark.redis
 def test_the_limiter_goes_back_to_redis_once_it_answers_again(client, owner, settings, monkeypatch, caplog):
     real = urlsplit(settings.REDIS_URL)
-    proxy = TcpProxy((real.hostname, real.port or 6379))
-    proxy.start()
+    proxy = TcpProxy(real.hostname, real.port or 6379).up()
     monkeypatch.setattr(ratelimit.RedisCounters, "BACKOFF_SECONDS", 0.3)
     settings.REDIS_URL = real._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
     list_mailboxes = registry()[LIST_MAILBOXES]
@@ -234,7 +166,7 @@ def test_the_limiter_goes_back_to_redis_once_it_answers_again(client, owner, set
         assert call(client, list_mailboxes, token=token)["X-RateLimit-Remaining"] == str(limit - 1)
         assert int(in_redis.get(key)) == 1
 
-        proxy.stop()
+        proxy.down()
         during = [call(client, list_mailboxes, token=token) for _ in range(2)]
         assert [r.status_code for r in during] == [200, 200]
         # This process's own count, from 1: the hits in Redis are not known here.
@@ -242,7 +174,7 @@ def test_the_limiter_goes_back_to_redis_once_it_answers_again(client, owner, set
         assert int(in_redis.get(key)) == 1
         assert len(_warnings(caplog, "Redis is unreachable for rate limits")) == 1
 
-        proxy.start()
+        proxy.up()
         time.sleep(0.4)  # past the back-off
         after = call(client, list_mailboxes, token=token)
         assert after.status_code == 200
@@ -250,6 +182,6 @@ def test_the_limiter_goes_back_to_redis_once_it_answers_again(client, owner, set
         assert int(in_redis.get(key)) == 2
         assert _warnings(caplog, "Redis answers rate limits again")
     finally:
-        proxy.stop()
+        proxy.down()
         in_redis.delete(key)
         in_redis.close()
