@@ -11,11 +11,12 @@ from django.template.defaultfilters import pluralize
 from mailboxes.addresses import normalize_address
 from mailboxes.inbound.hosted import accounts_lock, deliver_hosted
 from mailboxes.inbound.ingest import email_ingest, ingest_batch
-from mailboxes.outbound.composition import (MAX_REFERENCES, build_message, dkim_sign, forward_subject,
-                                            forwarded_header_lines, has_control_characters, header_value,
-                                            new_message_id, reply_subject, safe_message_id)
+from mailboxes.outbound.composition import (MAX_REFERENCES, forward_subject, forwarded_header_lines,
+                                            has_control_characters, header_value, new_message_id, reply_subject,
+                                            safe_message_id, signed_message)
 from mailboxes.models import Email, Folder, Mailbox, SendRecord, Thread
 from mailboxes.outbound.delivery import delivery_payload
+from mailboxes.outbound.large_sends import large_send_slot
 from mailboxes.outbound.ledger import send_reserve, sending_domain
 from mailboxes.selectors import mailbox_by_address
 from qmailing.errors import Forbidden, Invalid, NotFound, TooLarge
@@ -101,7 +102,8 @@ def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html
     are handed to the mail backend by a task after commit (delivery_status queued → sent / failed,
     then delivered / bounced from the ESP's tracking). The message is DKIM-signed with the mailbox
     domain's key. `thread_of` (an email of the same mailbox) keeps the SENT copy in that email's
-    conversation without making it a reply (a forward).
+    conversation without making it a reply (a forward). A send with large attachments waits for a slot
+    (large_sends) and may be refused with RateLimited.
     """
     if not isinstance(mailbox, Mailbox) or mailbox.account_id != account.pk:
         raise NotFound("No mailbox with this id exists in your account.", field="mailbox")
@@ -132,14 +134,22 @@ def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html
         parent, in_reply_to, references = _reply_headers(mailbox=mailbox, reply_to_email_id=reply_to_email_id)
         subject = subject or reply_subject(parent.subject)  # a subject given is sent as given
     domain = sending_domain(account=account, mailbox=mailbox)
-    raw = build_message(
-        sender=(mailbox.display_name, mailbox.address), to=lists["to"], cc=lists["cc"], subject=subject,
-        text=text, html=html, attachments=files, message_id=new_message_id(domain_name=domain.name),
+    addresses = list(dict.fromkeys(address for _, address in everyone))
+    with large_send_slot(attachment_bytes=sum(len(content) for _, _, content in files)):
+        return _sign_store_deliver(account=account, mailbox=mailbox, domain=domain, lists=lists, addresses=addresses,
+                                   subject=subject, text=text, html=html, files=files, parent=parent or thread_of,
+                                   in_reply_to=in_reply_to, references=references)
+
+
+def _sign_store_deliver(*, account, mailbox, domain, lists, addresses, subject, text, html, files, parent,
+                        in_reply_to, references):
+    """email_send once its input is checked: the message built and signed once, stored, delivered."""
+    message = signed_message(
+        domain=domain, sender=(mailbox.display_name, mailbox.address), to=lists["to"], cc=lists["cc"],
+        subject=subject, text=text, html=html, attachments=files, message_id=new_message_id(domain_name=domain.name),
         in_reply_to=in_reply_to, references=references,
     )
-    signed = dkim_sign(raw=raw, domain=domain)
-
-    addresses = list(dict.fromkeys(address for _, address in everyone))
+    signed = message.raw
     hosted = {address: mailbox_by_address(address=address) for address in addresses}
     local = [address for address, found in hosted.items() if found is not None]
     external = [address for address in addresses if address not in local]
@@ -149,12 +159,11 @@ def email_send(*, account, mailbox, to, cc=(), bcc=(), subject="", text="", html
         # and the sender's lock makes count-then-store one step, so parallel sends cannot overrun the limit.
         accounts_lock(account_ids=[account.pk, *(found.account_id for found in hosted.values() if found)])
         reserved = send_reserve(account=account, kind=SendRecord.Kind.SEND, recipients=addresses)
-        copy = email_ingest(mailbox=mailbox, raw=signed, direction=Email.Direction.OUTBOUND, folder=Folder.SENT,
-                            is_read=True, delivery_status=Email.Delivery.QUEUED)
+        copy = email_ingest(mailbox=mailbox, raw=signed, parsed=message.parsed, direction=Email.Direction.OUTBOUND,
+                            folder=Folder.SENT, is_read=True, delivery_status=Email.Delivery.QUEUED)
         SendRecord.objects.filter(pk__in=[record.pk for record in reserved]).update(email_id=copy.pk)
         copy.bcc = [{"address": address, "name": header_value(name, limit=320)} for name, address in lists["bcc"]]
         copy.save(update_fields=["bcc"])
-        parent = parent or thread_of
         if parent is not None and parent.mailbox_id == mailbox.pk and copy.thread_id != parent.thread_id:
             _join_thread(email=copy, thread_id=parent.thread_id)
         outcome = deliver_hosted(raw=signed, recipients=local, envelope_from=mailbox.address)
@@ -229,9 +238,12 @@ def email_send_forward(*, account, email, to, cc=(), bcc=(), note="", mailbox=No
         raise TooLarge(f"The attachments of this email total {total} bytes; a message may carry "
                        f"{cap // (1024 * 1024)} MB. Forward it without them by sending a new message.",
                        code="attachments_too_large", limit=cap)
-    files = []
-    for attachment in stored:
-        with attachment.file.open("rb") as handle:
-            files.append((attachment.filename, attachment.content_type, handle.read()))
-    return email_send(account=account, mailbox=mailbox, to=to, cc=cc, bcc=bcc, subject=forward_subject(email.subject),
-                      text=text, html=html, attachments=files, thread_of=email)
+    # The slot is taken before the stored attachments are read into memory; email_send then holds it on.
+    with large_send_slot(attachment_bytes=total):
+        files = []
+        for attachment in stored:
+            with attachment.file.open("rb") as handle:
+                files.append((attachment.filename, attachment.content_type, handle.read()))
+        return email_send(account=account, mailbox=mailbox, to=to, cc=cc, bcc=bcc,
+                          subject=forward_subject(email.subject), text=text, html=html, attachments=files,
+                          thread_of=email)

@@ -299,6 +299,12 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 30)
 QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES = env.int("QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024)
+# A send holds 2.5 times its attachments' size while it runs (bench/send_memory.py): those with more than
+# QMAILING_LARGE_SEND_BYTES of attachments run at most QMAILING_MAX_CONCURRENT_LARGE_SENDS at once per process
+# (0: no cap); another waits QMAILING_LARGE_SEND_WAIT_SECONDS for a slot, then gets 429 with Retry-After.
+QMAILING_LARGE_SEND_BYTES = env.int("QMAILING_LARGE_SEND_BYTES", 5 * 1024 * 1024)
+QMAILING_MAX_CONCURRENT_LARGE_SENDS = env.int("QMAILING_MAX_CONCURRENT_LARGE_SENDS", 2)
+QMAILING_LARGE_SEND_WAIT_SECONDS = env.float("QMAILING_LARGE_SEND_WAIT_SECONDS", 10.0)
 # The longest a qmailing_wait_for_events long-poll holds its request (25 at most); lower it behind a proxy
 # that cuts idle requests sooner.
 QMAILING_EVENTS_WAIT_MAX_SECONDS = env.float("QMAILING_EVENTS_WAIT_MAX_SECONDS", 25.0)
