@@ -44,7 +44,7 @@ def accounts_lock(*, account_ids):
 
 
 def deliver_hosted(*, raw: bytes, recipients, envelope_from: str = "", refuse_over_caps=False,
-                   authentication=None, content_digest=None) -> HostedDelivery:
+                   authentication=None, content_digest=None, parsed=None) -> HostedDelivery:
     """Store one copy per distinct hosted, active mailbox among the recipients; refuse the rest per address.
 
     A mailbox whose account storage cannot hold the message is refused alone (its savepoint rolls
@@ -53,7 +53,8 @@ def deliver_hosted(*, raw: bytes, recipients, envelope_from: str = "", refuse_ov
     refused for every recipient; otherwise it is stored with the cap recorded as a defect.
     `authentication` (mail from the outside world) is stored on every copy; see inbound.authentication.
     `content_digest`: SHA-256 of the message as its sender sent it, before our trace headers (SMTP), so a
-    sender's retry is recognised (email_ingest); by default that of `raw`.
+    sender's retry is recognised (email_ingest); by default that of `raw`. `parsed`: the message's parse when
+    the caller has it already (a send: parsing a large message again costs several times its size).
     """
     outcome, targets = HostedDelivery(), {}
     for address in dict.fromkeys(recipients):
@@ -66,7 +67,7 @@ def deliver_hosted(*, raw: bytes, recipients, envelope_from: str = "", refuse_ov
             targets.setdefault(mailbox.pk, (mailbox, []))[1].append(address)
     if not targets:
         return outcome
-    parsed = parse_message(bytes(raw))
+    parsed = parsed or parse_message(bytes(raw))
     if refuse_over_caps and parsed.over_structure_caps:
         for _, addresses in targets.values():
             outcome.refused.update(dict.fromkeys(addresses, TOO_COMPLEX))

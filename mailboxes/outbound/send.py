@@ -166,7 +166,7 @@ def _sign_store_deliver(*, account, mailbox, domain, lists, addresses, subject, 
         copy.save(update_fields=["bcc"])
         if parent is not None and parent.mailbox_id == mailbox.pk and copy.thread_id != parent.thread_id:
             _join_thread(email=copy, thread_id=parent.thread_id)
-        outcome = deliver_hosted(raw=signed, recipients=local, envelope_from=mailbox.address)
+        outcome = deliver_hosted(raw=signed, recipients=local, envelope_from=mailbox.address, parsed=message.parsed)
         bounced = [f"{address}: {reason}" for address, reason in outcome.refused.items()]
         if external:
             if bounced:  # shown now; the status turns bounced once the others are handed off

@@ -37,18 +37,21 @@ def mailbox(owner):
     return owner.mailboxes.get()
 
 
-@pytest.mark.parametrize("path", ["service", "tool"])
-def test_an_8_mb_send_peaks_within_three_times_its_attachments(owner, mailbox, path):
+@pytest.mark.parametrize("path", ["service", "tool", "hosted"])
+def test_an_8_mb_send_peaks_within_three_times_its_attachments(owner, outsider, mailbox, path):
     """The stored message alone is 1.37 times its attachments (base64 in 76-character lines with CRLF); the
     send peaks at 1.5 times (the tool at 2.5: it also decodes the base64 it was given). 3 leaves room for the
     allocator and Python versions; it was 11.6 and 12.6 before."""
     files = [(f"part-{index}.bin", "application/octet-stream", os.urandom(2 * MB)) for index in range(4)]
     email_send(account=owner, mailbox=mailbox, to=["warm@elsewhere.example"], text="x",
                attachments=[("w.bin", "application/octet-stream", b"w" * 1000)])  # imports and caches first
-    if path == "service":
+    if path in ("service", "hosted"):
+        # hosted: the recipient is a mailbox here, whose copy is stored from the same parse (10 times before)
+        to = [outsider.mailboxes.get().address] if path == "hosted" else ["bob@elsewhere.example"]
+
         def send():
-            return email_send(account=owner, mailbox=mailbox, to=["bob@elsewhere.example"], subject="Figures",
-                              text="See attached.", attachments=files)
+            return email_send(account=owner, mailbox=mailbox, to=to, subject="Figures", text="See attached.",
+                              attachments=files)
     else:
         operation = registry()["qmailing_send_email"]
         arguments = operation.input.model_validate({
