@@ -174,7 +174,8 @@ class Email(models.Model):
     delivery_bounced = models.BooleanField(default=False, help_text="A hosted recipient of the same send bounced.")
     handoff_at = models.DateTimeField(null=True, blank=True,
                                       help_text="Set just before the relay call: 'handing off' (at most once).")
-    raw_sha256 = models.CharField(max_length=64, blank=True, help_text="Of the raw message: spots a re-delivery.")
+    delivery_digest = models.CharField(max_length=64, blank=True,
+                                       help_text="SHA-256 of the delivery (bytes, envelope sender, verdicts): spots a retry.")
     # Inbound SPF / DKIM / DMARC / ARC results, checked by us on arrival: {"verdict": …, "spf": …, …}.
     authentication = models.JSONField(default=dict, blank=True)
     # PostgreSQL full-text document (GIN-indexed by a postgres-only migration); always NULL on SQLite,

@@ -11,11 +11,11 @@ from mailboxes.inbound.extraction import attachments_extract
 from mailboxes.models import Email
 from mailboxes.outbound.confirmation import confirmation_mail_send
 from mailboxes.outbound.delivery import email_deliver_external, email_set_delivery
-from mailboxes.outbound.forwarding import email_forward
+from mailboxes.outbound.forwarding import email_forward, forward_give_up
 from mailboxes.outbound.relay import permanent_failure
 from mailboxes.store.drafts import drafts_send_due
 from mailboxes.store.services import emails_purge_expired
-from mailboxes.work import enqueue_on_commit, work_due
+from mailboxes.work import enqueue_on_commit, handoffs_settle, work_due
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ def email_deliver_task(self, email_id, recipients=None, bounced=None):
 def email_forward_task(self, email_id):
     # Each address's progress is recorded, so a retry sends only to those not done yet.
     _run_or_retry(self, lambda: email_forward(email_id=email_id), what=f"forwarding of {email_id}",
-                  on_give_up=lambda exc: _done(email_id), on_retry=_due_in(email_id), kwargs={"email_id": email_id})
+                  on_give_up=lambda exc: forward_give_up(email_id=email_id, detail=f"{type(exc).__name__}: {exc}"),
+                  on_retry=_due_in(email_id), kwargs={"email_id": email_id})
 
 
 @shared_task(bind=True, max_retries=MAX_DELIVERY_RETRIES, acks_late=True)
@@ -105,6 +106,7 @@ def forward_on_commit(email):
 def work_sweep(*, now=None):
     """Every piece of mail work left undone too long enqueued again, interrupted hand-offs settled (mailboxes.work);
     returns how many of each kind."""
+    settled = handoffs_settle(now=now)
     due = work_due(now=now)
     for task, kind in ((email_deliver_task, "deliveries"), (email_forward_task, "forwards"),
                        (attachments_extract_task, "extractions")):
@@ -113,7 +115,7 @@ def work_sweep(*, now=None):
                 task.apply_async(args=(email_id,))
             except Exception:  # noqa: BLE001 — still recorded; the next sweep tries again
                 logger.warning("Could not enqueue %s(%s) from the sweep", task.name, email_id, exc_info=True)
-    return {kind: value if isinstance(value, int) else len(value) for kind, value in due.items()}
+    return {"uncertain": settled, **{kind: len(ids) for kind, ids in due.items()}}
 
 
 @shared_task

@@ -8,12 +8,14 @@ Every piece of work that follows a change is written in the same transaction as 
 The Celery message sent after commit (`enqueue_on_commit`) is only a wake-up and may be lost: the broker
 away, a crash between commit and enqueue, a worker killed. A failed enqueue is logged and never undoes
 the commit. `work_sweep` (beat, every QMAILING_SWEEP_SECONDS) enqueues again every job left undone for
-longer than QMAILING_STUCK_AFTER_SECONDS (`work_due`, enqueued by mailboxes.tasks.work_sweep). Tasks claim their work with conditional updates, so a job
+longer than QMAILING_STUCK_AFTER_SECONDS (`work_due`; mailboxes.tasks.work_sweep enqueues it). Tasks claim
+their work with conditional updates, so a job
 enqueued twice is done once.
 
 At most once per recipient: the relay call is preceded by a "handing off" marker (`Email.handoff_at`,
-`ForwardDelivery.handing_off`) and followed by the outcome. A job found still marked after
-QMAILING_STUCK_AFTER_SECONDS was interrupted between the two: the relay may or may not have taken the
+`ForwardDelivery.handing_off`) and followed by the outcome; an error that does not prove the relay refused
+(a timeout after DATA) leaves the marker. A job found still marked after QMAILING_HANDOFF_STUCK_SECONDS
+(`handoffs_settle`) was interrupted between the two: the relay may or may not have taken the
 message, and neither SMTP relays nor anymail's ESP backends let us ask afterwards (the ESP message id is
 only known from the call's answer), so it is marked `uncertain` with a sentence saying so, and never
 re-sent blindly. Sending twice to a customer's client is worse than a visible "uncertain" a person can act on.
@@ -57,33 +59,37 @@ def stuck_before(now=None):
     return (now or timezone.now()) - timedelta(seconds=settings.QMAILING_STUCK_AFTER_SECONDS)
 
 
-def work_due(*, now=None):
-    """Settle interrupted hand-offs (uncertain), then the ids of the jobs left undone too long, each made due
-    again only after another stuck period: {"deliveries": [...], "forwards": [...], "extractions": [...],
-    "uncertain": n}. The caller (mailboxes.tasks.work_sweep) enqueues them."""
+def handoffs_settle(*, now=None):
+    """Mark uncertain every hand-off still "handing off" QMAILING_HANDOFF_STUCK_SECONDS after it began (the worker
+    stopped mid-call): an outside delivery gets status `uncertain` (and its event), a forward's record too.
+    Never re-sent. Returns how many."""
     now = now or timezone.now()
-    before = stuck_before(now)
-    due = {"deliveries": [], "forwards": [], "extractions": [], "uncertain": 0}
-
-    # Interrupted hand-offs of outside deliveries: uncertain, never re-sent.
+    before = now - timedelta(seconds=settings.QMAILING_HANDOFF_STUCK_SECONDS)
+    settled = 0
     for email_id in list(Email.objects.filter(delivery_status=Email.Delivery.QUEUED, handoff_at__lt=before)
                          .values_list("pk", flat=True)[:SWEEP_BATCH]):
         email_set_delivery(email_id=email_id, status=Email.Delivery.UNCERTAIN, detail=UNCERTAIN_DETAIL)
         Email.objects.filter(pk=email_id).update(followup_due_at=None, handoff_at=None)
-        due["uncertain"] += 1
-    # The same for forwards relayed to one address.
+        settled += 1
     interrupted = ForwardDelivery.objects.filter(status=ForwardDelivery.Status.PENDING, handing_off=True,
                                                  attempted_at__lt=before)
-    due["uncertain"] += interrupted.update(status=ForwardDelivery.Status.UNCERTAIN, handing_off=False,
-                                           completed_at=now, error=UNCERTAIN_DETAIL)
+    return settled + interrupted.update(status=ForwardDelivery.Status.UNCERTAIN, handing_off=False, completed_at=now,
+                                        error=UNCERTAIN_DETAIL)
 
+
+def work_due(*, now=None):
+    """The ids of the jobs left undone longer than QMAILING_STUCK_AFTER_SECONDS, each made due again only after
+    another stuck period (so a sweep never piles wake-ups onto a slow worker): {"deliveries": [...],
+    "forwards": [...], "extractions": [...]}. mailboxes.tasks.work_sweep enqueues them."""
+    now = now or timezone.now()
+    before = stuck_before(now)
+    due = {"deliveries": [], "forwards": [], "extractions": []}
     for email_id, direction, status in list(Email.objects.filter(followup_due_at__lt=before)
                                             .order_by("followup_due_at")
                                             .values_list("pk", "direction", "delivery_status")[:SWEEP_BATCH]):
         if direction == Email.Direction.OUTBOUND and status != Email.Delivery.QUEUED:
             Email.objects.filter(pk=email_id).update(followup_due_at=None)  # handed off; only the mark was left
             continue
-        # Due again only after another stuck period: a sweep never piles wake-ups onto a slow worker.
         Email.objects.filter(pk=email_id).update(followup_due_at=now)
         due["deliveries" if direction == Email.Direction.OUTBOUND else "forwards"].append(str(email_id))
     due["extractions"] = [str(email_id) for email_id in emails_with_stuck_extraction(before=before)]

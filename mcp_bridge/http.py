@@ -37,6 +37,7 @@ import json
 import logging
 import sys
 import time
+from contextlib import nullcontext
 
 import mcp_types as types
 from asgiref.sync import sync_to_async
@@ -51,7 +52,7 @@ from starlette.responses import Response
 from accounts.request_log import request_log_write
 from mcp_bridge import resources, tools
 from mcp_bridge.push import EventFeeds
-from mcp_bridge.server import allowed_hosts, allowed_origins, build_server, build_session_manager
+from mcp_bridge.server import allowed_hosts, allowed_origins, build_server, build_session_manager, normalized_host
 from mcp_bridge.sessions import opening
 from qmailing import gates, ratelimit
 from qmailing.errors import RateLimited, TooLarge, Unauthenticated, problem_details
@@ -243,6 +244,8 @@ class McpEndpoint:
         if refused is not None:
             await refused(scope, receive, send)
             return
+        scope = _with_normalized_host(scope)
+        request = Request(scope)
         origin_header = request.headers.get("origin")
         if origin_header:  # it passed the Origin check above: one of QMAILING_MCP_ALLOWED_ORIGINS
             if scope["method"] == "OPTIONS":
@@ -304,7 +307,9 @@ class McpEndpoint:
 
         manager = await self.runtime.start()
         try:
-            with opening(actor), manager.serving(session_id, used=method in USING_METHODS):
+            # Only an initialize opens a session: any other session-less POST must not evict one to make room.
+            with opening(actor) if method == "initialize" else nullcontext(), \
+                    manager.serving(session_id, used=method in USING_METHODS):
                 await manager.handle_request(scope, receive, _with_headers(send, rate_headers))
         except RateLimited as error:  # a session cap (mcp_bridge.sessions), raised before anything was sent
             await _send_problem(send, error)
@@ -314,15 +319,28 @@ def _host_or_origin_refused(request):
     """421 for a Host header that is not exactly one we serve, 403 for a browser Origin that is not allowed;
     None when both pass. Exact matches only (mcp_bridge.server.allowed_hosts), so nothing a client made up
     ever reaches the 401's resource_metadata URL."""
-    host = (request.headers.get("host") or "").lower()
+    host = normalized_host(request.headers.get("host"))
     if host not in allowed_hosts():
         logger.warning("Refused an MCP request for Host %r", host[:100])
         return Response("Invalid Host header", status_code=421)
     origin = request.headers.get("origin")
-    if origin and origin not in allowed_origins():
+    if origin and origin.lower() not in allowed_origins():
         logger.warning("Refused an MCP request from Origin %r", origin[:100])
         return Response("Invalid Origin header", status_code=403)
     return None
+
+
+def _with_normalized_host(scope):
+    """The scope with Host (and Origin) as they were matched, so the SDK's own exact, case-sensitive check and
+    the 401's resource_metadata see the same value ours accepted."""
+    headers = []
+    for key, value in scope["headers"]:
+        if key == b"host":
+            value = normalized_host(value.decode("latin-1")).encode("latin-1")
+        elif key == b"origin":
+            value = value.lower()
+        headers.append((key, value))
+    return {**scope, "headers": headers}
 
 
 def _throttle(key, limit, detail):
@@ -344,7 +362,8 @@ def _unauthenticated_throttle(scope):
 @functools.partial(sync_to_async, thread_sensitive=False)
 def _initialize_throttle(actor):
     """Raise RateLimited past QMAILING_MCP_INITIALIZE_PER_MINUTE initialize requests of this token in a minute."""
-    error = _throttle(f"mcp:initialize:token:{actor.token.token_checksum[:32]}", settings.QMAILING_MCP_INITIALIZE_PER_MINUTE,
+    error = _throttle(f"mcp:initialize:token:{actor.token.token_checksum[:32]}",
+                      settings.QMAILING_MCP_INITIALIZE_PER_MINUTE,
                       "This token opened more than {limit} MCP sessions in a minute. Wait {wait} seconds, and "
                       "keep using the session you have (its Mcp-Session-Id) instead of initializing again.")
     if error is not None:

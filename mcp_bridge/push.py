@@ -10,7 +10,9 @@ fan-out in memory. It holds no database connection while it waits.
 A listener is (mailbox id, token id, callback, on_revoked): the callback (sync, cheap, on the event loop) is
 called when an event of that mailbox commits and the token is still alive; on_revoked instead, once, when
 the token has been revoked or has expired since — the subscription or stream then ends, having told
-nothing. MCP subscriptions (mcp_bridge.resources) turn a callback into notifications/resources/updated,
+nothing. Tokens are also checked every TOKEN_RECHECK_SECONDS whatever happens, so a stream ends within that
+after a revocation even when no mail arrives (and its end says nothing about mail). MCP subscriptions
+(mcp_bridge.resources) turn a callback into notifications/resources/updated,
 coalescing bursts: the notification means "read it again".
 
 An account holds at most QMAILING_MCP_SUBSCRIPTIONS_PER_ACCOUNT listeners in a process, across all its
@@ -24,6 +26,7 @@ stops; a follower ends with its account's last listener.
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
@@ -38,6 +41,7 @@ logger = logging.getLogger(__name__)
 _latest_cursor = database_sync_to_async(event_latest_cursor, thread_sensitive=False)
 _mailboxes_between = database_sync_to_async(event_mailboxes_between, thread_sensitive=False)
 _tokens_alive = database_sync_to_async(token_ids_alive, thread_sensitive=False)
+TOKEN_RECHECK_SECONDS = 10  # a revoked token's streams end within this, even when no mail arrives
 
 
 @dataclass(frozen=True)
@@ -135,12 +139,19 @@ class _Follower:
         """Tell the listeners of `mailbox_ids`: one query for their tokens, then callbacks in memory."""
         concerned = [(key, listener) for key, listener in list(self.listeners.items())
                      if listener.mailbox_id in mailbox_ids]
-        if not concerned:
-            return
-        alive = await _tokens_alive(token_ids={listener.token_id for _, listener in concerned})
-        for key, listener in concerned:
+        if concerned:
+            await self._call(concerned, notify=True)
+
+    async def _recheck_tokens(self):
+        """Every listener's token, on a timer whatever happens in the log: a revoked client's stream ends within
+        TOKEN_RECHECK_SECONDS, and when it ends tells nothing about mail arriving."""
+        await self._call(list(self.listeners.items()), notify=False)
+
+    async def _call(self, listeners, *, notify):
+        alive = await _tokens_alive(token_ids={listener.token_id for _, listener in listeners})
+        for key, listener in listeners:
             if listener.token_id in alive:
-                call = listener.callback
+                call = listener.callback if notify else None
             else:  # revoked or expired since it subscribed: it hears nothing more, and ends
                 self.listeners.pop(key, None)
                 call = listener.on_revoked
@@ -161,6 +172,7 @@ class _Follower:
                 raise
             finally:
                 self._ready.set()
+            checked = time.monotonic()
             while True:
                 try:
                     await asyncio.wait_for(signal.wait(), poll_seconds())
@@ -168,6 +180,9 @@ class _Follower:
                     pass
                 signal.clear()  # before reading: a wake-up from here on is seen by the read or the next wait
                 try:
+                    if time.monotonic() - checked >= TOKEN_RECHECK_SECONDS:
+                        checked = time.monotonic()
+                        await self._recheck_tokens()
                     latest = await _latest_cursor(account_id=self.account_id)
                     if latest > polled:
                         await self._deliver(await _mailboxes_between(account_id=self.account_id, after=polled, upto=latest))

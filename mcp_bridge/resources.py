@@ -331,10 +331,12 @@ class ResourceHandlers:
                 types.SubscriptionsAcknowledgedNotification(
                     params=types.SubscriptionsAcknowledgedNotificationParams(notifications=filter_, _meta=meta)),
                 related_request_id=subscription_id)
+            if not uris_of:  # nothing honoured, nothing will ever be told: the stream ends instead of holding a slot
+                return types.SubscriptionsListenResult(_meta=meta)
             while True:  # until the client closes the stream (which cancels this handler)
                 await changed.wait()
-                if changed.revoked:
-                    return  # revoked or expired since it listened: the stream ends, nothing more is told
+                if changed.revoked:  # revoked or expired since it listened: the stream ends, nothing more is told
+                    return types.SubscriptionsListenResult(_meta=meta)
                 uris = sorted(pending)
                 pending.clear()
                 for uri in uris:

@@ -96,8 +96,8 @@ def allowed_hosts():
     """
     names, ports = set(), {str(port) for port in settings.QMAILING_MCP_ALLOWED_PORTS}
     base = urlsplit(settings.QMAILING_BASE_URL)
-    if base.port:
-        ports.add(str(base.port))
+    ports.add(str(base.port or DEFAULT_PORTS.get(base.scheme, "")))
+    ports.discard("")
     for host in [*settings.ALLOWED_HOSTS, _host_of(settings.QMAILING_BASE_URL)]:
         if host in ("*", "") or host.startswith("*"):
             continue
@@ -105,9 +105,24 @@ def allowed_hosts():
     return frozenset({*names, *(f"{name}:{port}" for name in names for port in ports)})
 
 
+DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def normalized_host(host):
+    """A Host header value as it is compared: lowercase, without the one trailing dot a fully qualified name may
+    carry (`Mail.Example.com.:443` is `mail.example.com:443`)."""
+    host = (host or "").strip().lower()
+    name, colon, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+    if not colon or not port.isdigit():
+        name, colon, port = host, "", ""
+    return f"{name.removesuffix('.')}{colon}{port}"
+
+
 def allowed_origins():
-    """Every Origin header value a browser may send to /mcp, exactly (QMAILING_MCP_ALLOWED_ORIGINS, no patterns)."""
-    return frozenset(origin.rstrip("/") for origin in settings.QMAILING_MCP_ALLOWED_ORIGINS if not origin.endswith(":*"))
+    """Every Origin header value a browser may send to /mcp, exactly, lowercase (QMAILING_MCP_ALLOWED_ORIGINS;
+    patterns such as `http://localhost:*` are not honoured)."""
+    return frozenset(origin.rstrip("/").lower() for origin in settings.QMAILING_MCP_ALLOWED_ORIGINS
+                     if not origin.endswith(":*"))
 
 
 def transport_security():

@@ -12,6 +12,8 @@ process), so one token could take every slot and every other account's initializ
   session is refused with 429 `too_many_sessions`, and nothing else changes.
 - a session that never called a tool (tools/call, resources/read, resources/subscribe) ends after
   QMAILING_MCP_UNUSED_SESSION_SECONDS (300) idle, instead of QMAILING_MCP_SESSION_IDLE_SECONDS (1800).
+- a session whose token was revoked (or expired) ends within REAP_EVERY_SECONDS, open GET stream and all, so
+  a leaked token's sessions neither listen on nor hold the account's slots after the owner revokes it.
 - the SDK's own cap (QMAILING_MCP_MAX_SESSIONS) stays as the last line of defence.
 
 Who opens a session reaches the manager through a context variable that mcp_bridge.http sets for the
@@ -26,14 +28,17 @@ import time
 from dataclasses import dataclass, field
 
 import anyio
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
+from accounts.tokens import token_ids_alive
 from qmailing.errors import RateLimited
 
 logger = logging.getLogger(__name__)
 
 REAP_EVERY_SECONDS = 5
+_tokens_alive = sync_to_async(token_ids_alive, thread_sensitive=False)
 RETRY_AFTER_SECONDS = 30
 
 
@@ -101,7 +106,7 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
                 self.evict(session_id)
 
     def evict(self, session_id):
-        """End a session now: forgotten at once (its id answers 404), its server task stopped."""
+        """End a session now: forgotten at once (its id answers 404), its server task and open streams stopped."""
         self.owners.pop(session_id, None)
         self._session_owners.pop(session_id, None)
         transport = self._server_instances.pop(session_id, None)
@@ -109,8 +114,8 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
             return
         if transport.idle_scope is not None:
             transport.idle_scope.cancel()  # ends the session's loop; the SDK then terminates the transport
-        elif self._task_group is not None:
-            self._task_group.start_soon(transport.terminate)
+        if self._task_group is not None:
+            self._task_group.start_soon(transport.terminate)  # closes a GET stream that is still open
 
     async def _discard_session(self, session_id, transport):
         self.owners.pop(session_id, None)
@@ -156,12 +161,25 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
             self.evict(session_id)
         return len(stale)
 
+    async def reap_revoked(self):
+        """End every session whose token no longer admits calls (one query for all of them), busy or not: an
+        open GET stream of a revoked token must neither stay open nor hold its account's session slots."""
+        token_ids = {owner.token_id for owner in self.owners.values()}
+        if not token_ids:
+            return 0
+        alive = await _tokens_alive(token_ids=token_ids)
+        dead = [session_id for session_id, owner in list(self.owners.items()) if owner.token_id not in alive]
+        for session_id in dead:
+            self.evict(session_id)
+        return len(dead)
+
     async def _reap_unused(self):
         while True:
             await anyio.sleep(min(REAP_EVERY_SECONDS, settings.QMAILING_MCP_UNUSED_SESSION_SECONDS))
             try:
-                ended = self.reap_unused()
-                if ended:
-                    logger.info("Ended %d MCP sessions that never called a tool", ended)
+                unused, revoked = self.reap_unused(), await self.reap_revoked()
+                if unused or revoked:
+                    logger.info("Ended %d MCP sessions that never called a tool and %d of revoked tokens",
+                                unused, revoked)
             except Exception:  # the reaper must outlive any surprise; the next round tries again
-                logger.exception("Reaping unused MCP sessions failed")
+                logger.exception("Reaping MCP sessions failed")

@@ -76,3 +76,34 @@ def _check_text(text):
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise MalformedJson("A string in the JSON holds an unpaired surrogate (\\ud800-\\udfff).") from None
+
+
+class StrictJsonBodyMiddleware:
+    """Every JSON body Django reads outside the API and OAuth (which read theirs with json_loads_strict and answer
+    in their own formats) is checked the same way first: third-party views, such as anymail's ESP webhooks,
+    parse before they authenticate, and a deep or non-finite body would be a 500 there. A refused body gets a
+    400 problem (malformed_request)."""
+
+    SKIP_PREFIXES = ("/api/", "/oauth/")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if (request.method in ("POST", "PUT", "PATCH") and request.content_type == "application/json"
+                and not request.path.startswith(self.SKIP_PREFIXES)):
+            try:
+                json_loads_strict(request.body)
+            except MalformedJson as exc:
+                return _malformed(request, exc)
+        return self.get_response(request)
+
+
+def _malformed(request, exc):
+    from django.http import JsonResponse
+
+    from qmailing.errors import Invalid, problem_details
+
+    error = Invalid(f"The request body is not JSON this server accepts: {exc}", field="body", code="malformed_request")
+    return JsonResponse(problem_details(error, instance=request.path), status=400,
+                        content_type="application/problem+json")

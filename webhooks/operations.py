@@ -5,7 +5,6 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,7 +61,7 @@ class WaitForEventsInput(Input):
 def _token_recheck(actor):
     """The long-poll's recheck (webhooks.stream.event_wait_async): the token must still admit calls."""
     async def recheck():
-        if not await sync_to_async(token_alive, thread_sensitive=True)(token_id=actor.token.pk):
+        if not await database_sync_to_async(token_alive, thread_sensitive=False)(token_id=actor.token.pk):
             raise Unauthenticated("This token was revoked or expired while the call waited. Issue a new one under "
                                   "Settings → Developers.", bearer_error="invalid_token")
     return recheck

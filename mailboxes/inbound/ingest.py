@@ -68,10 +68,10 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
     message in several mailboxes parse it once. `authentication` is the SPF/DKIM/DMARC record of mail
     from the outside world (mailboxes.inbound.authentication), checked by the caller before any lock.
 
-    A re-delivery is acknowledged, not stored twice: an inbound message whose Message-ID and raw SHA-256
-    (`content_digest`, of the bytes as the sender sent them, when the caller added trace headers) match
-    an email stored in the same mailbox within 24 hours returns that email (the sender retried a delivery
-    whose answer it never got).
+    A re-delivery is acknowledged, not stored twice: an inbound message whose Message-ID and delivery digest
+    (`content_digest`, see delivery_digest: the bytes as the sender sent them, before the caller's trace
+    headers, its envelope sender and verdicts) match an email stored in the same mailbox within 24 hours
+    returns that email (the sender retried a delivery whose answer it never got).
     """
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise Invalid("A raw message must be bytes.", field="raw")
@@ -79,7 +79,7 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
     parsed = parsed or parse_message(raw)
     now = timezone.now()
     received_at = parsed.date if imported and parsed.date and parsed.date <= now else now
-    digest = content_digest or hashlib.sha256(raw).hexdigest()
+    digest = content_digest or delivery_digest(raw=raw, authentication=authentication)
     written = []
     with _files_dropped_unless_committed(written):
         _storage_check(mailbox=mailbox, size=len(raw))  # locks the account: the duplicate check below is exact
@@ -168,12 +168,26 @@ def _files_dropped_unless_committed(files):
 DUPLICATE_WINDOW = timedelta(hours=24)
 
 
+def delivery_digest(*, raw, envelope_from="", authentication=None):
+    """SHA-256 of a delivery as its sender made it: the bytes it sent (before our trace headers), its envelope
+    sender and what SPF, DKIM and DMARC said of it. A sender's retry gives the same digest; a third party who
+    has the same bytes (a co-recipient) and sends them first from elsewhere does not, so it can never make the
+    genuine delivery be dropped as its duplicate."""
+    authentication = authentication or {}
+    verdicts = [str(authentication.get("verdict", "")), str((authentication.get("spf") or {}).get("result", "")),
+                str((authentication.get("dmarc") or {}).get("result", "")),
+                ",".join(sorted(str(d.get("result", "")) for d in authentication.get("dkim") or [] if isinstance(d, dict)))]
+    digest = hashlib.sha256(raw)
+    digest.update(b"\0" + "\0".join([envelope_from.lower(), *verdicts]).encode("utf-8", "replace"))
+    return digest.hexdigest()
+
+
 def _recent_duplicate(*, mailbox, message_id, digest, now):
     """An email of this mailbox stored in the last 24 hours with the same Message-ID and the same raw bytes:
     the sender retried a delivery whose answer it never got. Without a Message-ID nothing is a duplicate."""
     if not message_id:
         return None
-    return (Email.objects.filter(mailbox=mailbox, message_id=message_id, raw_sha256=digest,
+    return (Email.objects.filter(mailbox=mailbox, message_id=message_id, delivery_digest=digest,
                                  received_at__gte=now - DUPLICATE_WINDOW).order_by("received_at").first())
 
 
@@ -232,7 +246,8 @@ def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_s
         received_at=received_at, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
         references=parsed.references, size=len(raw), text=parsed.text, text_clean=parsed.text_clean,
         html=parsed.html, snippet=parsed.snippet, links=parsed.links, has_attachments=bool(parsed.attachments),
-        defects=parsed.defects, delivery_status=delivery_status, authentication=authentication, raw_sha256=digest,
+        defects=parsed.defects, delivery_status=delivery_status, authentication=authentication,
+        delivery_digest=digest,
     )
     email.raw.save("message.eml", ContentFile(raw), save=False)
     written.append((email.raw.storage, email.raw.name))

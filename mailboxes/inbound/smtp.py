@@ -19,7 +19,6 @@ it announced is refused 552 5.3.4). Attachment text is extracted later by a work
 """
 
 import asyncio
-import hashlib
 import logging
 import re
 import ssl
@@ -34,6 +33,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from mailboxes.inbound.authentication import authentication_stamp, message_authenticate
+from mailboxes.inbound.ingest import delivery_digest
 from mailboxes.inbound.hosted import NOT_HOSTED, STORAGE_FULL, SUSPENDED, TOO_COMPLEX, deliver_hosted
 from mailboxes.selectors import mailbox_by_address
 
@@ -178,7 +178,8 @@ class InboundHandler:
         peer = session.peer[0] if isinstance(session.peer, tuple) else ""
         authentication = await _authenticate_async(raw=raw, client_ip=peer, helo=session.host_name or "",
                                                    mail_from=envelope.mail_from or "")
-        content_digest = hashlib.sha256(raw).hexdigest()  # what the sender sent: its retry is recognised
+        content_digest = delivery_digest(raw=raw, envelope_from=envelope.mail_from or "",
+                                         authentication=authentication)  # the sender's retry matches it, nobody else's
         raw = (trace_headers(session=session, envelope=envelope)
                + authentication_stamp(raw=raw, authentication=authentication))
         envelope.content = envelope.original_content = None  # one copy of the message in memory, not two

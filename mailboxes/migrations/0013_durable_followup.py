@@ -33,8 +33,8 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='email',
-            name='raw_sha256',
-            field=models.CharField(blank=True, help_text='Of the raw message: spots a re-delivery.', max_length=64),
+            name='delivery_digest',
+            field=models.CharField(blank=True, help_text='SHA-256 of the delivery (bytes, envelope sender, verdicts): spots a retry.', max_length=64),
         ),
         migrations.AddField(
             model_name='forwarddelivery',

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.template.defaultfilters import pluralize
 
 from mailboxes.models import Email
-from mailboxes.outbound.relay import relay_send
+from mailboxes.outbound.relay import relay_refused, relay_send
 from webhooks.models import EventType
 from webhooks.services import event_publish
 
@@ -62,7 +62,8 @@ def email_deliver_external(*, email_id, recipients=None, bounced=None):
     outcome winning) are on the row (mailboxes.work); the arguments serve tasks queued before that.
     The hand-off is claimed first (`handoff_at`, a conditional update): a task enqueued twice sends once,
     and a worker killed during the relay call leaves the marker for the sweep to settle as uncertain.
-    A relay error clears the marker: nothing was accepted, the retry may send.
+    A relay error that proves nothing was taken (a refusal code, no connection) clears the marker, so the
+    retry may send; any other (a timeout or a dropped connection after DATA) leaves it: uncertain.
     """
     email = Email.objects.filter(pk=email_id).select_related("mailbox__domain").first()
     if email is None:
@@ -79,9 +80,10 @@ def email_deliver_external(*, email_id, recipients=None, bounced=None):
         try:
             esp_message_id = relay_send(raw=raw, envelope_from=email.mailbox.address, recipients=recipients,
                                         header_from=formataddr((email.from_name, email.from_address)))
-        except Exception:
-            Email.objects.filter(pk=email.pk).update(handoff_at=None)
-            raise
+        except Exception as exc:
+            if relay_refused(exc):  # the relay said no, or was never reached: the retry may send
+                Email.objects.filter(pk=email.pk).update(handoff_at=None)
+            raise  # otherwise it may have left: the marker stays, and the sweep settles it as uncertain
         email = email_set_delivery(email_id=email.pk, status=Email.Delivery.SENT, esp_message_id=esp_message_id,
                                    detail=f"Handed to the mail backend for {len(recipients)} recipient{pluralize(len(recipients))}.")
     if bounced and email.delivery_status in (Email.Delivery.SENT, Email.Delivery.DELIVERED):

@@ -26,7 +26,7 @@ from mailboxes.inbound.ingest import ingest_batch
 from mailboxes.models import Email, Folder, ForwardDelivery, SendRecord
 from mailboxes.outbound.confirmation import forwarding_allowed, is_own_address
 from mailboxes.outbound.ledger import send_reserve, sending_domain
-from mailboxes.outbound.relay import permanent_failure, relay_send
+from mailboxes.outbound.relay import permanent_failure, relay_refused, relay_send
 from mailboxes.outbound.srs import srs_forward
 from qmailing.errors import AppError
 from mailboxes.selectors import mailbox_by_address
@@ -90,9 +90,10 @@ def _claim_hand_off(record):
                 .update(handing_off=True, attempts=F("attempts") + 1, attempted_at=timezone.now()))
 
 
-def _note_error(record, detail):
-    # The relay refused or could not be reached: nothing left, so the next attempt may send.
-    ForwardDelivery.objects.filter(pk=record.pk).update(error=detail[:2000], handing_off=False)
+def _note_error(record, detail, *, handed_off=False):
+    # Refused or never reached: nothing left, the next attempt may send. Otherwise (a timeout after DATA) it
+    # may have left: the record stays "handing off" and the sweep settles it as uncertain, never re-sent.
+    ForwardDelivery.objects.filter(pk=record.pk).update(error=detail[:2000], handing_off=handed_off)
 
 
 def _forward_refusal(email):
@@ -172,7 +173,7 @@ def _forward_relayed(*, record, raw, mailbox, sender):
         if permanent_failure(exc):
             _complete([record], status=ForwardDelivery.Status.FAILED, error=detail)
             return None
-        _note_error(record, detail)
+        _note_error(record, detail, handed_off=not relay_refused(exc))
         return exc
     _complete([record], status=ForwardDelivery.Status.SENT)
     return None
@@ -234,3 +235,12 @@ def email_forward(*, email_id):
         email.forward_deliveries.filter(recipient__in=targets).exclude(status=ForwardDelivery.Status.SENT).exists())
     if not mailbox.forward_keep_copy and everyone_has_it:
         email_purge(email=email)
+
+
+def forward_give_up(*, email_id, detail):
+    """The retries are used up: every address still waiting fails with the last error (the mailbox keeps its
+    copy); one still "handing off" is left for the sweep to settle as uncertain. Nothing is left pending."""
+    waiting = ForwardDelivery.objects.filter(email_id=email_id, status=ForwardDelivery.Status.PENDING, handing_off=False)
+    waiting.update(status=ForwardDelivery.Status.FAILED, completed_at=timezone.now(),
+                   error=f"Gave up after retries: {detail}"[:2000])
+    Email.objects.filter(pk=email_id).update(followup_due_at=None)

@@ -7,6 +7,7 @@ with the ESP's DKIM for the domain, so that domain must be set up at the ESP too
 
 import re
 import smtplib
+import socket
 from email import policy
 from email.parser import BytesParser
 
@@ -107,13 +108,16 @@ class PreparedEmailMessage(EmailMultiAlternatives):
         return _PreparedBytes(self._raw)
 
 
+BACKEND_TOOK_NOTHING = "The mail backend accepted no message."
+
+
 def relay_send(*, raw, envelope_from, recipients, header_from=None):
     """Send through the configured backend; returns the ESP's message id ("" when it has none)."""
     message = PreparedEmailMessage(raw=raw, envelope_from=envelope_from, recipients=recipients, header_from=header_from)
     connection = get_connection(fail_silently=False)
     sent = connection.send_messages([message])
     if not sent:
-        raise RuntimeError("The mail backend accepted no message.")
+        raise RuntimeError(BACKEND_TOOK_NOTHING)
     status = getattr(message, "anymail_status", None)
     return (getattr(status, "message_id", None) or "") if status is not None else ""
 
@@ -130,3 +134,23 @@ def permanent_failure(exc):
     if isinstance(exc, smtplib.SMTPSenderRefused):
         return exc.smtp_code >= 500
     return isinstance(exc, (AnymailRecipientsRefused, AnymailInvalidAddress, HeadersTooLarge))
+
+
+# Errors that prove the relay did not take the message: it answered with a refusal code, or no connection was
+# ever made. Anything else (a timeout or a dropped connection after DATA, a lost HTTP answer) may have come
+# after the relay took it.
+_NOT_TAKEN = (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused, smtplib.SMTPConnectError,
+              smtplib.SMTPNotSupportedError, ConnectionRefusedError, socket.gaierror, HeadersTooLarge,
+              AnymailRecipientsRefused, AnymailInvalidAddress)
+
+
+def relay_refused(exc):
+    """Whether a relay_send error proves the message was not handed off, so sending again cannot duplicate it.
+
+    Otherwise the hand-off is uncertain (mailboxes.work): it stays marked and is never re-sent blindly.
+    """
+    if isinstance(exc, _NOT_TAKEN):
+        return True
+    if isinstance(exc, RuntimeError) and str(exc) == BACKEND_TOOK_NOTHING:
+        return True
+    return getattr(exc, "status_code", None) is not None  # an ESP API that answered with an error status

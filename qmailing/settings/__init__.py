@@ -63,6 +63,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # JSON bodies outside /api and /oauth are parsed strictly before any view (anymail's webhooks parse first).
+    "qmailing.jsonbody.StrictJsonBodyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -162,7 +164,8 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     # A task a worker took and never acknowledged (it was killed) comes back after this; every task is
     # idempotent (claims in the database), and the database sweep (mailboxes.work) is the real safety net.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("QMAILING_BROKER_VISIBILITY_SECONDS", 600)}
+    # Above the longest retry countdown (32 minutes, mailboxes.tasks), so a delayed retry is not delivered twice.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("QMAILING_BROKER_VISIBILITY_SECONDS", 2400)}
     # socket_timeout above channels_redis's 5 s blocking pop (BZPOPMIN … 5): redis-py 8 reads with a 5 s socket
     # timeout by default, so an idle receive() could time out on the client a hair before Redis answers
     # "nothing yet", and the waiter failed with redis TimeoutError (seen with 10 concurrent long-polls).
@@ -346,6 +349,9 @@ CELERY_BEAT_SCHEDULE["request-log-purge"] = {"task": "accounts.tasks.request_log
 # never finished (uncertain, not sent twice). A failed enqueue (broker away) is logged and left to it.
 QMAILING_SWEEP_SECONDS = env.int("QMAILING_SWEEP_SECONDS", 60)
 QMAILING_STUCK_AFTER_SECONDS = env.int("QMAILING_STUCK_AFTER_SECONDS", 120)
+# A hand-off to the relay still marked after this long was interrupted (a large message on a slow link may
+# legitimately take minutes: EMAIL_TIMEOUT bounds each socket operation, not the whole send).
+QMAILING_HANDOFF_STUCK_SECONDS = env.int("QMAILING_HANDOFF_STUCK_SECONDS", 900)
 CELERY_BEAT_SCHEDULE["mail-work-sweep"] = {"task": "mailboxes.tasks.mail_work_sweep_task",
                                            "schedule": timedelta(seconds=QMAILING_SWEEP_SECONDS)}
 # With the broker away, an enqueue gives up fast (the sweep does the work later) instead of holding the request.

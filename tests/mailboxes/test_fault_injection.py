@@ -120,7 +120,7 @@ def test_broker_unreachable_during_smtp_ingest(forwarding_box, relay, eager_task
         # A sender that never heard the 250 retries: acknowledged again, not stored twice.
         assert smtp.send("ada@example.com", [forwarding_box.address], messages[0])
         assert Email.objects.filter(mailbox=forwarding_box).count() == 4, list(
-            Email.objects.filter(mailbox=forwarding_box).values_list("message_id", "raw_sha256", "direction"))
+            Email.objects.filter(mailbox=forwarding_box).values_list("message_id", "delivery_digest", "direction"))
     finally:
         smtp.stop()
     began = time.monotonic()
@@ -173,7 +173,8 @@ def test_broker_unreachable_during_send(owner, verified_domain, relay, eager_tas
 def test_worker_killed_while_handing_off_sends_never_sends_twice(owner, verified_domain, settings, tmp_path):
     from mailboxes.outbound.send import email_send
 
-    settings.QMAILING_STUCK_AFTER_SECONDS = 3  # the sweep below runs in real time, beside the second worker
+    # The sweep below runs in real time, beside the second worker: short thresholds, still well above a hand-off.
+    settings.QMAILING_STUCK_AFTER_SECONDS = settings.QMAILING_HANDOFF_STUCK_SECONDS = 3
 
     relay = Relay(delay=0.25).start(settings)
     box = mailbox_create(account=owner, domain=verified_domain, local_part="bulk")

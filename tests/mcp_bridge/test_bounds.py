@@ -154,7 +154,8 @@ def test_a_host_that_is_not_exactly_ours_is_refused_without_echo(asgi_server, ow
 
 
 def test_the_served_host_and_port_pass(asgi_server, owner):
-    for host in (f"127.0.0.1:{asgi_server.port}", "localhost:8000", "localhost"):
+    # Compared as a name is: any case, one trailing dot; the SDK behind us is handed the same normalised value.
+    for host in (f"127.0.0.1:{asgi_server.port}", "localhost:8000", "localhost", "LOCALHOST:8000", "localhost.:8000"):
         response = requests.post(f"{asgi_server.url}/mcp", json=_initialize(), timeout=10, headers={
             "Accept": ACCEPT, "Host": host, "Authorization": f"Bearer {token_for(owner)}"})
         assert response.status_code == 200, host
@@ -206,3 +207,23 @@ def test_json_at_the_depth_limit_is_accepted(mcp_url, owner):
     assert response.status_code == 200, response.text
     assert reply["result"]["isError"] is True  # refused by the tool's schema (unknown argument), not by the parser
     assert reply["result"]["structuredContent"]["code"] == "validation_error"
+
+
+def test_a_revoked_tokens_open_get_stream_ends_and_frees_its_slot(mcp_url, owner, settings):
+    from accounts.tokens import token_lookup, token_revoke
+
+    settings.QMAILING_MCP_SESSIONS_PER_ACCOUNT = 1
+    leaked = token_for(owner, client="Leaked")
+    session, _ = _open(mcp_url, leaked)
+    stream = _hold_stream(mcp_url, leaked, session)  # busy: never evicted as idle
+    try:
+        problem_of(_open(mcp_url, token_for(owner, client="Owner"))[1], 429, "too_many_sessions")
+        token_revoke(account=owner, token_id=token_lookup(leaked).pk)
+        ended = time.monotonic() + 15  # the reaper checks tokens every few seconds
+        while time.monotonic() < ended and _session_exists(session):
+            time.sleep(0.2)
+        assert not _session_exists(session)
+        assert b"".join(stream.iter_content(chunk_size=None)) is not None  # the stream is closed: reading ends
+    finally:
+        stream.close()
+    assert _open(mcp_url, token_for(owner, client="Owner again"))[0] is not None  # the slot is free again

@@ -187,3 +187,45 @@ def test_a_listen_stream_ends_when_its_token_is_revoked(mcp_url, owner, mailbox)
         received = []
         assert "updated" not in repr(error)
     assert received == []
+
+
+def test_a_listen_stream_that_follows_nothing_ends_at_once(mcp_url, owner, outsider):
+    foreign = _uri(outsider.mailboxes.get())
+
+    async def scenario(client):
+        async with client.listen(resource_subscriptions=[foreign]) as subscription:
+            received = []
+            with anyio.move_on_after(5) as scope:
+                async for event in subscription:
+                    received.append(event)
+            return received, scope.cancelled_caught
+
+    try:
+        received, timed_out = run(_session(mcp_url, token_for(owner, scopes="email:read"), scenario, mode="2026-07-28"))
+    except BaseException as error:  # the client may report the ended stream as an error
+        assert "updated" not in repr(error)
+        return
+    assert received == [] and not timed_out  # the stream ended by itself, it did not hold a slot for 5 s
+
+
+def test_a_listen_stream_ends_after_revocation_even_when_no_mail_arrives(mcp_url, owner, mailbox, monkeypatch):
+    from mcp_bridge import push
+
+    monkeypatch.setattr(push, "TOKEN_RECHECK_SECONDS", 0.5)
+    token = token_for(owner, scopes="email:read")
+
+    async def scenario(client):
+        async with client.listen(resource_subscriptions=[_uri(mailbox)]) as subscription:
+            await anyio.to_thread.run_sync(lambda: token_revoke(account=owner, token_id=token_lookup(token).pk))
+            began = time.monotonic()
+            with anyio.move_on_after(15) as scope:
+                async for _ in subscription:
+                    pass
+            return time.monotonic() - began, scope.cancelled_caught
+
+    try:
+        seconds, timed_out = run(_session(mcp_url, token, scenario, mode="2026-07-28"))
+    except BaseException as error:  # the ended stream reported as an error: it ended, which is the point
+        assert "updated" not in repr(error)
+        return
+    assert not timed_out and seconds < 10

@@ -122,3 +122,14 @@ def test_dynamic_client_registration_refuses_deep_json_with_a_400(client):
                               content_type="application/json")
     assert response.status_code == 400
     assert json.loads(response.content)["error"] == "invalid_client_metadata"
+
+
+@pytest.mark.parametrize("path", ["/anymail/mailgun/tracking/", "/anymail/mailgun/inbound/",
+                                  "/anymail/mailgun/inbound_mime/"])
+@pytest.mark.parametrize("body", [b"[" * 10_000 + b"]" * 10_000, b'{"signature": NaN}', b'{"x": 1e999}'],
+                         ids=["depth 10,000", "NaN", "1e999"])
+def test_esp_webhooks_refuse_malformed_json_with_a_400_before_any_view(client, settings, path, body):
+    settings.MAILGUN_WEBHOOK_SIGNING_KEY = "key-test"  # configured, as a deployment that receives mail is
+    settings.ANYMAIL = {**settings.ANYMAIL, "MAILGUN_WEBHOOK_SIGNING_KEY": "key-test"}
+    response = client.generic("POST", path, body, content_type="application/json")
+    assert response.status_code == 400 and json.loads(response.content)["code"] == "malformed_request"

@@ -109,7 +109,7 @@ def test_a_rerun_after_the_worker_died_mid_task_sends_the_rest_only_and_never_tw
     forwarding.email_forward(email_id=email.id)  # the broker redelivers the unacknowledged task
     # The address whose hand-off was interrupted may or may not have it: it is not sent again blindly.
     assert _received_by(smtp_relay) == sorted(set(FORWARD_TO) - set(killed))
-    later = timezone.now() + timedelta(seconds=settings.QMAILING_STUCK_AFTER_SECONDS + 1)
+    later = timezone.now() + timedelta(seconds=settings.QMAILING_HANDOFF_STUCK_SECONDS + 1)
     assert work_sweep(now=later)["uncertain"] == 1
     record = ForwardDelivery.objects.get(email=email, recipient=killed[0])
     assert record.status == ForwardDelivery.Status.UNCERTAIN and "may or may not" in record.error
