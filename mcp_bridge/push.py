@@ -42,6 +42,7 @@ _latest_cursor = database_sync_to_async(event_latest_cursor, thread_sensitive=Fa
 _mailboxes_between = database_sync_to_async(event_mailboxes_between, thread_sensitive=False)
 _tokens_alive = database_sync_to_async(token_ids_alive, thread_sensitive=False)
 TOKEN_RECHECK_SECONDS = 10  # a revoked token's streams end within this, even when no mail arrives
+CLOSE_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class EventFeeds:
         def stop():
             follower.listeners.pop(key, None)
             if not follower.listeners:
-                follower.task.cancel()
+                follower.stop()
                 if self._followers.get(account_id) is follower:
                     del self._followers[account_id]
 
@@ -111,12 +112,16 @@ class EventFeeds:
         return len(self._tasks)
 
     async def close(self):
-        """Cancel every follower and subscription task and wait for them (the runtime is stopping)."""
+        """Stop every follower and subscription task and wait for them, a bounded time (the runtime is stopping)."""
+        for follower in self._followers.values():
+            follower.stop()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            _, pending = await asyncio.wait(tasks, timeout=CLOSE_SECONDS)
+            if pending:
+                logger.warning("%d event feed tasks did not end within %s s", len(pending), CLOSE_SECONDS)
         self._followers.clear()
 
 
@@ -129,6 +134,17 @@ class _Follower:
         self.task = None
         self._ready = asyncio.Event()
         self._failed = None
+        self._stopped = False
+        self._signal = None
+
+    def stop(self):
+        """End the follower: told, woken and cancelled, so it ends whatever await it is in (a cancellation that
+        lands inside a thread hand-off or asyncio's wait_for in Python 3.11 can be lost; the flag cannot)."""
+        self._stopped = True
+        if self._signal is not None:
+            self._signal.set()
+        if self.task is not None:
+            self.task.cancel()
 
     async def wait_ready(self):
         await self._ready.wait()
@@ -164,6 +180,7 @@ class _Follower:
 
     async def run(self):
         async with event_signal(self.account_id) as signal:  # registered first: nothing slips between
+            self._signal = signal
             try:
                 polled = await _latest_cursor(account_id=self.account_id)
             except Exception as exc:
@@ -173,11 +190,14 @@ class _Follower:
             finally:
                 self._ready.set()
             checked = time.monotonic()
-            while True:
+            while not self._stopped:
                 try:
-                    await asyncio.wait_for(signal.wait(), poll_seconds())
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(poll_seconds()):
+                        await signal.wait()
+                except TimeoutError:
                     pass
+                if self._stopped:
+                    return
                 signal.clear()  # before reading: a wake-up from here on is seen by the read or the next wait
                 try:
                     if time.monotonic() - checked >= TOKEN_RECHECK_SECONDS:
