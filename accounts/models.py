@@ -46,6 +46,8 @@ class Account(models.Model):
     # Per-account event cursor; bumped under a row lock so cursors commit in order (webhooks.services).
     event_cursor = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Set when the account is closed: its deletion (a task) is due then; the sweep enqueues it again if lost.
+    deletion_due_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["created_at"]

@@ -7,7 +7,6 @@ from allauth.usersessions.models import UserSession
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.debug import sensitive_post_parameters
@@ -15,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.services import account_close
 from accounts.tasks import account_delete_task
+from qmailing.enqueue import enqueue_on_commit
 from qmailing.web import account_view, render_form
 
 
@@ -64,7 +64,7 @@ def delete(request, account):
     form = AccountDeleteForm(request.POST or None, request=request)
     if request.method == "POST" and form.is_valid():
         account_close(account=account)  # at once: signed out everywhere, tokens dead, new mail refused
-        transaction.on_commit(lambda: account_delete_task.delay(account.pk))  # the rest, however much mail
+        enqueue_on_commit(account_delete_task, str(account.pk))  # the rest, however much mail; swept if lost
         logout(request)
         messages.success(request, "Your account is closed and its mail, files, domains and tokens are being deleted.")
         return redirect("account_login")

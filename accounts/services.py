@@ -1,5 +1,6 @@
 import math
 import re
+from datetime import timedelta
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -7,6 +8,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Account, Plan, User
 from accounts.selectors import plan_get
@@ -121,6 +123,17 @@ def account_close(*, account):
             session.end()  # the session store's entry (any SESSION_ENGINE) and the row
         account.mailboxes.update(status=Mailbox.Status.SUSPENDED)
         account.webhook_endpoints.all().delete()  # nothing is delivered about the deletion itself
+        Account.objects.filter(pk=account.pk).update(deletion_due_at=timezone.now())  # the record of the rest
+
+
+def accounts_deletion_due(*, now=None):
+    """Closed accounts whose deletion has waited longer than QMAILING_STUCK_AFTER_SECONDS (its task was lost, or
+    is slow): each made due again one stuck period later, so a slow deletion is not piled on. Their ids."""
+    now = now or timezone.now()
+    before = now - timedelta(seconds=settings.QMAILING_STUCK_AFTER_SECONDS)
+    due = list(Account.objects.filter(deletion_due_at__lt=before).values_list("pk", flat=True)[:100])
+    Account.objects.filter(pk__in=due).update(deletion_due_at=now)
+    return due
 
 
 def account_delete(*, account):

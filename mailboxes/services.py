@@ -8,7 +8,7 @@ from mailboxes.outbound.composition import has_control_characters
 from mailboxes.outbound.confirmation import forwarding_confirmations_request
 from mailboxes.store.services import email_purge
 from mailboxes.tasks import forwarding_confirmation_send_task
-from mailboxes.work import enqueue_on_commit
+from qmailing.enqueue import enqueue_on_commit
 from qmailing.errors import Conflict, Invalid, LimitReached, NotFound
 from webhooks.models import EventType
 from webhooks.services import event_publish

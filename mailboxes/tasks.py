@@ -15,7 +15,8 @@ from mailboxes.outbound.forwarding import email_forward, forward_give_up
 from mailboxes.outbound.relay import permanent_failure
 from mailboxes.store.drafts import drafts_send_due
 from mailboxes.store.services import emails_purge_expired
-from mailboxes.work import enqueue_on_commit, handoffs_settle, work_due
+from mailboxes.work import handoffs_settle, work_due
+from qmailing.enqueue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 

@@ -5,12 +5,12 @@ Every piece of work that follows a change is written in the same transaction as 
 - forwarding of a received email: `Email.followup_due_at` (progress per address in ForwardDelivery);
 - attachment text: `Attachment.extraction = pending`;
 - webhooks: a WebhookDelivery row per endpoint (webhooks.delivery).
-The Celery message sent after commit (`enqueue_on_commit`) is only a wake-up and may be lost: the broker
-away, a crash between commit and enqueue, a worker killed. A failed enqueue is logged and never undoes
-the commit. `work_sweep` (beat, every QMAILING_SWEEP_SECONDS) enqueues again every job left undone for
-longer than QMAILING_STUCK_AFTER_SECONDS (`work_due`; mailboxes.tasks.work_sweep enqueues it). Tasks claim
-their work with conditional updates, so a job
-enqueued twice is done once.
+The Celery message sent after commit (qmailing.enqueue.enqueue_on_commit) is only a wake-up and may be
+lost: the broker away, a crash between commit and enqueue, a worker killed. A failed enqueue is logged and
+never undoes the commit. Every QMAILING_SWEEP_SECONDS, beat's sweep (mailboxes.tasks.work_sweep) enqueues
+again every job left undone for longer than QMAILING_STUCK_AFTER_SECONDS (`work_due`). Tasks claim their
+work with conditional updates, so a job enqueued twice is done once. (Closed accounts have the same kind of
+record and sweep: accounts.services.accounts_deletion_due.)
 
 At most once per recipient: the relay call is preceded by a "handing off" marker (`Email.handoff_at`,
 `ForwardDelivery.handing_off`) and followed by the outcome; an error that does not prove the relay refused
@@ -25,7 +25,6 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from mailboxes.inbound.extraction import emails_with_stuck_extraction
@@ -38,21 +37,6 @@ SWEEP_BATCH = 500
 UNCERTAIN_DETAIL = ("The worker stopped while handing this message to the mail backend, so it may or may not have "
                     "left. It is not sent again automatically, so that nobody gets it twice: check with the "
                     "recipients, or send it again.")
-
-
-def enqueue_on_commit(task, *args, **kwargs):
-    """Wake a worker for `task(*args, **kwargs)` once the current transaction commits; never raises.
-
-    The work itself is already recorded in the database, so a broker that cannot be reached only delays
-    it until the next sweep: the error is logged, and the committed change stands.
-    """
-    def enqueue():
-        try:
-            task.apply_async(args=args, kwargs=kwargs)
-        except Exception:  # noqa: BLE001 — the broker away, or anything else: the sweep will do it
-            logger.warning("Could not enqueue %s%r; the sweep will do it", task.name, args, exc_info=True)
-
-    transaction.on_commit(enqueue)
 
 
 def stuck_before(now=None):

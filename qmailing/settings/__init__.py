@@ -354,6 +354,8 @@ QMAILING_STUCK_AFTER_SECONDS = env.int("QMAILING_STUCK_AFTER_SECONDS", 120)
 QMAILING_HANDOFF_STUCK_SECONDS = env.int("QMAILING_HANDOFF_STUCK_SECONDS", 900)
 CELERY_BEAT_SCHEDULE["mail-work-sweep"] = {"task": "mailboxes.tasks.mail_work_sweep_task",
                                            "schedule": timedelta(seconds=QMAILING_SWEEP_SECONDS)}
+CELERY_BEAT_SCHEDULE["accounts-closed-sweep"] = {"task": "accounts.tasks.accounts_closed_sweep_task",
+                                                 "schedule": timedelta(seconds=QMAILING_SWEEP_SECONDS)}
 # With the broker away, an enqueue gives up fast (the sweep does the work later) instead of holding the request.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
