@@ -104,7 +104,7 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("body", MALFORMED.values(), ids=MALFORMED.keys())
-def test_malformed_json_is_a_400problem_of(base, owner, body):
+def test_malformed_json_is_a_400_problem(base, owner, body):
     response = requests.post(f"{base}/api/v1/pub/mailboxes", data=body, timeout=30, headers={
         "Authorization": f"Bearer {token_for(owner)}", "Content-Type": "application/json"})
     body = problem_of(response, 400, "malformed_request")
