@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 import anyio
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
@@ -38,7 +38,7 @@ from qmailing.errors import RateLimited
 logger = logging.getLogger(__name__)
 
 REAP_EVERY_SECONDS = 5
-_tokens_alive = sync_to_async(token_ids_alive, thread_sensitive=False)
+_tokens_alive = database_sync_to_async(token_ids_alive, thread_sensitive=False)  # its connection goes back after
 RETRY_AFTER_SECONDS = 30
 
 

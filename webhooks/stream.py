@@ -234,6 +234,9 @@ async def event_wait_async(*, account_id, after=None, mailbox_id=None, types=Non
     deadline = time.monotonic() + timeout
     read = sync_to_async(event_batch, thread_sensitive=True)
     async with event_signal(account_id) as signal:  # registered before the first read: no wake-up is missed
+        # A connection left open on this thread by an earlier call may have died (a database restart): the read
+        # takes one from the pool, which checks it, instead of failing this call.
+        await sync_to_async(_release_connections, thread_sensitive=True)()
         first = batch = await read(account_id=account_id, after=after, mailbox_id=mailbox_id, types=types,
                                    limit=limit)
         woke = False
