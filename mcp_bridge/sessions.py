@@ -164,11 +164,11 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
     async def reap_revoked(self):
         """End every session whose token no longer admits calls (one query for all of them), busy or not: an
         open GET stream of a revoked token must neither stay open nor hold its account's session slots."""
-        token_ids = {owner.token_id for owner in self.owners.values()}
-        if not token_ids:
+        checked = dict(self.owners)  # sessions opened while the query runs are not judged by it
+        if not checked:
             return 0
-        alive = await _tokens_alive(token_ids=token_ids)
-        dead = [session_id for session_id, owner in list(self.owners.items()) if owner.token_id not in alive]
+        alive = await _tokens_alive(token_ids={owner.token_id for owner in checked.values()})
+        dead = [session_id for session_id, owner in checked.items() if owner.token_id not in alive]
         for session_id in dead:
             self.evict(session_id)
         return len(dead)
