@@ -7,6 +7,7 @@ from celery import shared_task
 from accounts.models import Account
 from accounts.request_log import request_log_purge
 from accounts.services import account_delete, accounts_deletion_due
+from qmailing.enqueue import enqueue_now
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +25,7 @@ def accounts_closed_sweep_task():
     """Beat, every QMAILING_SWEEP_SECONDS: the deletion of every closed account whose task was lost, enqueued again."""
     due = accounts_deletion_due()
     for account_id in due:
-        try:
-            account_delete_task.apply_async(args=(str(account_id),))
-        except Exception:  # noqa: BLE001 — still recorded; the next sweep tries again
-            logger.warning("Could not enqueue the deletion of account %s", account_id, exc_info=True)
+        enqueue_now(account_delete_task, str(account_id))  # still recorded: the next sweep tries again
     return len(due)
 
 

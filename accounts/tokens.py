@@ -173,10 +173,7 @@ def token_revoke(*, account, token_id):
 
 def token_alive(*, token_id) -> bool:
     """Whether the token with this id still admits calls (not revoked, not expired, its person active)."""
-    access_token = (get_access_token_model().objects.select_related("user").filter(pk=token_id).first()
-                    if str(token_id).isdigit() else None)
-    return (access_token is not None and not access_token.is_expired() and access_token.user is not None
-            and access_token.user.is_active)
+    return bool(token_ids_alive(token_ids=[token_id]))
 
 
 def token_ids_alive(*, token_ids) -> set:

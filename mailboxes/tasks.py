@@ -16,7 +16,7 @@ from mailboxes.outbound.relay import permanent_failure
 from mailboxes.store.drafts import drafts_send_due
 from mailboxes.store.services import emails_purge_expired
 from mailboxes.work import handoffs_settle, work_due
-from qmailing.enqueue import enqueue_on_commit
+from qmailing.enqueue import enqueue_now, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +112,7 @@ def work_sweep(*, now=None):
     for task, kind in ((email_deliver_task, "deliveries"), (email_forward_task, "forwards"),
                        (attachments_extract_task, "extractions")):
         for email_id in due[kind]:
-            try:
-                task.apply_async(args=(email_id,))
-            except Exception:  # noqa: BLE001 — still recorded; the next sweep tries again
-                logger.warning("Could not enqueue %s(%s) from the sweep", task.name, email_id, exc_info=True)
+            enqueue_now(task, email_id)  # still recorded if the broker is away: the next sweep tries again
     return {"uncertain": settled, **{kind: len(ids) for kind, ids in due.items()}}
 
 

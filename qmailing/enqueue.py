@@ -21,10 +21,15 @@ def enqueue_on_commit(task, *args, **kwargs):
     The work itself is already recorded in the database, so a broker that cannot be reached only delays
     it until the next sweep: the error is logged, and the committed change stands.
     """
-    def enqueue():
-        try:
-            task.apply_async(args=args, kwargs=kwargs)
-        except Exception:  # noqa: BLE001 — the broker away, or anything else: the sweep will do it
-            logger.warning("Could not enqueue %s%r; the sweep will do it", task.name, args, exc_info=True)
+    transaction.on_commit(lambda: enqueue_now(task, *args, **kwargs))
 
-    transaction.on_commit(enqueue)
+
+def enqueue_now(task, *args, **kwargs):
+    """Wake a worker for `task(*args, **kwargs)` now (a sweep, or after a commit); False when the broker could not
+    be reached, which is logged and left to the next sweep, never raised."""
+    try:
+        task.apply_async(args=args, kwargs=kwargs)
+    except Exception:  # noqa: BLE001 — the broker away, or anything else: the sweep will do it
+        logger.warning("Could not enqueue %s%r; the sweep will do it", task.name, args, exc_info=True)
+        return False
+    return True

@@ -1,16 +1,13 @@
 """Celery tasks of webhook delivery: thin wrappers that own the scheduling (webhooks.delivery does the work)."""
 
-import logging
-
 from datetime import timedelta
 
 from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from qmailing.enqueue import enqueue_now
 from webhooks.delivery import delivery_attempt, deliveries_due
-
-logger = logging.getLogger(__name__)
 
 SOON_SECONDS = 600  # a retry due within this is enqueued with a countdown; later ones are left to the sweep
 # The sweep takes what has been due for this long without an attempt: a task that was lost or a worker that
@@ -40,9 +37,6 @@ def enqueue_on_commit(ids):
     """delivery.on_deliveries_due hook: enqueue the deliveries once their transaction commits."""
     def enqueue():
         for delivery_id in ids:
-            try:
-                webhook_deliver_task.delay(delivery_id)
-            except Exception:  # the broker is away: the sweep enqueues it within a minute
-                logger.exception("Could not enqueue webhook delivery %s; the sweep will", delivery_id)
+            enqueue_now(webhook_deliver_task, delivery_id)  # the broker away: the sweep enqueues it within a minute
 
     transaction.on_commit(enqueue)
