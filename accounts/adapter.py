@@ -1,6 +1,6 @@
 """django-allauth, fitted to QMailing: sign-up opens an account (plan + mailbox), links in mail follow
 QMAILING_BASE_URL (never the Host header), mail comes from the shared domain, and the rate limits count
-the client the way every other limit here does (qmailing.ratelimit.client_ip, proxy-aware)."""
+the client the way every other limit here does (core.ratelimit.client_ip, proxy-aware)."""
 
 import base64
 import hashlib
@@ -13,8 +13,8 @@ from django.conf import settings
 from django.urls import reverse
 
 from accounts.services import account_provision_for_user, signin_rate_limited
-from qmailing import ratelimit
-from qmailing.web import welcome
+from core import ratelimit
+from accounts.web import welcome
 
 
 class AccountAdapter(DefaultAccountAdapter):

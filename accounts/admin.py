@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from accounts.models import Account, Plan, User
-from qmailing.admin_mixins import NoSecretLookups
+from core.admin_mixins import NoSecretLookups
 
 
 @admin.register(Plan)

@@ -34,7 +34,7 @@ USE_CASES = {
 MCP_PATH = "/mcp"
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 API_PATH = "/api/v1/pub/"
-DOCS_PATH = "/docs/mcp"  # the public page on connecting an agent (mcp_bridge.docs)
+DOCS_PATH = "/docs/mcp"  # the public page on connecting an agent (agent.mcp.docs)
 
 
 def server_urls():

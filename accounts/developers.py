@@ -26,9 +26,10 @@ from accounts.oauth_apps import access_oauth_app, oauth_app_list, oauth_app_revo
 from accounts.request_log import account_usage, usage_breakdown, with_last_used
 from accounts.scopes import MAILBOX_READ, SCOPES
 from accounts.tokens import MAX_CLIENT_NAME, TOKEN_LIMIT_REACHED, personal_token_list, token_issue, token_list, token_revoke
-from qmailing.errors import AppError, NotFound
-from qmailing.forms import add_app_error
-from qmailing.web import account_view, nonce_issue, nonce_use
+from core.errors import AppError, NotFound
+from core.forms import add_app_error
+from accounts.web import account_view
+from core.web import nonce_issue, nonce_use
 
 # The wizard's steps, each with the one sentence that says what it is for.
 STEPS = [

@@ -103,7 +103,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     objects = UserManager()
 
-    secret_fields = ("password",)  # never filterable in the admin (qmailing.admin_mixins.NoSecretLookups)
+    secret_fields = ("password",)  # never filterable in the admin (core.admin_mixins.NoSecretLookups)
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
     REQUIRED_FIELDS = []

@@ -21,7 +21,7 @@ from oauth2_provider.models import (
 )
 
 from accounts.models import RequestLog
-from qmailing.errors import NotFound
+from core.errors import NotFound
 
 NOT_FOUND = "No OAuth app holds access to your account under this id."
 

@@ -14,8 +14,9 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.services import account_close
 from accounts.tasks import account_delete_task
-from qmailing.enqueue import enqueue_on_commit
-from qmailing.web import account_view, render_form
+from core.enqueue import enqueue_on_commit
+from accounts.web import account_view
+from core.web import render_form
 
 
 class AccountDeleteForm(forms.Form):

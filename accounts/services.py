@@ -1,33 +1,20 @@
 import math
-import re
 from datetime import timedelta
 
 from allauth.account.models import EmailAddress
+from allauth.usersessions.models import UserSession
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account, Plan, User
 from accounts.selectors import plan_get
-from qmailing.errors import Conflict, Invalid, RateLimited
-
-
-def _first_free_local_part(base, domain):
-    from mailboxes.addresses import ROLE_NAMES, SYSTEM_NAMES
-    from mailboxes.models import Mailbox
-
-    base = re.sub(r"[^a-z0-9._-]", "", base.lower())
-    base = re.sub(r"\.{2,}", ".", base)[:48].strip(".") or "user"  # cut first: the cut may end on a dot
-    if base in ROLE_NAMES or base in SYSTEM_NAMES:
-        base = f"{base}-user"
-    candidate, n = base, 1
-    while Mailbox.objects.filter(domain=domain, local_part=candidate).exists():
-        n += 1
-        candidate = f"{base}{n}"
-    return candidate
+from accounts.signals import account_closing, account_created, account_deleting
+from core.errors import Conflict, Invalid, RateLimited
 
 
 def account_signup(*, email, password, full_name="", account_name=""):
@@ -58,14 +45,10 @@ def account_signup(*, email, password, full_name="", account_name=""):
 
 
 def _account_with_mailbox(*, email, full_name, account_name=""):
-    """A new account on FREE with one mailbox on the shared domain, named after `email`; inside the caller's transaction."""
-    from domains.services import shared_domain_get
-    from mailboxes.services import mailbox_create
-
+    """A new account on FREE; inside the caller's transaction. The account_created receivers give it its first
+    mailbox on the shared domain, named after `email` (mailboxes.receivers)."""
     account = Account.objects.create(name=(account_name or full_name or email).strip()[:120], plan=plan_get(code=Plan.FREE))
-    shared = shared_domain_get()
-    mailbox_create(account=account, domain=shared, local_part=_first_free_local_part(email.split("@")[0], shared),
-                   display_name=full_name)
+    account_created.send(sender=Account, account=account, email=email, full_name=full_name)
     return account
 
 
@@ -112,16 +95,12 @@ def account_close(*, account):
     acts for it. Its users are deactivated and signed out everywhere, its tokens stop working (they belong to
     those users), its mailboxes are suspended (new mail is refused at the door) and its webhooks revoked.
     account_delete (a background task) then removes everything."""
-    from allauth.usersessions.models import UserSession
-
-    from mailboxes.models import Mailbox
-
     with transaction.atomic():
         users = list(account.users.all())
         User.objects.filter(pk__in=[user.pk for user in users]).update(is_active=False)
         for session in UserSession.objects.filter(user__in=users):
             session.end()  # the session store's entry (any SESSION_ENGINE) and the row
-        account.mailboxes.update(status=Mailbox.Status.SUSPENDED)
+        account_closing.send(sender=Account, account=account)  # mailboxes are suspended (mailboxes.receivers)
         account.webhook_endpoints.all().delete()  # nothing is delivered about the deletion itself
         Account.objects.filter(pk=account.pk).update(deletion_due_at=timezone.now())  # the record of the rest
 
@@ -141,15 +120,8 @@ def account_delete(*, account):
     search entries), mailboxes, groups, domains, webhooks, events, tokens and OAuth clients, and its users with
     their email addresses, second factors and sessions. Whatever file a cascade could still leave behind is
     swept from the account's storage folders once the rows are gone."""
-    from mailboxes.models import Draft
-    from mailboxes.services import mailbox_delete
-    from mailboxes.store.drafts import draft_delete
-
     account_close(account=account)
-    for draft in Draft.objects.filter(account=account).only("pk"):
-        draft_delete(draft=draft)
-    for mailbox in account.mailboxes.all():
-        mailbox_delete(mailbox=mailbox)  # deletes its files as it goes
+    account_deleting.send(sender=Account, account=account)  # drafts and mailboxes, with their files (mailboxes.receivers)
     account_id = account.pk
     with transaction.atomic():
         for user in account.users.all():
@@ -163,7 +135,6 @@ ACCOUNT_FILE_FOLDERS = ("raw", "attachments", "drafts")  # mailboxes.models: eve
 
 def account_files_sweep(*, account_id):
     """Delete every file stored under the account's folders (after its rows are gone)."""
-    from django.core.files.storage import default_storage
 
     def sweep(folder):
         try:

@@ -7,7 +7,7 @@ from celery import shared_task
 from accounts.models import Account
 from accounts.request_log import request_log_purge
 from accounts.services import account_delete, accounts_deletion_due
-from qmailing.enqueue import enqueue_now
+from core.enqueue import enqueue_now
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 
 from accounts.models import Account
 from accounts.scopes import SCOPES, unknown_scopes
-from qmailing.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound
 
 ACCESS_TOKEN_PREFIX = "qm_live_"
 REFRESH_TOKEN_PREFIX = "qm_refresh_"

@@ -2,14 +2,8 @@ from allauth.account import views as allauth_views
 from allauth.mfa.base import views as mfa_views
 from allauth.mfa.totp import views as totp_views
 from django.conf import settings
-from django.shortcuts import render
 
-from accounts.selectors import plan_catalogue, plan_limits
 from accounts.services import signin_rate_limited
-from domains.selectors import domain_list
-from mailboxes.outbound.ledger import sends_in_window
-from mailboxes.selectors import group_list, mailbox_list
-from qmailing.web import account_view
 
 
 class FormStatusMixin:
@@ -70,25 +64,3 @@ class MfaAuthenticateView(FormStatusMixin, mfa_views.AuthenticateView):
 
 class ActivateTOTPView(FormStatusMixin, totp_views.ActivateTOTPView):
     pass
-
-
-@account_view
-def dashboard(request, account):
-    domains, mailboxes = list(domain_list(account=account)), list(mailbox_list(account=account))
-    context = {
-        "account": account,
-        "plan": account.plan,
-        "domains": domains,
-        "mailboxes": mailboxes,
-        "groups": group_list(account=account),
-        "limits": plan_limits(account=account, domains=len(domains),
-                              mailboxes=len(mailboxes), sends=sends_in_window(account=account)),
-    }
-    return render(request, "dashboard.html", context)
-
-
-@account_view
-def plan_view(request, account):
-    plans, groups = plan_catalogue()
-    return render(request, "accounts/plan.html", {"account": account, "plans": plans, "groups": groups,
-                                                  "contact_address": settings.QMAILING_PLAN_CONTACT_EMAIL})

@@ -92,7 +92,7 @@ def clean_up(server, scratch):
     if server is not None:
         server.stop()
     if settings.REDIS_URL:
-        from qmailing import ratelimit
+        from core import ratelimit
 
         redis = ratelimit._redis_backend(settings.REDIS_URL).client
         for key in redis.scan_iter(match=f"{settings.QMAILING_RATELIMIT_KEY_PREFIX}*"):
@@ -256,8 +256,8 @@ def breakdown(*, token, account, calls, profile):
     from accounts.request_log import request_log_write
     from mailboxes.operations import MailboxPage
     from mailboxes.selectors import mailbox_page
-    from qmailing import gates
-    from qmailing.operations import PageInput, registry
+    from agent import gates
+    from agent.operations import PageInput, registry
 
     operation = registry()["qmailing_list_mailboxes"]
     header = f"Bearer {token}"
@@ -435,7 +435,7 @@ def main():
             print("server errors (first 5 lines naming one):\n  " + "\n  ".join(errors[:5] or ["(none logged)"]))
 
         if settings.REDIS_URL:
-            from qmailing import ratelimit
+            from core import ratelimit
 
             key = ratelimit._full_key(f"api:token:{access_token.pk}:minute")
             redis = ratelimit._redis_backend(settings.REDIS_URL).client

@@ -13,7 +13,7 @@ from django.urls import path
 from accounts.models import Account
 from mailboxes.operations import MailboxPage
 from mailboxes.selectors import mailbox_page
-from qmailing.operations import PageInput
+from agent.operations import PageInput
 from qmailing.urls import urlpatterns as product_urlpatterns
 
 PLAIN_PATH = "bench/plain/mailboxes"

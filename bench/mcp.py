@@ -85,7 +85,7 @@ def configure_environment(args):
     """bench/api.py's environment, with the product's settings (bench/mcp_asgi adds the bare app)."""
     scratch = api_bench.configure_environment(args, name="mcp", settings_module="qmailing.settings")
     # The idle-session figure opens --sessions sessions with one token: lift the per-token and per-account
-    # bounds (mcp_bridge.sessions) for the benchmark's server, as the per-minute throttle is lifted.
+    # bounds (agent.mcp.sessions) for the benchmark's server, as the per-minute throttle is lifted.
     for name in ("QMAILING_MCP_SESSIONS_PER_TOKEN", "QMAILING_MCP_SESSIONS_PER_ACCOUNT",
                  "QMAILING_MCP_INITIALIZE_PER_MINUTE"):
         os.environ[name] = str(max(args.sessions, 1) * 2 + 1000)
@@ -345,10 +345,10 @@ def breakdown(*, token, calls, profile):
     from django.db.backends.signals import connection_created
 
     from accounts.request_log import request_log_write
-    from mcp_bridge import http as mcp_http
-    from mcp_bridge import tools
-    from qmailing import gates
-    from qmailing.operations import registry
+    from agent.mcp import http as mcp_http
+    from agent.mcp import tools
+    from agent import gates
+    from agent.operations import registry
 
     operation = registry()["qmailing_list_mailboxes"]
     header = f"Bearer {token}"
@@ -430,7 +430,7 @@ def breakdown(*, token, calls, profile):
 
     import bench.mcp_asgi as bench_asgi
 
-    for name in ("mcp", "mcp_bridge"):  # the in-process session managers' start/stop lines
+    for name in ("mcp", "agent.mcp"):  # the in-process session managers' start/stop lines
         logging.getLogger(name).setLevel(logging.WARNING)
 
     opened = [0]
@@ -592,7 +592,7 @@ def main():
         print(f"request log: {logged} rows with status 200 for {qmailing_calls + warm_ups} qmailing calls"
               f"{'' if logged == qmailing_calls + warm_ups else ' — MISMATCH'}")
         if settings.REDIS_URL:
-            from qmailing import ratelimit
+            from core import ratelimit
 
             key = ratelimit._full_key(f"api:token:{access_token.pk}:minute")
             redis = ratelimit._redis_backend(settings.REDIS_URL).client

@@ -6,7 +6,7 @@ baseline the product's /mcp is compared against, on the same daphne process. Eve
 `qmailing.asgi.application`, unchanged. Only the benchmark mounts this module, never `run_all`.
 
 Daphne sends no ASGI lifespan, so the Starlette app's lifespan (which runs the session manager) never runs:
-as mcp_bridge.http.SessionManagerRuntime does for /mcp, the first /bare-mcp request starts
+as agent.mcp.http.SessionManagerRuntime does for /mcp, the first /bare-mcp request starts
 `session_manager.run()` in a task of the running loop and every request waits until it is running.
 """
 

@@ -181,7 +181,7 @@ def main():
     from mailboxes.store.selectors import email_list
     from mailboxes.models import Email
     from mailboxes.store.search import email_search
-    from qmailing.pagination import cursor_encode
+    from core.pagination import cursor_encode
 
     deep_row = (Email.objects.filter(mailbox=mailbox, folder="INBOX").order_by("-received_at", "-id")
                 .values_list("received_at", "id")[args.rows // 2: args.rows // 2 + 1].get())

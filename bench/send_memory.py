@@ -140,8 +140,8 @@ def child(path, hosted, total, count, breakdown):
 
     django.setup()
     from mailboxes.outbound.send import email_send
-    from qmailing.gates import Actor
-    from qmailing.operations import registry
+    from agent.gates import Actor
+    from agent.operations import registry
 
     account, mailbox, recipient = _accounts()
     to = [EXTERNAL] + ([recipient.address] if hosted else [])
@@ -190,7 +190,7 @@ def child_parallel(senders, total, count):
     from django.db import connection
 
     from mailboxes.outbound.send import email_send
-    from qmailing.errors import RateLimited
+    from core.errors import RateLimited
 
     account, mailbox, _ = _accounts()
     email_send(account=account, mailbox=mailbox, to=[EXTERNAL], subject="Warm-up", text="x",

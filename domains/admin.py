@@ -3,7 +3,7 @@ from django.utils.html import format_html
 from django.template.defaultfilters import pluralize
 
 from domains.models import DnsRecord, Domain
-from qmailing.admin_mixins import NoSecretLookups
+from core.admin_mixins import NoSecretLookups
 
 
 def wrapped(value):

@@ -34,7 +34,7 @@ class Domain(models.Model):
     last_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
-    secret_fields = ("dkim_private_key",)  # never filterable in the admin (qmailing.admin_mixins.NoSecretLookups)
+    secret_fields = ("dkim_private_key",)  # never filterable in the admin (core.admin_mixins.NoSecretLookups)
 
     class Meta:
         ordering = ["name"]

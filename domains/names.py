@@ -4,7 +4,7 @@ import re
 
 import idna
 
-from qmailing.errors import Invalid
+from core.errors import Invalid
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 MAX_NAME_LENGTH = 253

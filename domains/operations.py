@@ -1,4 +1,4 @@
-"""Agent-facing domain operations (see qmailing.operations)."""
+"""Agent-facing domain operations (see agent.operations)."""
 
 from datetime import datetime
 from typing import Literal
@@ -10,7 +10,7 @@ from accounts.models import TOOL_GROUP_MAIL
 from accounts.scopes import DOMAIN_READ, DOMAIN_WRITE
 from domains.selectors import access_domain, domain_page, domain_records
 from domains.services import domain_add, domain_verify
-from qmailing.operations import READ_ONLY, Annotations, Input, NextCursor, Operation, PageInput, PageOut, register
+from agent.operations import READ_ONLY, Annotations, Input, NextCursor, Operation, PageInput, PageOut, register
 
 
 class DomainOut(BaseModel):

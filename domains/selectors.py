@@ -1,7 +1,7 @@
 from django.core.exceptions import ValidationError
 
 from domains.models import Domain
-from qmailing.errors import NotFound
+from core.errors import NotFound
 
 
 def domain_list(*, account):
@@ -34,7 +34,7 @@ def domains_in_slot(*, slot):
 
 def domain_page(*, account, cursor=None, limit=50):
     """One keyset page of the account's custom domains, newest first (the API's list)."""
-    from qmailing.pagination import keyset_page
+    from core.pagination import keyset_page
 
     return keyset_page(Domain.objects.filter(account=account), cursor=cursor, limit=limit, time_field="created_at")
 

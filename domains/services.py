@@ -11,7 +11,7 @@ from domains import dns
 from domains.keys import dkim_keypair, ownership_token
 from domains.models import DnsRecord, Domain, slot_for
 from domains.names import normalize_domain
-from qmailing.errors import Conflict, Invalid, LimitReached
+from core.errors import Conflict, Invalid, LimitReached
 from webhooks.models import EventType
 from webhooks.services import event_publish
 

@@ -5,7 +5,7 @@ import re
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from qmailing.errors import Invalid
+from core.errors import Invalid
 
 MAX_LOCAL_PART = 64
 # RFC 5322 atext without '+', which delivers user+tag@ to user@.

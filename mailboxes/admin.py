@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from qmailing.admin_mixins import NoSecretLookups, ReadOnlyAdmin
+from core.admin_mixins import NoSecretLookups, ReadOnlyAdmin
 
 from mailboxes.models import Attachment, Email, ForwardDelivery, ForwardingConfirmation, Group, Mailbox, SendRecord, Thread
 

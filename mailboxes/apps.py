@@ -8,6 +8,8 @@ class MailboxesConfig(AppConfig):
     def ready(self):
         from anymail.signals import inbound, tracking
 
+        from mailboxes import receivers  # noqa: F401  (accounts.signals: first mailbox, suspend, delete)
+
         from mailboxes.outbound.delivery import on_tracking
 
         # ESP tracking webhooks (delivered / bounced / failed) move sent mail's delivery status.

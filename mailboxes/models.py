@@ -278,7 +278,7 @@ class ForwardingConfirmation(models.Model):
     address = models.CharField(max_length=320)
     token_hash = models.CharField(max_length=64, unique=True)
 
-    secret_fields = ("token_hash",)  # never filterable in the admin (qmailing.admin_mixins.NoSecretLookups)
+    secret_fields = ("token_hash",)  # never filterable in the admin (core.admin_mixins.NoSecretLookups)
     requested_at = models.DateTimeField(default=timezone.now)
     confirmed_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,4 +1,4 @@
-"""Agent-facing mailbox operations (see qmailing.operations). Mail operations join them next."""
+"""Agent-facing mailbox operations (see agent.operations). Mail operations join them next."""
 
 from datetime import datetime
 from typing import Literal
@@ -11,7 +11,7 @@ from accounts.scopes import MAILBOX_READ, MAILBOX_WRITE
 from domains.selectors import access_mailbox_domain
 from mailboxes.selectors import access_mailbox, mailbox_page
 from mailboxes.services import MAX_FORWARDING_ADDRESSES, mailbox_create
-from qmailing.operations import READ_ONLY, Annotations, Input, NextCursor, Operation, PageInput, PageOut, register
+from agent.operations import READ_ONLY, Annotations, Input, NextCursor, Operation, PageInput, PageOut, register
 
 
 class MailboxOut(BaseModel):

@@ -2,7 +2,7 @@ from django.core.exceptions import ValidationError
 
 from domains.models import Domain
 from mailboxes.models import Group, Mailbox
-from qmailing.errors import NotFound
+from core.errors import NotFound
 
 
 def mailbox_list(*, account):
@@ -49,8 +49,8 @@ def access_group(*, account, group_id):
 
 
 def mailbox_page(*, account, cursor=None, limit=50):
-    """One keyset page of the account's mailboxes, newest first (the API's list; see qmailing.pagination)."""
-    from qmailing.pagination import keyset_page
+    """One keyset page of the account's mailboxes, newest first (the API's list; see core.pagination)."""
+    from core.pagination import keyset_page
 
     return keyset_page(Mailbox.objects.filter(account=account).select_related("domain"), cursor=cursor, limit=limit,
                        time_field="created_at")

@@ -8,8 +8,8 @@ from mailboxes.outbound.composition import has_control_characters
 from mailboxes.outbound.confirmation import forwarding_confirmations_request
 from mailboxes.store.services import email_purge
 from mailboxes.tasks import forwarding_confirmation_send_task
-from qmailing.enqueue import enqueue_on_commit
-from qmailing.errors import Conflict, Invalid, LimitReached, NotFound
+from core.enqueue import enqueue_on_commit
+from core.errors import Conflict, Invalid, LimitReached, NotFound
 from webhooks.models import EventType
 from webhooks.services import event_publish
 

@@ -16,7 +16,7 @@ from mailboxes.outbound.relay import permanent_failure
 from mailboxes.store.drafts import drafts_send_due
 from mailboxes.store.services import emails_purge_expired
 from mailboxes.work import handoffs_settle, work_due
-from qmailing.enqueue import enqueue_now, enqueue_on_commit
+from core.enqueue import enqueue_now, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ Every piece of work that follows a change is written in the same transaction as 
 - forwarding of a received email: `Email.followup_due_at` (progress per address in ForwardDelivery);
 - attachment text: `Attachment.extraction = pending`;
 - webhooks: a WebhookDelivery row per endpoint (webhooks.delivery).
-The Celery message sent after commit (qmailing.enqueue.enqueue_on_commit) is only a wake-up and may be
+The Celery message sent after commit (core.enqueue.enqueue_on_commit) is only a wake-up and may be
 lost: the broker away, a crash between commit and enqueue, a worker killed. A failed enqueue is logged and
 never undoes the commit. Every QMAILING_SWEEP_SECONDS, beat's sweep (mailboxes.tasks.work_sweep) enqueues
 again every job left undone for longer than QMAILING_STUCK_AFTER_SECONDS (`work_due`). Tasks claim their

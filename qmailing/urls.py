@@ -5,12 +5,12 @@ from django.views.generic import TemplateView
 from accounts.developers import developer_urls
 from allauth.account.decorators import secure_admin_login
 from accounts.security import security_urls
-from accounts.views import dashboard, plan_view
+from qmailing.pages import dashboard, plan_view
 from mailboxes.inbound.esp import MailgunInboundView
 from mailboxes.store.download import attachment_download
 from mailboxes.web.urls import mail_urls, mailbox_urls
-from mcp_bridge.docs import mcp_docs
-from qmailing.api import api_urlpatterns
+from agent.mcp.docs import mcp_docs
+from agent.rest import api_urlpatterns
 from qmailing.web import favicon
 
 admin.site.site_header = "QMailing administration"
@@ -37,6 +37,6 @@ urlpatterns = [
     re_path(r"^anymail/mailgun/inbound(_mime)?/$", MailgunInboundView.as_view(), name="mailgun_inbound_webhook"),
     path("anymail/", include("anymail.urls")),
     path("admin/", admin.site.urls),
-    path("", include("qmailing.oauth_urls")),  # OAuth 2.1: /.well-known/oauth-*, /oauth/authorize|token|register
+    path("", include("agent.oauth_urls")),  # OAuth 2.1: /.well-known/oauth-*, /oauth/authorize|token|register
     *api_urlpatterns(),  # /api/v1/pub/…, generated from the operation registry; problem+json 404 for the rest of /api/
 ]

@@ -39,6 +39,18 @@ def _test_settings(settings, tmp_path):
     settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"qmailing-test:{uuid.uuid4().hex}"}}
 
 
+@pytest.fixture(autouse=True)
+def _usable_connection():
+    """On PostgreSQL, what Django's health check does at the start of every request: a connection whose
+    backend was terminated since the last test (the fault-injection tests kill backends) is replaced before
+    this test's first query instead of failing it."""
+    from django.db import connection
+
+    if (connection.vendor == "postgresql" and connection.connection is not None and not connection.in_atomic_block
+            and not connection.is_usable()):
+        connection.close()
+
+
 @pytest.fixture
 def plans(db):
     from accounts.selectors import plan_get

@@ -35,7 +35,7 @@ from django.db.models import F
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from qmailing.errors import AppError, Conflict
+from core.errors import AppError, Conflict
 from webhooks.models import EventType, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.secrets import secret_decrypt
 from webhooks.services import event_publish

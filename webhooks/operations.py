@@ -1,4 +1,4 @@
-"""Agent-facing event operations (see qmailing.operations): the long-poll over the account's event log."""
+"""Agent-facing event operations (see agent.operations): the long-poll over the account's event log."""
 
 from contextlib import nullcontext
 from datetime import datetime
@@ -13,8 +13,8 @@ from accounts.models import TOOL_GROUP_MAIL, TOOL_GROUP_WEBHOOKS
 from accounts.scopes import EMAIL_READ, WEBHOOK_MANAGE
 from accounts.tokens import token_alive
 from mailboxes.selectors import access_mailbox
-from qmailing.errors import Unauthenticated
-from qmailing.operations import (READ_ONLY, UNTRUSTED_CONTENT, Annotations, Input, NextCursor, Operation, PageInput,
+from core.errors import Unauthenticated
+from agent.operations import (READ_ONLY, UNTRUSTED_CONTENT, Annotations, Input, NextCursor, Operation, PageInput,
                                  PageOut, register)
 from webhooks.models import WEBHOOK_EVENT_TYPES, EventType, WebhookEndpoint
 from webhooks.selectors import access_webhook, webhook_list

@@ -4,8 +4,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from qmailing.errors import NotFound
-from qmailing.pagination import Page, keyset_page
+from core.errors import NotFound
+from core.pagination import Page, keyset_page
 from webhooks.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 HEALTH_WINDOW = timedelta(days=7)

@@ -6,7 +6,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Account
-from qmailing.errors import Conflict, Invalid
+from core.errors import Conflict, Invalid
 from webhooks.models import WEBHOOK_EVENT_TYPES, Event, WebhookDelivery, WebhookEndpoint
 from webhooks.secrets import secret_encrypt, secret_new
 from webhooks.ssrf import webhook_target

@@ -20,7 +20,7 @@ import dns.resolver
 from django.conf import settings
 
 from domains.dns import build_resolver
-from qmailing.errors import Invalid
+from core.errors import Invalid
 
 MAX_URL_LENGTH = 2000
 

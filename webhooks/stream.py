@@ -25,8 +25,8 @@ from django.conf import settings
 from django.db import connections
 
 from accounts.models import Account
-from qmailing import ratelimit
-from qmailing.errors import Invalid, RateLimited
+from core import ratelimit
+from core.errors import Invalid, RateLimited
 from webhooks.models import Event
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from qmailing.enqueue import enqueue_now
+from core.enqueue import enqueue_now
 from webhooks.delivery import delivery_attempt, deliveries_due
 
 SOON_SECONDS = 600  # a retry due within this is enqueued with a countdown; later ones are left to the sweep

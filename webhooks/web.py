@@ -22,9 +22,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import TOOL_GROUP_WEBHOOKS
 from accounts.selectors import plan_lowest_with_group
-from qmailing.errors import AppError, Invalid, PlanRequired
-from qmailing.forms import add_app_error, app_error_message
-from qmailing.web import account_view, nonce_issue, nonce_use, render_form
+from core.errors import AppError, Invalid, PlanRequired
+from core.forms import add_app_error, app_error_message
+from accounts.web import account_view
+from core.web import nonce_issue, nonce_use, render_form
 from webhooks.delivery import deliveries_redeliver, delivery_redeliver, endpoint_enable, webhook_body
 from webhooks.models import WEBHOOK_EVENT_TYPES, EventType, WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import HEALTH_WINDOW, access_delivery, access_webhook, webhook_deliveries, webhook_health, webhook_list

@@ -12,7 +12,7 @@ from mailboxes.inbound.ingest import email_ingest, ingest_batch
 from mailboxes.models import Email
 from mailboxes.inbound.parsing import MAX_DEPTH, MAX_PARTS, parse_message
 from mailboxes.selectors import mailbox_by_address
-from qmailing.errors import LimitReached
+from core.errors import LimitReached
 
 NOT_HOSTED = "550 5.1.1 No such mailbox here"
 SUSPENDED = "550 5.2.1 Mailbox disabled, not accepting messages"

@@ -19,7 +19,7 @@ from mailboxes.store.search import (recipients_search_text, search_document, sea
                                     search_index_email, search_index_on_insert)
 from mailboxes.store.services import delete_stored_files
 from mailboxes.store.threads import thread_find_or_create
-from qmailing.errors import Invalid, LimitReached
+from core.errors import Invalid, LimitReached
 from webhooks.models import EventType
 from webhooks.services import event_publish
 

@@ -18,7 +18,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from mailboxes.inbound.bodies import MAX_HTML_DEPTH, html_sanitize, html_too_deep, snippet_from, text_without_quotes
 from mailboxes.inbound.html_text import html_to_text_with_links
-from qmailing.datetimes import as_utc
+from core.datetimes import as_utc
 
 MAX_PARTS = 100
 MAX_DEPTH = 10

@@ -31,7 +31,7 @@ from dkim.canonicalization import CanonicalizationPolicy, compress_whitespace, s
 from dkim.crypto import parse_pem_private_key
 
 from mailboxes.inbound.parsing import ParsedMessage, parse_message
-from qmailing.errors import Invalid
+from core.errors import Invalid
 
 # C0/C1 controls (NEL is \x85), DEL and the Unicode line/paragraph separators some parsers treat as newlines.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")

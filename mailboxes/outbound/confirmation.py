@@ -25,7 +25,7 @@ from mailboxes.outbound.composition import build_message, dkim_sign, new_message
 from mailboxes.outbound.ledger import send_reserve
 from mailboxes.outbound.relay import relay_send
 from mailboxes.selectors import mailbox_by_address
-from qmailing.errors import NotFound
+from core.errors import NotFound
 
 # A pending confirmation is mailed again when the address is saved again after this long.
 RESEND_AFTER = timedelta(hours=24)

@@ -28,7 +28,7 @@ from mailboxes.outbound.confirmation import forwarding_allowed, is_own_address
 from mailboxes.outbound.ledger import send_reserve, sending_domain
 from mailboxes.outbound.relay import permanent_failure, relay_refused, relay_send
 from mailboxes.outbound.srs import srs_forward
-from qmailing.errors import AppError
+from core.errors import AppError
 from mailboxes.selectors import mailbox_by_address
 from mailboxes.store.services import email_purge
 

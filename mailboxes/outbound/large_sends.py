@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
-from qmailing.errors import RateLimited
+from core.errors import RateLimited
 
 _lock = threading.Lock()
 _slots = (None, None)  # (the cap it was made for, its semaphore): settings may change in tests

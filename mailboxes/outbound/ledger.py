@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.models import Account
 from domains.models import Domain
 from mailboxes.models import SendRecord
-from qmailing.errors import Forbidden, LimitReached
+from core.errors import Forbidden, LimitReached
 
 SEND_WINDOW = timedelta(hours=24)
 

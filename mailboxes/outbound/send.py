@@ -19,7 +19,7 @@ from mailboxes.outbound.delivery import delivery_payload
 from mailboxes.outbound.large_sends import large_send_slot
 from mailboxes.outbound.ledger import send_reserve, sending_domain
 from mailboxes.selectors import mailbox_by_address
-from qmailing.errors import Forbidden, Invalid, NotFound, TooLarge
+from core.errors import Forbidden, Invalid, NotFound, TooLarge
 from webhooks.models import EventType
 from webhooks.services import event_publish
 

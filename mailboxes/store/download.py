@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 
 from mailboxes.models import Attachment
 from mailboxes.store.selectors import attachment_get
-from qmailing.errors import AppError, NotFound, problem_details
+from core.errors import AppError, NotFound, problem_details
 from django.conf import settings
 
 INLINE_ATTACHMENT_BYTES = 5 * 1024 * 1024  # get_attachment returns bytes up to this; above, a download URL

@@ -1,4 +1,4 @@
-"""Agent-facing draft operations (see qmailing.operations); registered through mailboxes/operations.py.
+"""Agent-facing draft operations (see agent.operations); registered through mailboxes/operations.py.
 
 Drafts keep a person in the loop: every tool here but qmailing_send_draft needs only email:write, so an
 agent can prepare replies that only a person (or a token with email:send) sends.
@@ -19,8 +19,8 @@ from mailboxes.store.drafts import (MAX_SCHEDULE_DAYS, access_draft, draft_creat
                                     draft_send, draft_update)
 from mailboxes.store.operations import (MAX_TEXT_CHARS, AttachmentIn, Attachments, CopyRecipients,
                                         HiddenRecipients, Recipient, SentEmailOut, decoded_attachments)
-from qmailing.errors import Invalid
-from qmailing.operations import READ_ONLY, UNTRUSTED_CONTENT, Annotations, Input, NextCursor, Operation, PageInput, PageOut, register
+from core.errors import Invalid
+from agent.operations import READ_ONLY, UNTRUSTED_CONTENT, Annotations, Input, NextCursor, Operation, PageInput, PageOut, register
 
 SUMMARY_SNIPPET_CHARS = 200
 WRITE_IDEMPOTENT = Annotations(read_only=False, destructive=False, idempotent=True, open_world=False)

@@ -22,8 +22,8 @@ from mailboxes.outbound.send import (MAX_BODY_CHARS, MAX_RECIPIENTS, MAX_SUBJECT
                                      email_send, recipients_clean)
 from mailboxes.selectors import own_mailbox
 from mailboxes.store.services import delete_stored_files
-from qmailing.errors import AppError, Conflict, Forbidden, Invalid, NotFound
-from qmailing.pagination import Page, keyset_page
+from core.errors import AppError, Conflict, Forbidden, Invalid, NotFound
+from core.pagination import Page, keyset_page
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from mailboxes.store.counters import UNCOUNTED_FOLDERS
 from mailboxes.models import Folder
-from qmailing.errors import Invalid
+from core.errors import Invalid
 
 STARRED = "STARRED"  # a view of the starred flag, not a folder an email sits in
 FOLDER_VIEWS = (*Folder.values, STARRED)

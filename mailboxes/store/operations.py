@@ -1,4 +1,4 @@
-"""Agent-facing mail operations (see qmailing.operations); registered through mailboxes/operations.py.
+"""Agent-facing mail operations (see agent.operations); registered through mailboxes/operations.py.
 
 Objects are made for models: list items are summaries, and get_email caps its text by default (a
 newsletter must not flood a context window), says so with `truncated`, and tells how to read on.
@@ -24,8 +24,8 @@ from mailboxes.store.folders import FOLDER_VIEWS
 from mailboxes.store.search.selectors import MAX_QUERY_LENGTH, email_search
 from mailboxes.store.selectors import email_get, email_list, thread_get, thread_list
 from mailboxes.store.services import email_restore_or_update
-from qmailing.errors import Invalid
-from qmailing.operations import (READ_ONLY, UNTRUSTED_CONTENT, Annotations, Input, NextCursor, Operation, PageInput,
+from core.errors import Invalid
+from agent.operations import (READ_ONLY, UNTRUSTED_CONTENT, Annotations, Input, NextCursor, Operation, PageInput,
                                  PageOut, register)
 DEFAULT_TEXT_CHARS = 8_000  # what get_email returns of `text` and `text_clean` unless asked for more
 MAX_TEXT_CHARS = 100_000  # the most one call returns of either

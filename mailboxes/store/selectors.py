@@ -1,6 +1,6 @@
 """Reading the mail store: emails, threads and attachments, always restricted to the caller's account.
 
-Every list is a keyset page (qmailing.pagination): newest first by (received_at, id), or
+Every list is a keyset page (core.pagination): newest first by (received_at, id), or
 (last_message_at, id) for threads, continued with an opaque cursor.
 """
 
@@ -14,8 +14,8 @@ from django.db.models.functions import Substr
 from mailboxes.store.folders import LIST_DEFERRED, in_folder_view
 from mailboxes.models import Attachment, Email, Folder, Thread
 from mailboxes.selectors import own_mailbox
-from qmailing.errors import Invalid, NotFound
-from qmailing.pagination import Page, keyset_page
+from core.errors import Invalid, NotFound
+from core.pagination import Page, keyset_page
 
 def _folder_emails(*, account, mailbox, folder):
     """The emails of one folder view: of one mailbox, or of every mailbox of the account when `mailbox` is None

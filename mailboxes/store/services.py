@@ -10,7 +10,7 @@ from django.utils import timezone
 from mailboxes.store.counters import counters_on_change, counters_on_remove
 from mailboxes.models import TRASH_RETENTION_DAYS, Email, Folder, Thread
 from mailboxes.store.search import search_unindex_email
-from qmailing.errors import Conflict, Invalid
+from core.errors import Conflict, Invalid
 from webhooks.models import EventType
 from webhooks.services import event_publish
 

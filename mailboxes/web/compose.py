@@ -20,9 +20,9 @@ from mailboxes.store.drafts import access_draft, draft_create, draft_delete, dra
 from mailboxes.store.selectors import email_get
 from mailboxes.web.forms import ComposeForm
 from mailboxes.web.sidebar import mail_sidebar
-from qmailing.errors import AppError
-from qmailing.forms import add_app_error, app_error_message
-from qmailing.web import account_view
+from core.errors import AppError
+from core.forms import add_app_error, app_error_message
+from accounts.web import account_view
 
 AUTOSAVE_HEADER = "X-Autosave"  # the page's script saves with this header and gets JSON back
 

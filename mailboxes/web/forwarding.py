@@ -4,7 +4,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from mailboxes.outbound.confirmation import forwarding_confirm, forwarding_confirmation_get
-from qmailing.errors import NotFound
+from core.errors import NotFound
 
 
 @require_http_methods(["GET", "POST"])

@@ -24,10 +24,10 @@ from mailboxes.store.services import email_delete_forever, email_restore, email_
 from mailboxes.web.content import attachment_download_name, email_html_document, email_html_policy, has_remote_images
 from mailboxes.web.forms import MOVE_TARGETS, SearchForm
 from mailboxes.web.sidebar import FOLDER_LABELS, mail_sidebar
-from qmailing.errors import AppError, Invalid
-from qmailing.forms import app_error_message
-from qmailing.pagination import Page
-from qmailing.web import account_view
+from core.errors import AppError, Invalid
+from core.forms import app_error_message
+from core.pagination import Page
+from accounts.web import account_view
 
 PAGE_SIZE = 50
 FLAG_ACTIONS = {"read": {"is_read": True}, "unread": {"is_read": False},

@@ -9,9 +9,10 @@ from mailboxes.selectors import access_group, access_mailbox, group_list
 from mailboxes.services import (
     group_create, group_delete, group_update, mailbox_create, mailbox_delete, mailbox_set_status, mailbox_update,
 )
-from qmailing.errors import AppError
-from qmailing.forms import add_app_error, app_error_message
-from qmailing.web import account_view, render_form
+from core.errors import AppError
+from core.forms import add_app_error, app_error_message
+from accounts.web import account_view
+from core.web import render_form
 
 @account_view
 @require_http_methods(["GET", "POST"])

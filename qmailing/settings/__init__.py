@@ -1,4 +1,4 @@
-"""QMailing settings: one module, every value read through `qmailing.env.env`.
+"""QMailing settings: one module, every value read through `core.env.env`.
 
 Nothing here differs between development and production except what the environment says;
 README.md has the table of variables.
@@ -11,16 +11,14 @@ from urllib.parse import urlsplit
 import dj_database_url
 from celery.schedules import crontab
 
-from accounts.scopes import DEFAULT_SCOPES as _DEFAULT_SCOPES
-from accounts.scopes import SCOPES as _SCOPES
-from qmailing.env import env, local_secret
+from core.env import env, local_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env.str("QMAILING_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", False)
 # Error pages and reports mask credentials: DATABASE_URL, REDIS_URL, passwords inside any URL, secret-looking names.
-DEFAULT_EXCEPTION_REPORTER_FILTER = "qmailing.error_reports.CredentialMaskingFilter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "core.error_reports.CredentialMaskingFilter"
 # Without DJANGO_SECRET_KEY, one machine keeps a random key of its own beside its data; several nodes
 # must share DJANGO_SECRET_KEY instead.
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", "") or local_secret(VAR_DIR / "secret_key")
@@ -38,7 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "drf_spectacular",  # the OpenAPI document of /api/v1/pub/ (qmailing.openapi)
+    "drf_spectacular",  # the OpenAPI document of /api/v1/pub/ (agent.openapi)
     "drf_spectacular_sidecar",  # Swagger UI assets served from our static files, never a CDN
     "oauth2_provider",
     "corsheaders",  # CORS for browser-based OAuth clients, on a few paths only (CORS_URLS_REGEX below)
@@ -53,7 +51,7 @@ INSTALLED_APPS = [
     "domains",
     "mailboxes",
     "webhooks",
-    "mcp_bridge",
+    "agent",
 ]
 
 MIDDLEWARE = [
@@ -64,7 +62,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # JSON bodies outside /api and /oauth are parsed strictly before any view (anymail's webhooks parse first).
-    "qmailing.jsonbody.StrictJsonBodyMiddleware",
+    "core.jsonbody.StrictJsonBodyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -221,7 +219,7 @@ QMAILING_PLAN_CONTACT_EMAIL = env.str("QMAILING_PLAN_CONTACT_EMAIL", f"support@{
 QMAILING_UPGRADE_URL = env.str("QMAILING_UPGRADE_URL", f"{QMAILING_BASE_URL}/settings/plan")
 QMAILING_ERROR_DOCS_URL = env.str("QMAILING_ERROR_DOCS_URL", f"{QMAILING_BASE_URL}/docs/errors")
 
-# --- Rate limits (qmailing.ratelimit): counters in Redis when REDIS_URL is set, in process memory otherwise.
+# --- Rate limits (core.ratelimit): counters in Redis when REDIS_URL is set, in process memory otherwise.
 QMAILING_RATELIMIT_KEY_PREFIX = env.str("QMAILING_RATELIMIT_KEY_PREFIX", "qmailing:rl:")
 # Failed sign-ins (dashboard and admin) allowed per email address and per client IP in one window.
 QMAILING_SIGNIN_FAILURES_PER_ACCOUNT = env.int("QMAILING_SIGNIN_FAILURES_PER_ACCOUNT", 10)
@@ -331,7 +329,7 @@ CELERY_BEAT_SCHEDULE["drafts-send-due"] = {"task": "mailboxes.tasks.drafts_send_
 # send_email carries its attachments base64-encoded in a JSON body: room for the whole cap plus the message.
 # The API reads its bodies with this bound itself; every other view keeps Django's 2.5 MB.
 QMAILING_API_MAX_BODY_BYTES = (QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES + 2) // 3 * 4 + 5 * 1024 * 1024
-# Every request body Django reads (qmailing.bodylimit): the largest of a compose form with a full message's
+# Every request body Django reads (core.bodylimit): the largest of a compose form with a full message's
 # attachments, an API call, and an ESP's inbound post of the largest message the SMTP server takes.
 QMAILING_WEB_MAX_BODY_BYTES = env.int("QMAILING_WEB_MAX_BODY_BYTES", max(
     QMAILING_API_MAX_BODY_BYTES, QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES + 5 * 1024 * 1024,
@@ -375,10 +373,9 @@ if env.str("WEBHOOK_SECRET", ""):
 # PKCE with S256 only, no implicit or password grant, no token in a query string, `iss` in authorization
 # responses, refresh-token replay revokes the family, exact redirect URIs. `http` redirect URIs stay
 # allowed (a warning under --deploy) because native clients use loopback callbacks (RFC 8252);
-# dynamic registration (qmailing.oauth) admits http only for loopback.
+# dynamic registration (agent.oauth) admits http only for loopback.
 OAUTH2_PROVIDER = {
-    "SCOPES": dict(_SCOPES),
-    "DEFAULT_SCOPES": list(_DEFAULT_SCOPES),
+    "SCOPES_BACKEND_CLASS": "agent.oauth_scopes.ProductScopes",  # accounts.scopes: every scope and the default
     "ACCESS_TOKEN_GENERATOR": "accounts.tokens.access_token_generator",
     "REFRESH_TOKEN_GENERATOR": "accounts.tokens.refresh_token_generator",
     "ACCESS_TOKEN_EXPIRE_SECONDS": 3600,  # OAuth-issued access tokens; clients refresh them
@@ -387,7 +384,7 @@ OAUTH2_PROVIDER = {
     "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,  # required by hashed storage (oauth2_provider.E001)
     "PKCE_REQUIRED": True,
     # Authorization codes are single-use: a replay revokes every token the code bought, a failed PKCE check spends it.
-    "OAUTH2_VALIDATOR_CLASS": "qmailing.oauth_validator.SingleUseCodeValidator",
+    "OAUTH2_VALIDATOR_CLASS": "agent.oauth_validator.SingleUseCodeValidator",
     "ALLOW_URI_WILDCARDS": False,
     "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
     "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
@@ -398,7 +395,7 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
-    # The OAuth 2.1 flow MCP clients run (qmailing.oauth): open dynamic registration, held by our own policy
+    # The OAuth 2.1 flow MCP clients run (agent.oauth): open dynamic registration, held by our own policy
     # (authorization-code grant only, https or loopback redirect URIs, per-IP limit); public clients (PKCE,
     # no secret) allowed; discovery advertises only what is accepted.
     "DCR_ENABLED": True,
@@ -424,15 +421,15 @@ CORS_PREFLIGHT_MAX_AGE = 86400  # browsers cap this themselves (Chromium at 2 ho
 QMAILING_DCR_REGISTRATIONS_PER_HOUR = env.int("QMAILING_DCR_REGISTRATIONS_PER_HOUR", 20)
 QMAILING_DCR_STALE_DAYS = env.int("QMAILING_DCR_STALE_DAYS", 7)
 CELERY_BEAT_SCHEDULE["oauth-purge-stale-registrations"] = {
-    "task": "qmailing.tasks.oauth_purge_stale_registrations_task", "schedule": crontab(minute=23, hour=4)}
+    "task": "agent.tasks.oauth_purge_stale_registrations_task", "schedule": crontab(minute=23, hour=4)}
 # Personal tokens (Settings → Developers, `manage.py issue_token`) live this long unless revoked.
 QMAILING_PERSONAL_TOKEN_DAYS = env.int("QMAILING_PERSONAL_TOKEN_DAYS", 365)
-# Gates (qmailing.gates): per-token throttle on every plan; the daily cap per account comes from its Plan row.
+# Gates (agent.gates): per-token throttle on every plan; the daily cap per account comes from its Plan row.
 QMAILING_TOKEN_REQUESTS_PER_MINUTE = env.int("QMAILING_TOKEN_REQUESTS_PER_MINUTE", 300)
 # Live personal tokens an account may hold (accounts.tokens.token_issue): each token has the throttle above.
 QMAILING_MAX_TOKENS_PER_ACCOUNT = env.int("QMAILING_MAX_TOKENS_PER_ACCOUNT", 50)
 
-# --- The MCP server at /mcp (mcp_bridge): streamable HTTP, the same tokens and gates as the REST API.
+# --- The MCP server at /mcp (agent.mcp): streamable HTTP, the same tokens and gates as the REST API.
 # DNS-rebinding protection is always on: the Host header must be exactly one of ALLOWED_HOSTS or the base URL's
 # host, with no port or the base URL's port (or one of QMAILING_MCP_ALLOWED_PORTS), and a browser's Origin header
 # exactly one of these origins (comma separated, scheme://host[:port]).
@@ -443,7 +440,7 @@ QMAILING_MCP_ALLOWED_ORIGINS = env.list("QMAILING_MCP_ALLOWED_ORIGINS", [f"{_bas
 # after this many seconds; past the maximum, a new session is refused with 503 until one ends.
 QMAILING_MCP_SESSION_IDLE_SECONDS = env.int("QMAILING_MCP_SESSION_IDLE_SECONDS", 30 * 60)
 QMAILING_MCP_MAX_SESSIONS = env.int("QMAILING_MCP_MAX_SESSIONS", 10_000)
-# What one token or account may hold of the sessions a process shares (mcp_bridge.sessions): at a cap the
+# What one token or account may hold of the sessions a process shares (agent.mcp.sessions): at a cap the
 # oldest idle session of that token/account is evicted, or, when all are busy, the new one gets a 429.
 QMAILING_MCP_SESSIONS_PER_TOKEN = env.int("QMAILING_MCP_SESSIONS_PER_TOKEN", 20)
 QMAILING_MCP_SESSIONS_PER_ACCOUNT = env.int("QMAILING_MCP_SESSIONS_PER_ACCOUNT", 100)
@@ -454,20 +451,20 @@ QMAILING_MCP_INITIALIZE_PER_MINUTE = env.int("QMAILING_MCP_INITIALIZE_PER_MINUTE
 QMAILING_MCP_UNAUTHENTICATED_PER_MINUTE = env.int("QMAILING_MCP_UNAUTHENTICATED_PER_MINUTE", 60)
 # Resource subscriptions (resources/subscribe and subscriptions/listen) one account may hold in one process.
 QMAILING_MCP_SUBSCRIPTIONS_PER_ACCOUNT = env.int("QMAILING_MCP_SUBSCRIPTIONS_PER_ACCOUNT", 200)
-# Ports a Host header may name besides the base URL's (exact host[:port] match, mcp_bridge.http).
+# Ports a Host header may name besides the base URL's (exact host[:port] match, agent.mcp.http).
 QMAILING_MCP_ALLOWED_PORTS = env.list("QMAILING_MCP_ALLOWED_PORTS", [])
 # REST long-polls (GET /api/v1/pub/events with a wait) hold a thread each: at most this many per account at once.
 QMAILING_REST_WAITS_PER_ACCOUNT = env.int("QMAILING_REST_WAITS_PER_ACCOUNT", 10)
 
 REST_FRAMEWORK = {
-    "EXCEPTION_HANDLER": "qmailing.api.exception_handler",
-    "DEFAULT_AUTHENTICATION_CLASSES": [],  # the gates authenticate (qmailing.gates)
+    "EXCEPTION_HANDLER": "agent.rest.exception_handler",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],  # the gates authenticate (agent.gates)
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
 }
-# The OpenAPI 3.1 document, generated from the operation registry (qmailing.openapi), at /api/v1/pub/openapi.json.
+# The OpenAPI 3.1 document, generated from the operation registry (agent.openapi), at /api/v1/pub/openapi.json.
 SPECTACULAR_SETTINGS = {
     "TITLE": "QMailing API",
     "DESCRIPTION": "The REST twin of the QMailing MCP tools: one operation per tool, generated from one registry. "
@@ -479,8 +476,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": [],
     "SCHEMA_PATH_PREFIX": r"/api/v1/pub/",
-    "PREPROCESSING_HOOKS": ["qmailing.openapi.only_public_api"],
-    "POSTPROCESSING_HOOKS": ["qmailing.openapi.postprocess"],
+    "PREPROCESSING_HOOKS": ["agent.openapi.only_public_api"],
+    "POSTPROCESSING_HOOKS": ["agent.openapi.postprocess"],
     "COMPONENT_SPLIT_REQUEST": False,
     "ENUM_NAME_OVERRIDES": {},
     "SWAGGER_UI_DIST": "SIDECAR",  # local assets (drf-spectacular-sidecar), no CDN

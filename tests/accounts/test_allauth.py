@@ -308,7 +308,7 @@ def test_signed_in_allauth_pages_have_one_h1_a_title_and_labels(client, owner):
 def test_a_closed_account_refuses_its_tokens_and_its_mail_before_it_is_deleted(client, owner):
     """account_close, the quick half done in the request: the slow half (the task) may run much later."""
     from accounts.services import account_close
-    from qmailing.operations import registry
+    from agent.operations import registry
     from tests.api_helpers import call, token_for
 
     token = token_for(owner)

@@ -20,7 +20,7 @@ from accounts.models import RequestLog
 from accounts.oauth_apps import oauth_app_list, oauth_app_revoke
 from accounts.request_log import request_log_write
 from accounts.tokens import token_issue
-from qmailing.errors import NotFound
+from core.errors import NotFound
 
 INDEX = "/settings/developers/"
 MAILBOXES = "/api/v1/pub/mailboxes"

@@ -5,9 +5,9 @@ from django.utils.html import escape
 from django.urls import reverse
 
 from accounts.models import TOOL_GROUPS
-from accounts.selectors import plan_catalogue
+from agent.plans import plan_catalogue
 from domains.services import domain_add
-from qmailing.operations import registry
+from agent.operations import registry
 
 
 @pytest.fixture
@@ -48,12 +48,12 @@ def test_plan_limit_error_on_a_form_links_to_the_plan_page(free_client, free_acc
 
 
 def test_plan_limit_error_in_a_message_links_to_the_plan_page(rf, free_account):
-    from qmailing.errors import LimitReached
-    from qmailing.forms import app_error_message
+    from core.errors import LimitReached
+    from core.forms import app_error_message
 
     message = app_error_message(LimitReached("Your plan allows 3 mailboxes. Upgrade your plan or delete a mailbox.", limit="mailboxes"))
     assert f'<a href="{reverse("plan")}">' in message and "Upgrade your plan" in message
-    from qmailing.errors import NotFound
+    from core.errors import NotFound
 
     assert app_error_message(NotFound("<b>nope</b>")) == "<b>nope</b>"  # left to autoescaping, no link
 

@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 from accounts.models import TOOL_GROUPS, Plan, User
 from accounts.selectors import plan_lowest_with_group
 from accounts.services import account_set_plan, account_signup
-from qmailing.errors import Conflict, Invalid
+from core.errors import Conflict, Invalid
 from webhooks.models import Event
 
 

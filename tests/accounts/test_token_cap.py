@@ -9,7 +9,7 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken
 
 from accounts.tokens import TOKEN_LIMIT_REACHED, token_issue, token_revoke
-from qmailing.errors import Conflict
+from core.errors import Conflict
 from tests.accounts.test_developers import INDEX, TOKEN_RE, _issue
 from tests.accounts.test_oauth_apps import _authorise
 

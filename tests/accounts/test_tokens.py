@@ -12,7 +12,7 @@ from oauth2_provider.settings import oauth2_settings
 from accounts import tokens
 from accounts.scopes import SCOPES
 from accounts.tokens import token_format_ok, token_issue, token_list, token_lookup, token_revoke
-from qmailing.errors import Invalid, NotFound
+from core.errors import Invalid, NotFound
 from tests.conftest import make_user
 
 
@@ -49,7 +49,7 @@ def test_oauth_issued_tokens_use_the_same_generator_and_scopes():
     kwargs = oauth2_settings.server_kwargs
     assert kwargs["token_generator"] is tokens.access_token_generator
     assert kwargs["refresh_token_generator"] is tokens.refresh_token_generator
-    assert oauth2_settings.SCOPES == SCOPES
+    assert oauth2_settings.SCOPES_BACKEND_CLASS().get_all_scopes() == SCOPES
     assert oauth2_settings.COMPLIANT_BCP_RFC9700_TOKEN_STORAGE and oauth2_settings.COMPLIANT_BCP_RFC9700_PKCE_METHOD
     assert oauth2_settings.PKCE_REQUIRED and oauth2_settings.ROTATE_REFRESH_TOKEN
 

@@ -139,7 +139,7 @@ def test_admin_lists_every_model(client, owner, verified_domain):
 
 def test_plan_page_is_where_limit_errors_point(client, free_account, settings):
     from domains.services import domain_add
-    from qmailing.errors import LimitReached
+    from core.errors import LimitReached
 
     signed_in(client, free_account)
     page = client.get(reverse("plan")).content.decode()

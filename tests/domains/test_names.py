@@ -1,7 +1,7 @@
 import pytest
 
 from domains.names import normalize_domain
-from qmailing.errors import Invalid
+from core.errors import Invalid
 
 
 @pytest.mark.parametrize("raw, expected", [

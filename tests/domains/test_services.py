@@ -7,7 +7,7 @@ from domains.models import DnsRecord, Domain
 from domains.selectors import access_domain, domain_list
 from domains.services import domain_add, domain_delete, domain_verify, shared_domain_get
 from mailboxes.services import mailbox_create
-from qmailing.errors import Conflict, Invalid, LimitReached, NotFound
+from core.errors import Conflict, Invalid, LimitReached, NotFound
 from webhooks.models import Event
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from mailboxes.services import mailbox_create
-from qmailing.operations import registry
+from agent.operations import registry
 from tests.api_helpers import call, token_for
 
 

@@ -11,7 +11,7 @@ import pytest
 from mailboxes.inbound.ingest import email_ingest
 from mailboxes.models import Email
 from mailboxes.store.download import DOWNLOAD_TTL_SECONDS, INLINE_ATTACHMENT_BYTES, download_token
-from qmailing.operations import registry
+from agent.operations import registry
 from tests.api_helpers import call, token_for
 from tests.mailboxes.inbound.newsletter import newsletter_message
 from tests.mailboxes.inbound_helpers import make_message

@@ -6,7 +6,7 @@ from mailboxes.selectors import access_group, access_mailbox, mailbox_by_address
 from mailboxes.services import (
     group_create, group_set_members, mailbox_create, mailbox_set_status, mailbox_update,
 )
-from qmailing.errors import Conflict, Invalid, LimitReached, NotFound
+from core.errors import Conflict, Invalid, LimitReached, NotFound
 from webhooks.models import Event
 
 

@@ -4,7 +4,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.models import TOOL_GROUP_MAILBOXES
-from qmailing.operations import UNTRUSTED_CONTENT, Annotations, Operation, registry
+from agent.operations import UNTRUSTED_CONTENT, Annotations, Operation, registry
 from tests.api_helpers import call, token_for
 
 READ = Annotations(read_only=True, destructive=False, idempotent=True, open_world=False)

@@ -1,10 +1,10 @@
-"""Every request body that reaches Django is bounded before Django reads it (qmailing.bodylimit)."""
+"""Every request body that reaches Django is bounded before Django reads it (core.bodylimit)."""
 
 import asyncio
 
 import pytest
 
-from qmailing.bodylimit import BodyLimit
+from core.bodylimit import BodyLimit
 
 
 def _scope(path="/mail/compose/", length=None):

@@ -29,7 +29,7 @@ from django.db import close_old_connections, connection
 from django.test import Client
 
 from accounts.models import Account
-from qmailing.operations import registry
+from agent.operations import registry
 from tests.api_helpers import call
 
 account_id, token, name = sys.argv[1], sys.argv[2], sys.argv[3]

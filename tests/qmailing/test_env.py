@@ -1,7 +1,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from qmailing.env import Env
+from core.env import Env
 
 
 def test_strict_booleans():
@@ -31,7 +31,7 @@ def test_numbers_and_lists():
 def test_local_secret_is_made_once_private_and_shared(tmp_path):
     import stat
 
-    from qmailing.env import local_secret
+    from core.env import local_secret
 
     path = tmp_path / "var" / "secret_key"
     first = local_secret(path)

@@ -1,4 +1,4 @@
-"""Django's debug page and error reports never show a credential (qmailing.error_reports)."""
+"""Django's debug page and error reports never show a credential (core.error_reports)."""
 
 import secrets
 import sys
@@ -8,7 +8,7 @@ from django.test import Client, RequestFactory
 from django.urls import path
 from django.views.debug import get_default_exception_reporter_filter
 
-from qmailing.error_reports import CredentialMaskingFilter, mask_credentials
+from core.error_reports import CredentialMaskingFilter, mask_credentials
 
 # Made at run time: the debug page shows this file's source around the raising line, and that is no leak.
 DB_PASSWORD, REDIS_PASSWORD, BROKER_PASSWORD, SMTP_PASSWORD, FORM_PASSWORD = (secrets.token_hex(8) for _ in range(5))

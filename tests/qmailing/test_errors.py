@@ -1,6 +1,6 @@
 import pytest
 
-from qmailing.errors import (
+from core.errors import (
     AppError, Conflict, Forbidden, Invalid, LimitReached, MethodNotAllowed, NotAcceptable, NotFound, PlanRequired,
     RateLimited, ScopeMissing, ServerError, TooLarge, Unauthenticated, UnsupportedMediaType, problem_details,
 )

@@ -7,9 +7,9 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken
 
 from accounts.tokens import token_lookup, token_revoke
-from qmailing import gates
-from qmailing.errors import PlanRequired, RateLimited, ScopeMissing, Unauthenticated
-from qmailing.operations import registry
+from agent import gates
+from core.errors import PlanRequired, RateLimited, ScopeMissing, Unauthenticated
+from agent.operations import registry
 from tests.api_helpers import call, token_for
 from tests.conftest import make_user
 

@@ -11,8 +11,8 @@ import requests
 
 from accounts.tokens import token_lookup, token_revoke
 from tests.api_helpers import problem_of, token_for
-from tests.mcp_bridge.conftest import asgi_server, base, mcp_url, rpc  # noqa: F401 — fixtures
-from tests.mcp_bridge.test_resources import _ingest_in_thread
+from tests.agent.mcp.conftest import asgi_server, base, mcp_url, rpc  # noqa: F401 — fixtures
+from tests.agent.mcp.test_resources import _ingest_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread sees the rows
 

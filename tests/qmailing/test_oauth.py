@@ -8,8 +8,8 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application, RefreshToken, set_token_value
 
 from accounts.tokens import access_token_generator, refresh_token_generator
-from qmailing import oauth
-from qmailing.operations import registry
+from agent import oauth
+from agent.operations import registry
 from tests.api_helpers import call, token_for
 
 
@@ -96,7 +96,7 @@ def test_stale_registrations_are_purged(owner):
                                         authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE, redirect_uris="")
     Application.objects.filter(pk=manual.pk).update(created=old)
 
-    from qmailing.tasks import oauth_purge_stale_registrations_task
+    from agent.tasks import oauth_purge_stale_registrations_task
 
     assert oauth_purge_stale_registrations_task.apply().get() == 1
     remaining = set(Application.objects.values_list("pk", flat=True))
@@ -107,4 +107,4 @@ def test_stale_registrations_are_purged(owner):
 
 def test_the_purge_runs_on_beat():
     entry = settings.CELERY_BEAT_SCHEDULE["oauth-purge-stale-registrations"]
-    assert entry["task"] == "qmailing.tasks.oauth_purge_stale_registrations_task"
+    assert entry["task"] == "agent.tasks.oauth_purge_stale_registrations_task"

@@ -1,4 +1,4 @@
-"""Authorization codes are single-use, over real HTTP against a running server (qmailing.oauth_validator).
+"""Authorization codes are single-use, over real HTTP against a running server (agent.oauth_validator).
 
 A replayed code is refused and revokes every token issued from it, rotated ones included; a failed PKCE check
 spends the code; two exchanges of one code cannot both keep their tokens, and the loser of a race gets
@@ -12,7 +12,7 @@ import pytest
 import requests
 from django.utils import timezone
 
-from qmailing.models import UsedAuthorizationCode
+from agent.models import UsedAuthorizationCode
 from tests.qmailing.test_oauth_flow import (  # noqa: F401 (base and person are fixtures)
     REDIRECT_URI, _api, _authorize, _register, _token, base, person,
 )
@@ -122,7 +122,7 @@ def test_of_two_exchanges_of_one_code_neither_keeps_its_tokens(base, person):
 
 def test_an_exchange_whose_tokens_a_racing_replay_revoked_gets_invalid_grant(base, person, monkeypatch):
     """The replay lands after the exchange committed its tokens, before DOT's view read them back."""
-    from qmailing import oauth_validator
+    from agent import oauth_validator
 
     def invalidate_then_replay(self, client_id, code, request, *args, **kwargs):
         original(self, client_id, code, request, *args, **kwargs)
@@ -137,7 +137,7 @@ def test_an_exchange_whose_tokens_a_racing_replay_revoked_gets_invalid_grant(bas
 
 
 def test_used_codes_are_forgotten_by_the_daily_purge():
-    from qmailing.tasks import oauth_purge_stale_registrations_task
+    from agent.tasks import oauth_purge_stale_registrations_task
 
     old = UsedAuthorizationCode.objects.create(code_checksum="a" * 64, used_at=timezone.now() - timedelta(days=2))
     recent = UsedAuthorizationCode.objects.create(code_checksum="b" * 64)

@@ -9,7 +9,7 @@ from openapi_spec_validator import validate
 from openapi_spec_validator.validation.validators import OpenAPIV31SpecValidator
 
 from accounts.scopes import SCOPES
-from qmailing.operations import registry
+from agent.operations import registry
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,8 @@ from accounts.scopes import SCOPES
 from accounts.tokens import token_lookup, token_revoke
 from accounts.selectors import plan_list
 from accounts.services import account_set_plan
-from qmailing.api import api_not_found
-from qmailing.operations import registry
+from agent.rest import api_not_found
+from agent.operations import registry
 from tests.api_helpers import call, token_for
 
 OPERATIONS = sorted(registry())

@@ -1,4 +1,4 @@
-"""qmailing.ratelimit: the counters behind every rate limit, in process memory and (marked redis) in Redis."""
+"""core.ratelimit: the counters behind every rate limit, in process memory and (marked redis) in Redis."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.test import RequestFactory
 
-from qmailing import ratelimit
+from core import ratelimit
 
 
 @pytest.fixture

@@ -18,11 +18,11 @@ from mcp.client.streamable_http import streamable_http_client
 
 from mailboxes.models import Mailbox
 from accounts.tokens import token_lookup
-from qmailing import ratelimit
-from qmailing.operations import registry
+from core import ratelimit
+from agent.operations import registry
 from tests.api_helpers import call, token_for
 from tests.faults import TcpProxy, free_port
-from tests.mcp_bridge.conftest import ServerThread, run
+from tests.agent.mcp.conftest import ServerThread, run
 from webhooks.models import Event, EventType
 from webhooks.services import event_publish
 
@@ -51,7 +51,7 @@ def redis_silent(settings):
 @pytest.fixture(scope="module")
 def mcp_server(django_db_setup, django_db_blocker):
     """uvicorn serving qmailing.asgi in a thread, for this module only: it stops, and the process's MCP session
-    manager with it, before another module's server (tests/mcp_bridge) uses the manager again."""
+    manager with it, before another module's server (tests/agent/mcp) uses the manager again."""
     from django.db import connections
     from django.test import override_settings
 

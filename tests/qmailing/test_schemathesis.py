@@ -95,7 +95,7 @@ def test_api_conforms_to_its_document(case, token, owner_objects):
 
 # (method, path) -> fields validated beyond their JSON Schema; a case sending one of them may get a 400.
 SEMANTIC_FIELDS = {
-    None: {"cursor"},  # opaque, server-issued (qmailing.pagination), on every list
+    None: {"cursor"},  # opaque, server-issued (core.pagination), on every list
     ("POST", "/api/v1/pub/domains"): {"name"},  # a real domain name with a dot, not reserved
     ("GET", "/api/v1/pub/emails/search"): {"date_from", "date_to"},  # YYYY-MM-DD or an ISO 8601 date-time
     ("POST", "/api/v1/pub/mailboxes/{mailbox_id}/send"): {"to", "cc", "bcc", "attachments"},  # emails, base64

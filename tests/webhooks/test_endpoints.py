@@ -5,8 +5,8 @@ from django.db import connection
 
 from accounts.models import Plan
 from accounts.services import account_set_plan
-from qmailing.errors import Invalid
-from qmailing.operations import registry
+from core.errors import Invalid
+from agent.operations import registry
 from tests.api_helpers import call, token_for
 from webhooks.models import WebhookEndpoint
 from webhooks.secrets import secret_decrypt

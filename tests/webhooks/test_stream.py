@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 
 from mailboxes.inbound.ingest import email_ingest
-from qmailing.operations import registry
+from agent.operations import registry
 from tests.api_helpers import call, token_for
 from tests.mailboxes.inbound_helpers import make_message
 from webhooks.services import event_publish

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from accounts.models import User
 from accounts.scopes import SCOPES
 from accounts.tokens import token_issue
-from qmailing.errors import AppError
+from core.errors import AppError
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User
 from accounts.services import account_set_plan
-from qmailing.errors import AppError
+from core.errors import AppError
 
 
 class Command(BaseCommand):

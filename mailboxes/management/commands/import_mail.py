@@ -10,7 +10,7 @@ from mailboxes.inbound.importing import ImportSource, SkipReport, Skipped, print
 from mailboxes.inbound.ingest import email_ingest, ingest_batch
 from mailboxes.models import Folder
 from mailboxes.selectors import mailbox_by_address
-from qmailing.errors import AppError, LimitReached
+from core.errors import AppError, LimitReached
 
 # Bounds the report for an archive with very many Maildir subfolders.
 LEFT_OUT_LINES = 20

@@ -14,8 +14,8 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models.expressions import RawSQL
 
 from mailboxes.models import Email
-from qmailing.errors import Invalid
-from qmailing.pagination import keyset_after, page_of
+from core.errors import Invalid
+from core.pagination import keyset_after, page_of
 
 RECENT_WINDOW = 20_000
 # jit too: compiling the plan costs more than running it on a few thousand index hits.

@@ -12,9 +12,9 @@ from mailboxes.store.counters import UNCOUNTED_FOLDERS
 from mailboxes.store.folders import LIST_DEFERRED, in_folder_view
 from mailboxes.store.search import postgres, sqlite
 from mailboxes.store.search.index import search_fold
-from qmailing.datetimes import as_utc
-from qmailing.errors import Invalid
-from qmailing.pagination import clean_limit, keyset_page
+from core.datetimes import as_utc
+from core.errors import Invalid
+from core.pagination import clean_limit, keyset_page
 
 MAX_QUERY_LENGTH = 500
 MAX_QUERY_TERMS = 32

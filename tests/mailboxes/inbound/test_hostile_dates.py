@@ -14,7 +14,7 @@ from mailboxes.store.selectors import email_list, thread_list
 from mailboxes.models import Email
 from mailboxes.inbound.parsing import MAX_DATE_YEAR, MIN_DATE_YEAR
 from mailboxes.store.search import email_search
-from qmailing.errors import Invalid
+from core.errors import Invalid
 
 
 def with_date(date: bytes | None) -> bytes:

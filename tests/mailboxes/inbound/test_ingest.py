@@ -11,7 +11,7 @@ from mailboxes.inbound.hosted import deliver_hosted
 from mailboxes.inbound.ingest import email_ingest
 from mailboxes.models import Email, Extraction, Folder, Thread
 from mailboxes.services import mailbox_set_status
-from qmailing.errors import LimitReached
+from core.errors import LimitReached
 from tests.mailboxes.inbound.pdfs import pdf_build
 from tests.mailboxes.inbound_helpers import make_message
 from webhooks.models import Event, EventType

@@ -4,7 +4,7 @@ import pytest
 
 from mailboxes.inbound.ingest import email_ingest
 from mailboxes.models import Email
-from qmailing.operations import registry
+from agent.operations import registry
 from tests.api_helpers import call, token_for
 from tests.mailboxes.inbound_helpers import make_message
 

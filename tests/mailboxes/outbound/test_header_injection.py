@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from mailboxes.models import Email, Folder, Mailbox
 from mailboxes.outbound.composition import build_message, header_value
-from qmailing.errors import Invalid
+from core.errors import Invalid
 from tests.mailboxes.inbound_helpers import make_message
 
 INJECTED_FROM = "From: PayPal <service@paypal.com>"

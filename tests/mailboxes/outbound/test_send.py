@@ -8,7 +8,7 @@ from mailboxes.outbound.delivery import email_set_delivery, on_tracking
 from mailboxes.models import Email, Folder, Mailbox
 from mailboxes.outbound.send import email_send
 from mailboxes.services import mailbox_set_status
-from qmailing.errors import Forbidden, Invalid, LimitReached, NotFound, TooLarge
+from core.errors import Forbidden, Invalid, LimitReached, NotFound, TooLarge
 from tests.mailboxes.inbound_helpers import make_message
 from tests.mailboxes.outbound_helpers import dkim_valid, receive
 from webhooks.models import Event

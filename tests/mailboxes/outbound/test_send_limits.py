@@ -12,7 +12,7 @@ from domains.services import domain_add, domain_verify
 from mailboxes.models import Email, Folder, SendRecord
 from mailboxes.outbound.send import email_send
 from mailboxes.services import mailbox_create
-from qmailing.errors import Forbidden, LimitReached
+from core.errors import Forbidden, LimitReached
 
 
 @pytest.fixture

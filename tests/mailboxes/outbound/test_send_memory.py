@@ -23,9 +23,9 @@ from mailboxes.outbound import composition
 from mailboxes.outbound.composition import build_message, dkim_sign, signed_message
 from mailboxes.outbound.large_sends import large_send_slot
 from mailboxes.outbound.send import email_send, email_send_forward
-from qmailing.errors import RateLimited
-from qmailing.gates import Actor
-from qmailing.operations import registry
+from core.errors import RateLimited
+from agent.gates import Actor
+from agent.operations import registry
 from tests.api_helpers import call, token_for
 
 MB = 1024 * 1024

@@ -9,8 +9,8 @@ from django.utils import timezone
 from mailboxes.inbound.ingest import email_ingest
 from mailboxes.models import Draft, DraftAttachment, Email, Folder
 from mailboxes.store.drafts import draft_create, draft_send, draft_update, drafts_send_due
-from qmailing.errors import Conflict, Invalid, NotFound
-from qmailing.operations import registry
+from core.errors import Conflict, Invalid, NotFound
+from agent.operations import registry
 from tests.api_helpers import call, token_for
 from tests.mailboxes.inbound_helpers import make_message
 

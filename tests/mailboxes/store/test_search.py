@@ -9,7 +9,7 @@ from mailboxes.store.services import email_purge, email_trash, email_update
 from mailboxes.models import Email
 from mailboxes.store.search import email_search, search_index_email
 from mailboxes.services import mailbox_create
-from qmailing.errors import Invalid
+from core.errors import Invalid
 from tests.mailboxes.outbound_helpers import receive
 
 

@@ -12,7 +12,7 @@ from mailboxes.models import Email
 from mailboxes.store.search import email_search, search_document, search_index_document, search_index_email
 from mailboxes.store.search.index import (MAX_INDEXED_ATTACHMENT_NAMES, MAX_INDEXED_CHARS, MAX_INDEXED_NAME_CHARS,
                                           attachment_names_text)
-from qmailing.operations import registry
+from agent.operations import registry
 from tests.api_helpers import call, token_for
 from tests.mailboxes.outbound_helpers import receive
 

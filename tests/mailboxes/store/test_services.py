@@ -9,7 +9,7 @@ from mailboxes.store.selectors import attachment_get, email_get, email_list, thr
 from mailboxes.store.services import email_purge, email_restore, email_trash, email_update, emails_purge_expired
 from mailboxes.models import Email, Folder, Thread
 from mailboxes.tasks import mail_purge_trash_task
-from qmailing.errors import Invalid, NotFound
+from core.errors import Invalid, NotFound
 from tests.mailboxes.outbound_helpers import receive
 from webhooks.models import Event
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailboxes.store.selectors import email_count, email_list
-from qmailing.errors import Invalid
+from core.errors import Invalid
 from tests.mailboxes.outbound_helpers import receive
 
 

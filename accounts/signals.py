@@ -1,0 +1,19 @@
+"""What an account's life tells the apps above it, so that accounts imports none of them.
+
+Each signal is sent inside the transaction of the change it announces; receivers do their part in that same
+transaction (an error rolls the whole change back), exactly as if the code were called in place.
+"""
+
+from django.dispatch import Signal
+
+# A new account exists (sign-up, or a user provisioned without one). kwargs: account, email, full_name.
+# mailboxes gives it its first mailbox on the shared domain.
+account_created = Signal()
+
+# An account is being closed: nothing may reach it or act for it from here on. kwargs: account.
+# mailboxes suspends its mailboxes.
+account_closing = Signal()
+
+# A closed account is about to be deleted: receivers delete what a database cascade would leave behind
+# (files first). Sent before the rows go, outside any transaction. kwargs: account.
+account_deleting = Signal()

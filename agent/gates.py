@@ -1,0 +1,148 @@
+"""The gates every agent call passes, REST or MCP, in CONTRACT §5's order, before any operation runs.
+
+    actor = admit(authorization=request.headers.get("Authorization"), operation=op, headers=response_headers)
+
+1. authentication: a Bearer token of our format, found by its checksum (every call, no cache), not
+   expired, with an active user who has an account; otherwise Unauthenticated (401).
+2. throttle: QMAILING_TOKEN_REQUESTS_PER_MINUTE calls per token per minute; RateLimited (429).
+3. daily cap: the plan's daily_request_cap per account per UTC day (FREE: 25); RateLimited (429) with
+   Retry-After = seconds to midnight UTC.
+4. plan: the operation's tool group must be in the account's plan; PlanRequired (402).
+5. scope: the token must carry the operation's scope; ScopeMissing (403).
+Ownership (404) is the operation's own access_* helper, so it is checked against the object itself.
+
+Counters use core.ratelimit (Redis with REDIS_URL, in-process otherwise). `headers` receives
+X-RateLimit-Limit/Remaining/Reset for the tightest budget that applied, on success and on refusal.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.selectors import plan_lowest_with_group
+from accounts.tokens import token_format_ok, token_lookup
+from agent import oauth
+from core import ratelimit
+from core.errors import AppError, PlanRequired, RateLimited, ScopeMissing, Unauthenticated
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is calling: the account (the tenant every access_* helper restricts to), the person, the token."""
+
+    account: object
+    user: object
+    token: object
+    scopes: frozenset
+
+
+def now():
+    return timezone.now()  # one seam for tests that need a given time of day
+
+
+def authenticate(authorization, *, origin=None):
+    """The Actor for an Authorization header value, or Unauthenticated.
+
+    `origin` (scheme://host of the request; QMAILING_BASE_URL by default) is the RFC 8707 audience check:
+    a token bound to a resource that is not ours is refused, like a token with no user.
+    """
+    if not authorization:
+        raise Unauthenticated("Send your token as `Authorization: Bearer qm_live_…`. "
+                              "Issue one under Settings → Developers.")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token_format_ok(token):
+        raise Unauthenticated("The Authorization header does not hold a QMailing token "
+                              "(`Authorization: Bearer qm_live_…`). Check that it was copied whole.",
+                              bearer_error="invalid_token")
+    access_token = token_lookup(token)
+    user = access_token.user if access_token is not None else None
+    if (access_token is None or access_token.is_expired() or user is None or not user.is_active
+            or user.account is None):
+        raise Unauthenticated("This token is revoked or expired. Issue a new one under Settings → Developers.",
+                              bearer_error="invalid_token")
+    if not oauth.token_allows_origin(access_token, origin or settings.QMAILING_BASE_URL):
+        raise Unauthenticated("This token was issued for another service, not for QMailing. "
+                              "Connect again to get a token for this server.", bearer_error="invalid_token")
+    return Actor(account=user.account, user=user, token=access_token, scopes=frozenset(access_token.scope.split()))
+
+
+def _seconds_to_midnight_utc(moment):
+    moment = moment.astimezone(dt.timezone.utc)
+    midnight = dt.datetime.combine(moment.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+    return max(1, int((midnight - moment).total_seconds()))
+
+
+def _rate_headers(usage):
+    return {"X-RateLimit-Limit": str(usage.limit), "X-RateLimit-Remaining": str(usage.remaining),
+            "X-RateLimit-Reset": str(usage.reset)}
+
+
+def meter(actor, *, headers):
+    """Count this call against the token's minute and the account's day; RateLimited past either."""
+    per_minute = settings.QMAILING_TOKEN_REQUESTS_PER_MINUTE
+    usage = ratelimit.hit_usage(f"api:token:{actor.token.pk}:minute", limit=per_minute, window_seconds=60)
+    headers.update(_rate_headers(usage))
+    if not usage.allowed:
+        raise RateLimited(f"This token made more than {per_minute} requests in a minute. "
+                          f"Wait {usage.reset} seconds and slow down.", retry_after=usage.reset)
+    cap = actor.account.plan.daily_request_cap
+    if cap is None:
+        return
+    moment = now()
+    to_midnight = _seconds_to_midnight_utc(moment)
+    # The date in the key makes the window the UTC day, whenever its first request came.
+    daily = ratelimit.hit_usage(f"api:account:{actor.account.pk}:day:{moment.date():%Y%m%d}", limit=cap,
+                                window_seconds=to_midnight)
+    daily = daily._replace(reset=to_midnight)
+    if daily.remaining <= usage.remaining:  # report the budget closer to running out
+        headers.update(_rate_headers(daily))
+    if not daily.allowed:
+        raise RateLimited(f"Your {actor.account.plan.name} plan allows {cap} API and MCP requests a day, and "
+                          f"today's are used up. They renew at midnight UTC, in {to_midnight} seconds; "
+                          "upgrade for no daily cap.", retry_after=to_midnight, code="daily_cap_reached",
+                          upgradeUrl=settings.QMAILING_UPGRADE_URL)
+
+
+def authorize(actor, operation):
+    """The plan gate, then the scope gate, for one operation."""
+    plan = actor.account.plan
+    if not plan.allows_group(operation.plan_group):
+        required = plan_lowest_with_group(group=operation.plan_group)
+        required_code = required.code if required else None
+        raise PlanRequired(f"{operation.title} is not part of the {plan.name} plan. "
+                           f"Upgrade to {required.name if required else 'a higher plan'} to use it.",
+                           required_plan=required_code)
+    if operation.scope not in actor.scopes:
+        raise ScopeMissing(f"This token lacks the {operation.scope} scope that {operation.title} needs. "
+                           f"Issue a token with {operation.scope}.", required_scopes=[operation.scope])
+
+
+def bearer_challenge(challenge, *, origin, resource_path):
+    """`challenge` (RFC 6750) plus RFC 9728's resource_metadata and every scope, so a client can discover."""
+    return (f'{challenge}, resource_metadata="{oauth.resource_metadata_url(origin, resource_path)}", '
+            f'scope="{" ".join(oauth.all_scopes())}"')
+
+
+def admit(*, authorization, operation, headers, origin=None, resource_path="/api/v1/pub"):
+    """Run every gate for one call of `operation`; the Actor, or the first gate's AppError (with its headers).
+
+    `origin` is the request's scheme://host and `resource_path` the protected resource called (/api/v1/pub
+    or /mcp): they set the audience check and the 401's pointer to the protected-resource metadata.
+    """
+    origin = (origin or settings.QMAILING_BASE_URL).rstrip("/")
+    actor = None
+    try:
+        actor = authenticate(authorization, origin=origin)
+        meter(actor, headers=headers)
+        authorize(actor, operation)
+    except AppError as error:
+        if isinstance(error, Unauthenticated):
+            error.headers["WWW-Authenticate"] = bearer_challenge(
+                error.headers.get("WWW-Authenticate", "Bearer"), origin=origin, resource_path=resource_path)
+        error.headers = {**headers, **error.headers}
+        error.actor = actor  # who was refused (None before authentication), for the request log
+        raise
+    return actor

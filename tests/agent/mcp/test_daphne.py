@@ -1,0 +1,88 @@
+"""Smoke test under the README's server: `daphne qmailing.asgi:application` as a subprocess.
+
+Daphne sends no ASGI lifespan, so this proves the MCP session manager starts on the first MCP request
+and stops cleanly with the server. The subprocess gets its own SQLite file (migrated here), never the
+test database, and no Redis.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.agent.mcp.conftest import free_port, run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _manage(env, *args):
+    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _wait_for_port(port, process, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "daphne exited early"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("daphne did not listen")
+
+
+def test_initialize_list_and_call_under_daphne(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(QMAILING_VAR_DIR=str(tmp_path), QMAILING_SQLITE_PATH=str(tmp_path / "daphne.sqlite3"),
+               DJANGO_SETTINGS_MODULE="qmailing.settings", PYTHONUNBUFFERED="1")
+    _manage(env, "migrate", "--noinput")
+    _manage(env, "shell", "-c", "from accounts.services import account_signup; "
+                                "account_signup(email='daphne@example.org', password='correct horse battery 9', "
+                                "full_name='Daphne')")
+    token = _manage(env, "issue_token", "daphne@example.org", "--client", "Smoke", "--scopes", "mailbox:read").strip()
+    port = free_port()
+    log = open(tmp_path / "daphne.log", "w+")
+    # As run_all does: the base URL names the address served (the MCP Host check is exact, port included).
+    env.update(QMAILING_BASE_URL=f"http://127.0.0.1:{port}")
+    process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                                "qmailing.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_port(port, process)
+
+        async def scenario(mode):
+            async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+                async with Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http),
+                                  mode=mode) as client:
+                    tools = await client.list_tools()
+                    result = await client.call_tool("qmailing_list_mailboxes", {})
+                    return client.protocol_version, tools, result
+
+        for mode, version in (("legacy", "2025-11-25"), ("2026-07-28", "2026-07-28")):
+            negotiated, tools, result = run(scenario(mode))
+            assert negotiated == version
+            assert "qmailing_list_mailboxes" in {tool.name for tool in tools.tools}
+            assert result.is_error is False
+            assert result.structured_content["items"][0]["address"].startswith("daphne")
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    log.seek(0)
+    output = log.read()
+    log.close()
+    assert "StreamableHTTP session manager started" in output
+    assert "MCP session manager stopped" in output, output[-3000:]
+    assert "Traceback" not in output and "Task was destroyed" not in output, output[-3000:]

@@ -1,0 +1,101 @@
+"""The MCP Inspector CLI against a real server: `scripts/mcp-inspector`, as a person or CI would run it.
+
+The server is `daphne qmailing.asgi:application` in a subprocess on its own migrated SQLite file (as in
+test_daphne), with the demo account and a token made there by the management commands. The Inspector
+runs `tools/list --strict` (schema portability: exits non-zero on any error-severity finding) on both
+protocol eras, and a `tools/call`. The first run installs Node 22 and the Inspector from the npm
+registry into .cache/mcp-inspector/; if that fails, the test fails (it is never skipped for want of
+npm). It does not depend on the suite's database, so CI runs it in its SQLite pass only and sets
+QMAILING_SKIP_INSPECTOR=1 for the PostgreSQL pass (.ci/run).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from accounts.scopes import SCOPES
+from tests.agent.mcp.conftest import free_port
+from tests.agent.mcp.test_daphne import _manage, _wait_for_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "mcp-inspector"
+
+pytestmark = [
+    pytest.mark.inspector,
+    pytest.mark.skipif(os.environ.get("QMAILING_SKIP_INSPECTOR", "").lower() in ("1", "true", "yes"),
+                       reason="QMAILING_SKIP_INSPECTOR is set (CI runs the Inspector in its SQLite pass)"),
+]
+
+
+@pytest.fixture(scope="module")
+def daphne_server(tmp_path_factory):
+    """(MCP URL, token) of a daphne subprocess on its own SQLite database."""
+    tmp_path = tmp_path_factory.mktemp("inspector")
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(QMAILING_VAR_DIR=str(tmp_path), QMAILING_SQLITE_PATH=str(tmp_path / "daphne.sqlite3"),
+               DJANGO_SETTINGS_MODULE="qmailing.settings", PYTHONUNBUFFERED="1")
+    _manage(env, "migrate", "--noinput")
+    _manage(env, "create_demo")
+    token = _manage(env, "issue_token", "demo@example.com", "--client", "MCP Inspector",
+                    "--scopes", " ".join(SCOPES)).strip()
+    port = free_port()
+    log = open(tmp_path / "daphne.log", "w+")
+    # As run_all does: the base URL names the address served (the MCP Host check is exact, port included).
+    env.update(QMAILING_BASE_URL=f"http://127.0.0.1:{port}")
+    process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                                "qmailing.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/mcp", token
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def inspector(url, token, *args):
+    """Run scripts/mcp-inspector; the parsed `result` of its JSON output. Fails on a non-zero exit."""
+    started = time.monotonic()
+    try:
+        done = subprocess.run([str(SCRIPT), url, token, *args, "--format", "json"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        pytest.fail("scripts/mcp-inspector did not finish in 15 minutes (stuck installing from npm?)")
+    if done.returncode == 70:  # the script's own code: installing Node 22 / the Inspector failed
+        pytest.fail(f"scripts/mcp-inspector could not install or start Node 22 / the MCP Inspector from the npm "
+                    f"registry (exit {done.returncode}); CI needs it. Its output:\n{done.stderr[-4000:]}")
+    assert done.returncode == 0, (f"the Inspector exited {done.returncode} for {' '.join(args)} after "
+                                  f"{time.monotonic() - started:.1f}s:\n{done.stderr[-4000:]}\n{done.stdout[-2000:]}")
+    return json.loads(done.stdout)["result"]
+
+
+def expected_tools():
+    from agent.operations import registry
+
+    return set(registry())
+
+
+@pytest.mark.parametrize("era", ["legacy", "modern"])
+def test_tools_list_is_strict_clean(daphne_server, era):
+    url, token = daphne_server
+    result = inspector(url, token, "--method", "tools/list", "--strict", "--protocol-era", era)
+    listed = {tool["name"] for tool in result["tools"]}
+    assert listed == expected_tools()
+    assert all(tool.get("inputSchema") and tool.get("outputSchema") for tool in result["tools"])
+
+
+def test_tools_call(daphne_server):
+    url, token = daphne_server
+    result = inspector(url, token, "--method", "tools/call", "--tool-name", "qmailing_list_mailboxes")
+    assert result["isError"] is False
+    assert result["structuredContent"]["items"][0]["address"].startswith("demo@")

@@ -1,0 +1,194 @@
+"""The tools at /mcp over real HTTP with the SDK's client: generated from the registry, gated like REST.
+
+A tool and its REST twin (served by the same ASGI app) return the same object for the same token and
+arguments; every gate failure past authentication and the throttle is an isError result carrying the
+problem object; every tools/call writes one request-log row.
+"""
+
+import json
+
+import httpx2
+import pytest
+import requests
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
+
+from accounts.models import RequestLog
+from mailboxes.inbound.ingest import email_ingest
+from agent.operations import registry
+from tests.api_helpers import token_for
+from tests.mailboxes.inbound_helpers import make_message
+from tests.agent.mcp.conftest import run
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread sees the rows
+
+MODES = ["legacy", "2026-07-28"]  # 2025-11-25 with a session, and the session-less 2026-07-28
+
+
+def _calls(url, token, calls, mode="legacy"):
+    """Open one client, make each (tool, arguments) call in order, return the CallToolResults."""
+    async def scenario():
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+            async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
+                return [await client.call_tool(name, arguments) for name, arguments in calls]
+
+    return run(scenario())
+
+
+def _list_tools(url, token, mode="legacy"):
+    async def scenario():
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+            async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
+                return await client.list_tools()
+
+    return run(scenario())
+
+
+def _rest(base, operation, token, path_args=None, query=None):
+    path = operation.rest_path
+    for name, value in (path_args or {}).items():
+        path = path.replace("{" + name + "}", str(value))
+    return requests.get(f"{base}{path}", params=query, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tools_list_has_every_operation_with_strict_schemas_and_annotations(mcp_url, owner, mode):
+    tools = {tool.name: tool for tool in _list_tools(mcp_url, token_for(owner), mode).tools}
+    assert set(tools) == set(registry())
+    for name, operation in registry().items():
+        tool = tools[name]
+        assert tool.title == operation.title and tool.description == operation.description
+        assert tool.input_schema["type"] == "object" and tool.input_schema["additionalProperties"] is False
+        assert tool.input_schema["properties"] == operation.input.model_json_schema()["properties"]  # aliases too
+        assert tool.output_schema["type"] == "object"
+        assert tool.output_schema == operation.output.model_json_schema(mode="serialization")
+        annotations = tool.annotations.model_dump(by_alias=True, exclude_none=True)
+        assert annotations == operation.tool_annotations()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_list_mailboxes_equals_its_rest_twin(base, mcp_url, owner, mode):
+    token = token_for(owner)
+    [result] = _calls(mcp_url, token, [("qmailing_list_mailboxes", {"limit": 5})], mode)
+    assert result.is_error is False
+    rest = _rest(base, registry()["qmailing_list_mailboxes"], token, query={"limit": 5})
+    assert rest.status_code == 200
+    assert result.structured_content == rest.json()
+    assert json.loads(result.content[0].text) == rest.json()
+
+
+def test_get_email_equals_its_rest_twin(base, mcp_url, owner, dns_server):
+    mailbox = owner.mailboxes.get()
+    email = email_ingest(mailbox=mailbox, raw=make_message(subject="Parity", text="Same object both ways.\n"))
+    token = token_for(owner, scopes="email:read")
+    [result] = _calls(mcp_url, token, [("qmailing_get_email", {"email_id": str(email.id)})])
+    rest = _rest(base, registry()["qmailing_get_email"], token, path_args={"email_id": email.id})
+    assert rest.status_code == 200 and result.is_error is False
+    assert result.structured_content == rest.json()
+    assert result.structured_content["subject"] == "Parity"
+
+
+def _problem(result):
+    assert result.is_error is True
+    problem = result.structured_content
+    assert result.content[0].text == problem["detail"]
+    assert {"type", "title", "status", "detail", "code", "instance"} <= set(problem)
+    return problem
+
+
+def test_free_accounts_daily_cap_is_an_error_result(mcp_url, free_account):
+    token = token_for(free_account, scopes="mailbox:read")
+    cap = free_account.plan.daily_request_cap
+    assert cap == 25
+    results = _calls(mcp_url, token, [("qmailing_list_mailboxes", {})] * (cap + 1), mode="2026-07-28")
+    assert all(result.is_error is False for result in results[:cap])
+    problem = _problem(results[cap])
+    assert problem["code"] == "daily_cap_reached" and problem["status"] == 429 and problem["retryAfter"] > 0
+    assert problem["upgradeUrl"]
+    statuses = list(RequestLog.objects.filter(account=free_account).values_list("status", flat=True))
+    assert statuses.count(200) == cap and statuses.count(429) == 1
+
+
+def test_handshake_and_listing_do_not_eat_the_daily_cap(mcp_url, free_account):
+    token = token_for(free_account, scopes="mailbox:read")
+    for _ in range(free_account.plan.daily_request_cap):  # under QMAILING_MCP_INITIALIZE_PER_MINUTE (30)
+        _list_tools(mcp_url, token)  # each: initialize, notifications/initialized, tools/list
+    [result] = _calls(mcp_url, token, [("qmailing_list_mailboxes", {})])
+    assert result.is_error is False
+
+
+def test_plan_gate_is_an_error_result(mcp_url, free_account):
+    [result] = _calls(mcp_url, token_for(free_account), [("qmailing_list_domains", {})])
+    problem = _problem(result)
+    assert problem["code"] == "plan_required" and problem["status"] == 402 and problem["requiredPlan"] == "PLUS"
+
+
+def test_missing_scope_is_an_error_result_naming_it(mcp_url, owner):
+    [result] = _calls(mcp_url, token_for(owner, scopes="email:read"), [("qmailing_list_mailboxes", {})])
+    problem = _problem(result)
+    assert problem["code"] == "insufficient_scope" and problem["status"] == 403
+    assert problem["requiredScopes"] == ["mailbox:read"]
+
+
+def test_another_accounts_mailbox_is_not_found(mcp_url, owner, outsider):
+    theirs = outsider.mailboxes.get()
+    [result] = _calls(mcp_url, token_for(owner), [("qmailing_get_mailbox", {"mailbox_id": str(theirs.id)})])
+    problem = _problem(result)
+    assert problem["code"] == "not_found" and problem["status"] == 404
+
+
+def test_unknown_argument_is_refused_naming_it(mcp_url, owner):
+    [result] = _calls(mcp_url, token_for(owner), [("qmailing_list_mailboxes", {"limit": 5, "sort": "asc"})])
+    problem = _problem(result)
+    assert problem["code"] == "validation_error" and "sort" in problem["errors"] and "sort" in problem["detail"]
+
+
+def test_mistyped_argument_is_refused(mcp_url, owner):
+    [result] = _calls(mcp_url, token_for(owner), [("qmailing_list_mailboxes", {"limit": "5"})])
+    assert "limit" in _problem(result)["errors"]
+
+
+def test_unknown_tool_is_a_protocol_error(mcp_url, owner):
+    token = token_for(owner)
+
+    async def scenario():
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+            async with Client(streamable_http_client(mcp_url, http_client=http), mode="legacy") as client:
+                try:
+                    await client.call_tool("qmailing_no_such_tool", {})
+                except MCPError as error:
+                    return error
+
+    error = run(scenario())
+    assert error.code == INVALID_PARAMS and "Unknown tool" in error.message
+
+
+def test_every_tool_call_writes_one_request_log_row(mcp_url, owner, outsider):
+    token = token_for(owner)
+    theirs = outsider.mailboxes.get()
+    _calls(mcp_url, token, [("qmailing_list_mailboxes", {}), ("qmailing_get_mailbox", {"mailbox_id": str(theirs.id)}),
+                            ("qmailing_list_mailboxes", {"bogus": 1})])
+    rows = list(RequestLog.objects.filter(account=owner).order_by("id").values_list("operation", "status", "token_id"))
+    token_id = RequestLog.objects.filter(account=owner).values_list("token_id", flat=True).first()
+    assert rows == [("qmailing_list_mailboxes", 200, token_id), ("qmailing_get_mailbox", 404, token_id),
+                    ("qmailing_list_mailboxes", 400, token_id)]
+
+
+def test_unexpected_exception_is_a_generic_server_error_result(mcp_url, owner, monkeypatch, caplog):
+    from dataclasses import replace
+
+    from agent import operations
+
+    def crash(*, actor, args):
+        raise RuntimeError("secret internals")
+
+    name = "qmailing_list_mailboxes"
+    monkeypatch.setitem(operations._registry, name, replace(operations._registry[name], handler=crash))
+    [result] = _calls(mcp_url, token_for(owner), [(name, {})])
+    problem = _problem(result)
+    assert problem["code"] == "server_error" and problem["status"] == 500
+    assert "secret internals" not in json.dumps(problem) and "Traceback" not in result.content[0].text
+    assert "secret internals" in caplog.text  # logged on our side
+    assert list(RequestLog.objects.filter(account=owner).values_list("status", flat=True)) == [500]
