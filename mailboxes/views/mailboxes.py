@@ -2,7 +2,7 @@ from django.contrib import messages
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
-from mailboxes.web.forms import GroupForm, MailboxCreateForm, MailboxUpdateForm
+from mailboxes.forms import GroupForm, MailboxCreateForm, MailboxUpdateForm
 from mailboxes.models import Mailbox
 from mailboxes.outbound.confirmation import forwarding_status
 from mailboxes.selectors import access_group, access_mailbox, group_list

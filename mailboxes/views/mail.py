@@ -5,7 +5,7 @@ reaches the page only through template autoescaping (or, for HTML, the sandboxed
 """
 
 from django.contrib import messages
-from django.http import FileResponse, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -18,12 +18,12 @@ from mailboxes.selectors import access_mailbox
 from mailboxes.store.folders import FOLDER_VIEWS
 from mailboxes.tasks import mail_purge_trash_task
 from mailboxes.store.search import email_search
-from mailboxes.store.selectors import (PREVIEW_CHARS, attachment_get, conversation_get, email_count, email_get, email_list,
+from mailboxes.store.selectors import (PREVIEW_CHARS, conversation_get, email_count, email_get, email_list,
                                        emails_selected)
 from mailboxes.store.services import email_delete_forever, email_restore, email_trash, email_update, trash_empty
-from mailboxes.web.content import attachment_download_name, email_html_document, email_html_policy, has_remote_images
-from mailboxes.web.forms import MOVE_TARGETS, SearchForm
-from mailboxes.web.sidebar import FOLDER_LABELS, mail_sidebar
+from mailboxes.views.content import email_html_document, email_html_policy, has_remote_images
+from mailboxes.forms import MOVE_TARGETS, SearchForm
+from mailboxes.views.sidebar import FOLDER_LABELS, mail_sidebar
 from core.errors import AppError, Invalid
 from core.forms import app_error_message
 from core.pagination import Page
@@ -201,19 +201,6 @@ def email_html_view(request, account, email_id):
     response["X-Content-Type-Options"] = "nosniff"
     # Remote images, when allowed, must not tell their senders which page they were opened from.
     response["Referrer-Policy"] = "no-referrer"
-    response["Cache-Control"] = "private, no-store"
-    return response
-
-
-@account_view
-@require_GET
-def attachment_download_view(request, account, email_id, index):
-    attachment = attachment_get(account=account, email_id=email_id, index=index)
-    # The sender chose the content type; a download never needs it, and octet-stream is never rendered.
-    response = FileResponse(attachment.file.open("rb"), as_attachment=True, content_type="application/octet-stream",
-                            filename=attachment_download_name(attachment))
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, no-store"
     return response
 
