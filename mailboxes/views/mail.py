@@ -27,6 +27,7 @@ from mailboxes.views.sidebar import FOLDER_LABELS, mail_sidebar
 from core.errors import AppError, Invalid
 from core.forms import app_error_message
 from core.pagination import Page
+from core.web import form_action
 from accounts.web import account_view
 
 PAGE_SIZE = 50
@@ -234,16 +235,13 @@ def email_action_view(request, account, email_id):
     email = email_get(account=account, email_id=email_id)
     action = request.POST.get("action", "")
     list_url = f"{reverse('mailboxes:mail', args=[email.mailbox_id])}?folder={email.folder}"
-    try:
-        _apply(email, action, request.POST.get("folder", ""))
-    except AppError as exc:
-        messages.error(request, app_error_message(exc))
-        return redirect("mail:detail", email_id=email.id)
-    messages.success(request, ACTION_DONE[action][0])
-    if action in ("unread", "trash", "move", "archive", "inbox", "delete", "restore"):
-        # Opening the email again would mark it read, and a moved one has left the list it came from.
-        return redirect(_next(request, list_url))
-    return redirect("mail:detail", email_id=email.id)
+    detail_url = reverse("mail:detail", kwargs={"email_id": email.id})
+    # Opening the email again would mark it read, and a moved one has left the list it came from.
+    leaves = action in ("unread", "trash", "move", "archive", "inbox", "delete", "restore")
+    # ACTION_DONE is read only after _apply has accepted the action (an unknown one is an Invalid, not a KeyError).
+    return form_action(request, lambda: _apply(email, action, request.POST.get("folder", "")),
+                       success=lambda _: ACTION_DONE[action][0], then=_next(request, list_url) if leaves else detail_url,
+                       on_error=detail_url)
 
 
 @account_view
