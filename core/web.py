@@ -1,5 +1,10 @@
 """Helpers every server-rendered page shares: one-time form values, form rendering, and running a service
-call for a page (form_action)."""
+call for a page (form_action).
+
+Where pages live: an app's pages in `<app>/views.py` (or a `views/` package when it has many), its URL list
+in `<app>/urls.py` (included at the root by qmailing/urls.py), its forms in `<app>/forms.py`. A module named
+`web.py` holds what pages share: this one, accounts.web's account_view, qmailing.web's page chrome.
+"""
 
 import secrets
 
