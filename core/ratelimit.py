@@ -59,11 +59,6 @@ def hit_usage(key, *, limit, window_seconds):
                  reset=max(1, math.ceil(ttl_ms / 1000)))
 
 
-def give_back(key):
-    """Undo one earlier hit on `key` (for callers that count only failures); a closed window is left alone."""
-    _backend().decr(_full_key(key))
-
-
 def _full_key(key):
     return f"{settings.QMAILING_RATELIMIT_KEY_PREFIX}{key}"
 
@@ -92,13 +87,6 @@ class MemoryCounters:
             entry[0] += 1
             return entry[0], (entry[1] - now) * 1000
 
-    def decr(self, key):
-        now = time.monotonic()
-        with self._lock:
-            entry = self._counters.get(key)
-            if entry is not None and entry[1] > now and entry[0] > 0:
-                entry[0] -= 1
-
 
 _memory = MemoryCounters()
 
@@ -109,13 +97,6 @@ if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
 return {count, ttl}
-"""
-# DECR only inside an open window: a bare DECR on an expired key would create one without expiry.
-_DECR_SCRIPT = """
-if redis.call('PTTL', KEYS[1]) > 0 and tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then
-  return redis.call('DECR', KEYS[1])
-end
-return 0
 """
 
 
@@ -181,7 +162,6 @@ class RedisCounters:
         self.client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=1.0,
                                            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)))
         self._incr = self.client.register_script(_INCR_SCRIPT)
-        self._decr = self.client.register_script(_DECR_SCRIPT)
         self.fallback = MemoryCounters()
         self.outage = RedisOutage(name="rate limits", consequence="each process counts in its own memory",
                                   backoff_seconds=self.BACKOFF_SECONDS)
@@ -196,17 +176,6 @@ class RedisCounters:
                 self.outage.answered()
                 return int(count), int(ttl_ms)
         return self.fallback.incr(key, window_ms)
-
-    def decr(self, key):
-        if not self.outage.skipping():
-            try:
-                self._decr(keys=[key])
-            except REDIS_DOWN as error:
-                self.outage.failed(error)
-            else:
-                self.outage.answered()
-                return
-        self.fallback.decr(key)
 
 
 _redis_clients = {}

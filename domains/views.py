@@ -8,9 +8,8 @@ from domains.names import domain_to_unicode, normalize_domain
 from domains.selectors import access_domain, domain_records, domain_zone_file
 from domains.services import domain_add, domain_delete, domain_verify
 from core.errors import AppError
-from core.forms import add_app_error, app_error_message
 from accounts.web import account_view
-from core.web import render_form
+from core.web import form_action, render_form
 
 # The domain page lists this many of the domain's mailboxes; the Overview lists them all.
 MAILBOXES_SHOWN = 100
@@ -43,13 +42,14 @@ def _ascii_name(raw):
 def domain_add_view(request, account):
     form = DomainAddForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            domain = domain_add(account=account, name=form.cleaned_data["name"])
-        except AppError as exc:
-            add_app_error(form, _in_unicode(exc, _ascii_name(form.cleaned_data["name"])))
-        else:
-            messages.success(request, f"{domain.unicode_name} added. Publish the records below, then check DNS.")
-            return redirect("domains:detail", domain_id=domain.id)
+        name = form.cleaned_data["name"]
+        done = form_action(request, lambda: domain_add(account=account, name=name), form=form,
+                           explain=lambda exc: _in_unicode(exc, _ascii_name(name)),
+                           success=lambda domain: f"{domain.unicode_name} added. Publish the records below, "
+                                                  "then check DNS.",
+                           then=lambda domain: redirect("domains:detail", domain_id=domain.id))
+        if done is not None:
+            return done
     return render_form(request, "domains/add.html", {"form": form, "account": account})
 
 
@@ -94,10 +94,6 @@ def domain_verify_view(request, account, domain_id):
 @require_POST
 def domain_delete_view(request, account, domain_id):
     domain = access_domain(account=account, domain_id=domain_id)
-    try:
-        domain_delete(domain=domain)
-    except AppError as exc:
-        messages.error(request, app_error_message(_in_unicode(exc, domain.name)))
-        return redirect("domains:detail", domain_id=domain.id)
-    messages.success(request, f"{domain.unicode_name} removed.")
-    return redirect("dashboard")
+    return form_action(request, lambda: domain_delete(domain=domain), explain=lambda exc: _in_unicode(exc, domain.name),
+                       success=lambda _: f"{domain.unicode_name} removed.", then="dashboard",
+                       on_error=redirect("domains:detail", domain_id=domain.id))

@@ -1,5 +1,5 @@
 """Websocket routes: the dashboard's live mail pages (mailboxes.web.live)."""
 
-from mailboxes.web.live import websocket_urls
+from mailboxes.views.live import websocket_urls
 
 websocket_urlpatterns = [*websocket_urls]

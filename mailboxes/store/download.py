@@ -1,19 +1,18 @@
 """Attachments for agents: inline bytes up to a cap, and above it a short-lived signed download URL.
 
 The URL is the capability: it names one attachment and the account it was issued to, signed with
-TimestampSigner and refused after DOWNLOAD_TTL_SECONDS. The view checks the signature, the age and that
-the attachment still belongs to that account; no session or token is involved, so it works in a browser
-or with curl, and a URL for one attachment can never fetch another.
+TimestampSigner and refused after DOWNLOAD_TTL_SECONDS. The download view (mailboxes.views.attachments)
+checks, through attachment_from_token, the signature, the age and that the attachment still belongs to
+that account; no session or token is involved, so it works in a browser or with curl, and a URL for one
+attachment can never fetch another.
 """
 
 from django.core import signing
-from django.http import FileResponse, JsonResponse
 from django.urls import reverse
-from django.views.decorators.http import require_GET
 
 from mailboxes.models import Attachment
 from mailboxes.store.selectors import attachment_get
-from core.errors import AppError, NotFound, problem_details
+from core.errors import AppError, NotFound
 from django.conf import settings
 
 INLINE_ATTACHMENT_BYTES = 5 * 1024 * 1024  # get_attachment returns bytes up to this; above, a download URL
@@ -62,18 +61,3 @@ def attachment_from_token(token) -> Attachment:
                        code="download_link_expired")
     except (signing.BadSignature, Attachment.DoesNotExist, KeyError, TypeError, ValueError):
         raise NotFound("This download link is not valid.")
-
-
-@require_GET
-def attachment_download(request, token):
-    try:
-        attachment = attachment_from_token(token)
-    except AppError as error:
-        return JsonResponse(problem_details(error, instance=request.path), status=error.status,
-                            content_type="application/problem+json")
-    response = FileResponse(attachment.file.open("rb"), as_attachment=True,
-                            filename=attachment.filename or f"attachment-{attachment.position}",
-                            content_type="application/octet-stream")
-    response["Cache-Control"] = "no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response

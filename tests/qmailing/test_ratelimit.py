@@ -49,13 +49,6 @@ def test_the_window_closes_and_a_new_one_opens(in_memory, monkeypatch):
     assert ratelimit.hit("k", limit=1, window_seconds=60).allowed
 
 
-def test_give_back_undoes_one_hit(in_memory):
-    assert ratelimit.hit("k", limit=1, window_seconds=60).allowed
-    ratelimit.give_back("k")
-    assert ratelimit.hit("k", limit=1, window_seconds=60).allowed
-    assert not ratelimit.hit("k", limit=1, window_seconds=60).allowed
-
-
 def test_concurrent_hits_in_memory_let_exactly_the_limit_through(in_memory):
     results = _concurrent_hits("burst", attempts=64, limit=10)
     assert results.count(True) == 10
@@ -70,16 +63,10 @@ def test_concurrent_hits_in_redis_let_exactly_the_limit_through(in_redis, settin
 
 
 @pytest.mark.redis
-def test_redis_window_retry_after_and_give_back(in_redis, settings):
-    key = f"{settings.QMAILING_RATELIMIT_KEY_PREFIX}k"
+def test_redis_window_retry_after(in_redis):
     assert ratelimit.hit("k", limit=1, window_seconds=30).allowed
     allowed, retry_after = ratelimit.hit("k", limit=1, window_seconds=30)
     assert not allowed and 29 <= retry_after <= 30
-    ratelimit.give_back("k")
-    assert int(in_redis.get(key)) == 1
-    in_redis.delete(key)
-    ratelimit.give_back("k")  # the window has closed: nothing to give back, and no key without expiry left behind
-    assert in_redis.get(key) is None
 
 
 def test_client_ip_trusts_x_forwarded_for_only_behind_the_proxy(settings):

@@ -16,7 +16,7 @@ from webhooks.models import WEBHOOK_EVENT_TYPES, WebhookDelivery, WebhookEndpoin
 from webhooks.secrets import secret_decrypt
 from webhooks.services import event_publish, webhook_register
 from tests.browser import needs_chromium
-from webhooks.web import LOG_PAGE_SIZE
+from webhooks.views import LOG_PAGE_SIZE
 
 NONCES_KEY = "nonces:webhook_secret"  # qmailing.web.nonce_issue(request, "webhook_secret")
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from tests.mailboxes.counters_check import counters_exact
 from mailboxes.inbound.ingest import email_ingest
 from mailboxes.store.selectors import email_get
-from mailboxes.web.content import attachment_download_name
+from mailboxes.views.content import attachment_download_name
 from mailboxes.models import Attachment, Email, Folder
 from tests.mailboxes.inbound_helpers import make_message
 from tests.mailboxes.outbound_helpers import receive
@@ -152,7 +152,7 @@ def test_search_finds_a_received_message_in_the_mailbox_and_across_mailboxes(cli
 
 
 def test_older_link_pages_by_cursor(client, owner, mailbox, monkeypatch):
-    monkeypatch.setattr("mailboxes.web.mail.PAGE_SIZE", 2)
+    monkeypatch.setattr("mailboxes.views.mail.PAGE_SIZE", 2)
     start = timezone.now() - timedelta(days=1)
     for number in range(5):
         receive(mailbox, subject=f"Message number {number}", date=start + timedelta(minutes=number))

@@ -24,7 +24,7 @@ def _page(client, url):
 
 @pytest.fixture
 def five(client, owner, mailbox, monkeypatch):
-    monkeypatch.setattr("mailboxes.web.mail.PAGE_SIZE", 2)
+    monkeypatch.setattr("mailboxes.views.mail.PAGE_SIZE", 2)
     start = timezone.now() - timedelta(days=1)
     for number in range(5):
         receive(mailbox, subject=f"Message number {number}", date=start + timedelta(minutes=number))

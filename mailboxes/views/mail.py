@@ -5,7 +5,7 @@ reaches the page only through template autoescaping (or, for HTML, the sandboxed
 """
 
 from django.contrib import messages
-from django.http import FileResponse, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -18,15 +18,16 @@ from mailboxes.selectors import access_mailbox
 from mailboxes.store.folders import FOLDER_VIEWS
 from mailboxes.tasks import mail_purge_trash_task
 from mailboxes.store.search import email_search
-from mailboxes.store.selectors import (PREVIEW_CHARS, attachment_get, conversation_get, email_count, email_get, email_list,
+from mailboxes.store.selectors import (PREVIEW_CHARS, conversation_get, email_count, email_get, email_list,
                                        emails_selected)
 from mailboxes.store.services import email_delete_forever, email_restore, email_trash, email_update, trash_empty
-from mailboxes.web.content import attachment_download_name, email_html_document, email_html_policy, has_remote_images
-from mailboxes.web.forms import MOVE_TARGETS, SearchForm
-from mailboxes.web.sidebar import FOLDER_LABELS, mail_sidebar
+from mailboxes.views.content import email_html_document, email_html_policy, has_remote_images
+from mailboxes.forms import MOVE_TARGETS, SearchForm
+from mailboxes.views.sidebar import FOLDER_LABELS, mail_sidebar
 from core.errors import AppError, Invalid
 from core.forms import app_error_message
 from core.pagination import Page
+from core.web import form_action
 from accounts.web import account_view
 
 PAGE_SIZE = 50
@@ -205,19 +206,6 @@ def email_html_view(request, account, email_id):
     return response
 
 
-@account_view
-@require_GET
-def attachment_download_view(request, account, email_id, index):
-    attachment = attachment_get(account=account, email_id=email_id, index=index)
-    # The sender chose the content type; a download never needs it, and octet-stream is never rendered.
-    response = FileResponse(attachment.file.open("rb"), as_attachment=True, content_type="application/octet-stream",
-                            filename=attachment_download_name(attachment))
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, no-store"
-    return response
-
-
 def _apply(email, action, folder=""):
     if action in FLAG_ACTIONS:
         email_update(email=email, **FLAG_ACTIONS[action])
@@ -247,16 +235,13 @@ def email_action_view(request, account, email_id):
     email = email_get(account=account, email_id=email_id)
     action = request.POST.get("action", "")
     list_url = f"{reverse('mailboxes:mail', args=[email.mailbox_id])}?folder={email.folder}"
-    try:
-        _apply(email, action, request.POST.get("folder", ""))
-    except AppError as exc:
-        messages.error(request, app_error_message(exc))
-        return redirect("mail:detail", email_id=email.id)
-    messages.success(request, ACTION_DONE[action][0])
-    if action in ("unread", "trash", "move", "archive", "inbox", "delete", "restore"):
-        # Opening the email again would mark it read, and a moved one has left the list it came from.
-        return redirect(_next(request, list_url))
-    return redirect("mail:detail", email_id=email.id)
+    detail_url = reverse("mail:detail", kwargs={"email_id": email.id})
+    # Opening the email again would mark it read, and a moved one has left the list it came from.
+    leaves = action in ("unread", "trash", "move", "archive", "inbox", "delete", "restore")
+    # ACTION_DONE is read only after _apply has accepted the action (an unknown one is an Invalid, not a KeyError).
+    return form_action(request, lambda: _apply(email, action, request.POST.get("folder", "")),
+                       success=lambda _: ACTION_DONE[action][0], then=_next(request, list_url) if leaves else detail_url,
+                       on_error=detail_url)
 
 
 @account_view

@@ -8,7 +8,6 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.shortcuts import redirect, render
-from django.urls import path
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
@@ -71,8 +70,3 @@ def delete(request, account):
         return redirect("account_login")
     return render_form(request, "accounts/security_delete.html", {"account": account, "form": form})
 
-
-security_urls = ([
-    path("", security, name="index"),
-    path("delete/", delete, name="delete"),
-], "security")

@@ -18,8 +18,8 @@ from mailboxes.outbound.send import email_send, email_send_forward
 from mailboxes.selectors import access_mailbox, mailbox_list
 from mailboxes.store.drafts import access_draft, draft_create, draft_delete, draft_list, draft_send, draft_update
 from mailboxes.store.selectors import email_get
-from mailboxes.web.forms import ComposeForm
-from mailboxes.web.sidebar import mail_sidebar
+from mailboxes.forms import ComposeForm
+from mailboxes.views.sidebar import mail_sidebar
 from core.errors import AppError
 from core.forms import add_app_error, app_error_message
 from accounts.web import account_view

@@ -14,7 +14,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
@@ -187,10 +187,3 @@ def revoke_oauth_app(request, account, application_id):
     app = access_oauth_app(account=account, application_id=application_id)
     return render(request, "accounts/revoke_oauth_app.html", {"app": app})
 
-
-developer_urls = ([
-    path("", developers, name="index"),
-    path("connect/", connect, name="connect"),
-    path("tokens/<int:token_id>/revoke/", revoke, name="revoke"),
-    path("oauth-apps/<int:application_id>/revoke/", revoke_oauth_app, name="revoke_oauth_app"),
-], "developers")

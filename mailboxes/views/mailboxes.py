@@ -2,17 +2,15 @@ from django.contrib import messages
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
-from mailboxes.web.forms import GroupForm, MailboxCreateForm, MailboxUpdateForm
+from mailboxes.forms import GroupForm, MailboxCreateForm, MailboxUpdateForm
 from mailboxes.models import Mailbox
 from mailboxes.outbound.confirmation import forwarding_status
 from mailboxes.selectors import access_group, access_mailbox, group_list
 from mailboxes.services import (
     group_create, group_delete, group_update, mailbox_create, mailbox_delete, mailbox_set_status, mailbox_update,
 )
-from core.errors import AppError
-from core.forms import add_app_error, app_error_message
 from accounts.web import account_view
-from core.web import render_form
+from core.web import form_action, render_form
 
 @account_view
 @require_http_methods(["GET", "POST"])
@@ -21,15 +19,15 @@ def mailbox_create_view(request, account):
                              domain_id=request.GET.get("domain"))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        try:
-            mailbox = mailbox_create(account=account, domain=data["domain"], local_part=data["local_part"],
-                                     display_name=data["display_name"], forwarding_addresses=data["forwarding_addresses"],
-                                     forward_keep_copy=data["forward_keep_copy"])
-        except AppError as exc:
-            add_app_error(form, exc)
-        else:
-            messages.success(request, f"{mailbox.display_address} is ready.")
-            return redirect("mailboxes:detail", mailbox_id=mailbox.id)
+        done = form_action(
+            request, lambda: mailbox_create(account=account, domain=data["domain"], local_part=data["local_part"],
+                                            display_name=data["display_name"],
+                                            forwarding_addresses=data["forwarding_addresses"],
+                                            forward_keep_copy=data["forward_keep_copy"]),
+            form=form, success=lambda mailbox: f"{mailbox.display_address} is ready.",
+            then=lambda mailbox: redirect("mailboxes:detail", mailbox_id=mailbox.id))
+        if done is not None:
+            return done
     return render_form(request, "mailboxes/create.html", {"form": form, "account": account})
 
 @account_view
@@ -40,13 +38,10 @@ def mailbox_detail_view(request, account, mailbox_id):
                "forward_keep_copy": mailbox.forward_keep_copy}
     form = MailboxUpdateForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        try:
-            mailbox_update(mailbox=mailbox, **form.cleaned_data)
-        except AppError as exc:
-            add_app_error(form, exc)
-        else:
-            messages.success(request, "Saved.")
-            return redirect("mailboxes:detail", mailbox_id=mailbox.id)
+        done = form_action(request, lambda: mailbox_update(mailbox=mailbox, **form.cleaned_data), form=form,
+                           success="Saved.", then=redirect("mailboxes:detail", mailbox_id=mailbox.id))
+        if done is not None:
+            return done
     return render_form(request, "mailboxes/detail.html", {"mailbox": mailbox, "form": form, "groups": mailbox.groups.all(),
                                                           "forwarding": forwarding_status(mailbox=mailbox)})
 
@@ -54,13 +49,9 @@ def mailbox_detail_view(request, account, mailbox_id):
 @require_POST
 def mailbox_status_view(request, account, mailbox_id):
     mailbox = access_mailbox(account=account, mailbox_id=mailbox_id)
-    try:
-        mailbox_set_status(mailbox=mailbox, status=request.POST.get("status", ""))
-    except AppError as exc:
-        messages.error(request, app_error_message(exc))
-    else:
-        messages.success(request, f"{mailbox.display_address} is now {mailbox.get_status_display().lower()}.")
-    return redirect("mailboxes:detail", mailbox_id=mailbox.id)
+    return form_action(request, lambda: mailbox_set_status(mailbox=mailbox, status=request.POST.get("status", "")),
+                       success=lambda _: f"{mailbox.display_address} is now {mailbox.get_status_display().lower()}.",
+                       then=redirect("mailboxes:detail", mailbox_id=mailbox.id))
 
 @account_view
 @require_POST
@@ -77,13 +68,10 @@ def mailbox_delete_view(request, account, mailbox_id):
 def group_list_view(request, account):
     form = GroupForm(request.POST or None, account=account)
     if request.method == "POST" and form.is_valid():
-        try:
-            group_create(account=account, **form.cleaned_data)
-        except AppError as exc:
-            add_app_error(form, exc)
-        else:
-            messages.success(request, f"Group {form.cleaned_data['name']} created.")
-            return redirect("mailboxes:groups")
+        done = form_action(request, lambda: group_create(account=account, **form.cleaned_data), form=form,
+                           success=f"Group {form.cleaned_data['name']} created.", then="mailboxes:groups")
+        if done is not None:
+            return done
     return render_form(request, "mailboxes/groups.html", {"groups": group_list(account=account), "form": form})
 
 @account_view
@@ -97,13 +85,10 @@ def group_detail_view(request, account, group_id):
     form = GroupForm(request.POST or None, account=account,
                      initial={"name": group.name, "description": group.description, "members": group.members.all()})
     if request.method == "POST" and form.is_valid():
-        try:
-            group_update(group=group, **form.cleaned_data)
-        except AppError as exc:
-            add_app_error(form, exc)
-        else:
-            messages.success(request, "Group saved.")
-            return redirect("mailboxes:group", group_id=group.id)
+        done = form_action(request, lambda: group_update(group=group, **form.cleaned_data), form=form,
+                           success="Group saved.", then=redirect("mailboxes:group", group_id=group.id))
+        if done is not None:
+            return done
     return render_form(request, "mailboxes/group.html", {"group": group, "form": form})
 
 STATUS_CHOICES = Mailbox.Status.choices

@@ -22,10 +22,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import TOOL_GROUP_WEBHOOKS
 from accounts.selectors import plan_lowest_with_group
-from core.errors import AppError, Invalid, PlanRequired
-from core.forms import add_app_error, app_error_message
+from core.errors import Invalid, PlanRequired
+from core.forms import app_error_message
 from accounts.web import account_view
-from core.web import nonce_issue, nonce_use, render_form
+from core.web import form_action, nonce_issue, nonce_use, render_form
 from webhooks.delivery import deliveries_redeliver, delivery_redeliver, endpoint_enable, webhook_body
 from webhooks.models import WEBHOOK_EVENT_TYPES, EventType, WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import HEALTH_WINDOW, access_delivery, access_webhook, webhook_deliveries, webhook_health, webhook_list
@@ -99,6 +99,12 @@ def _plan_gate(account):
                        required_plan=required.code if required else None)
 
 
+def _gated(account, service, /, **arguments):
+    """`service` behind the plan gate: an account without webhooks gets PlanRequired before anything runs."""
+    _plan_gate(account)
+    return service(**arguments)
+
+
 def _upgrade_message(account):
     try:
         _plan_gate(account)
@@ -152,15 +158,14 @@ def webhook_register_view(request, account):
             messages.warning(request, "That form was already used, and its secret was shown once. If you did not "
                                       "save it, rotate the secret on the endpoint's page.")
             return redirect("webhooks:index")
-        try:
-            _plan_gate(account)
-            endpoint, secret = webhook_register(account=account, url=form.cleaned_data["url"],
-                                                event_types=form.cleaned_data["event_types"],
-                                                description=form.cleaned_data["description"])
-        except AppError as exc:
-            add_app_error(form, exc)
-        else:
-            return render(request, "webhooks/secret.html", {"endpoint": endpoint, "secret": secret, "rotated": False})
+        data = form.cleaned_data
+        done = form_action(
+            request, lambda: _gated(account, webhook_register, account=account, url=data["url"],
+                                    event_types=data["event_types"], description=data["description"]),
+            form=form, then=lambda created: render(request, "webhooks/secret.html",
+                                                   {"endpoint": created[0], "secret": created[1], "rotated": False}))
+        if done is not None:
+            return done
     return _register_page(request, account, form)
 
 
@@ -195,17 +200,16 @@ def _back(endpoint):
 def webhook_redeliver(request, account, webhook_id, delivery_id):
     endpoint = access_webhook(account=account, webhook_id=webhook_id)
     delivery = access_delivery(endpoint, delivery_id)
-    try:
-        _plan_gate(account)
-        count = delivery_redeliver(delivery=delivery)
-    except AppError as exc:
-        messages.error(request, app_error_message(exc))
+
+    def queued(count):
+        if count:
+            messages.success(request, f"Queued the {delivery.event.type} delivery again, with the same webhook-id.")
+        else:
+            messages.info(request, "That delivery is still being attempted; it was not queued twice.")
         return _back(endpoint)
-    if count:
-        messages.success(request, f"Queued the {delivery.event.type} delivery again, with the same webhook-id.")
-    else:
-        messages.info(request, "That delivery is still being attempted; it was not queued twice.")
-    return _back(endpoint)
+
+    return form_action(request, lambda: _gated(account, delivery_redeliver, delivery=delivery), then=queued,
+                       on_error=_back(endpoint))
 
 
 @account_view
@@ -219,32 +223,28 @@ def webhook_redeliver_failed(request, account, webhook_id):
     since = timezone.now() - timedelta(hours=int(form.cleaned_data["hours"]))
     ids = list(endpoint.deliveries.filter(created_at__gte=since, status__in=[
         WebhookDelivery.Status.FAILED, WebhookDelivery.Status.CANCELLED]).values_list("pk", flat=True))
-    try:
-        _plan_gate(account)
-        count = deliveries_redeliver(endpoint=endpoint, ids=ids, since=since) if ids else 0
-    except AppError as exc:
-        messages.error(request, app_error_message(exc))
-        return _back(endpoint)
     period = dict(REDELIVER_PERIODS)[form.cleaned_data["hours"]]
-    if count:
-        messages.success(request, f"Queued {count} deliver{'y' if count == 1 else 'ies'} from {period} again.")
-    else:
-        messages.info(request, f"No failed or cancelled deliveries from {period}: nothing to redeliver.")
-    return _back(endpoint)
+
+    def queued(count):
+        if count:
+            messages.success(request, f"Queued {count} deliver{'y' if count == 1 else 'ies'} from {period} again.")
+        else:
+            messages.info(request, f"No failed or cancelled deliveries from {period}: nothing to redeliver.")
+        return _back(endpoint)
+
+    def redeliver():
+        _plan_gate(account)
+        return deliveries_redeliver(endpoint=endpoint, ids=ids, since=since) if ids else 0
+
+    return form_action(request, redeliver, then=queued, on_error=_back(endpoint))
 
 
 @account_view
 @require_POST
 def webhook_enable(request, account, webhook_id):
     endpoint = access_webhook(account=account, webhook_id=webhook_id)
-    try:
-        _plan_gate(account)
-        endpoint = endpoint_enable(endpoint=endpoint)
-    except AppError as exc:
-        messages.error(request, app_error_message(exc))
-        return _back(endpoint)
-    messages.success(request, "Enabled: new events are sent to this endpoint again. Redeliver what it missed below.")
-    return _back(endpoint)
+    return form_action(request, lambda: _gated(account, endpoint_enable, endpoint=endpoint), then=_back(endpoint),
+                       success="Enabled: new events are sent to this endpoint again. Redeliver what it missed below.")
 
 
 @account_view
@@ -258,15 +258,13 @@ def webhook_rotate(request, account, webhook_id):
             messages.warning(request, "That form was already used, and the new secret was shown once. If you did not "
                                       "save it, rotate again.")
             return _back(endpoint)
-        try:
-            _plan_gate(account)
-            endpoint, secret = webhook_rotate_secret(endpoint=endpoint,
-                                                     overlap_hours=form.cleaned_data["overlap_hours"])
-        except AppError as exc:
-            add_app_error(form, exc)
-        else:
-            return render(request, "webhooks/secret.html", {"endpoint": endpoint, "secret": secret, "rotated": True,
-                                                            "overlap_hours": form.cleaned_data["overlap_hours"]})
+        overlap_hours = form.cleaned_data["overlap_hours"]
+        done = form_action(
+            request, lambda: _gated(account, webhook_rotate_secret, endpoint=endpoint, overlap_hours=overlap_hours),
+            form=form, then=lambda rotated: render(request, "webhooks/secret.html", {
+                "endpoint": rotated[0], "secret": rotated[1], "rotated": True, "overlap_hours": overlap_hours}))
+        if done is not None:
+            return done
     return render_form(request, "webhooks/rotate.html", {"endpoint": endpoint, "form": form,
                                                           "nonce": nonce_issue(request, "webhook_secret"),
                                                           "upgrade_message": _upgrade_message(account)})

@@ -1,0 +1,2 @@
+"""The dashboard's pages of an account: sign-up and sign-in as allauth serves them (auth), Settings → Security
+(security), Settings → Developers (developers). Their URLs are in accounts/urls.py."""
