@@ -1,4 +1,4 @@
-"""Websocket routes: the dashboard's live mail pages (mailboxes.web.live)."""
+"""Websocket routes: the dashboard's live mail pages (mailboxes.views.live)."""
 
 from mailboxes.views.live import websocket_urls
 
