@@ -5,7 +5,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.utils import timezone
 
-# Tool groups a plan can unlock (CONTRACT §2). The MCP registry and REST views name these.
+# Tool groups a plan can unlock (docs/user-guide/accounts.md, Plans). The MCP registry and REST views name these.
 TOOL_GROUP_MAILBOXES = "mailboxes"  # list_mailboxes, get_mailbox
 TOOL_GROUP_MAIL = "mail"  # create_mailbox, domains, emails, send, extended mail tools
 TOOL_GROUP_WEBHOOKS = "webhooks"  # list/register/delete webhooks
@@ -113,7 +113,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 
 class RequestLog(models.Model):
-    """One API/MCP call's metadata, kept 30 days (CONTRACT §6): who, what, how it ended, how long.
+    """One API/MCP call's metadata, kept 30 days (docs/agents/tokens-and-oauth.md): who, what, how it ended, how long.
 
     Never a request body or a result. `token_id` is a plain number, not a foreign key: revoking a token
     deletes its row, and the history of its calls must outlive it (and cost no constraint check per insert).

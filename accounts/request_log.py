@@ -1,4 +1,4 @@
-"""The request log: one row of metadata per API/MCP call, kept 30 days (CONTRACT §6).
+"""The request log: one row of metadata per API/MCP call, kept 30 days (docs/agents/tokens-and-oauth.md, Request log).
 
 The generated REST view writes a row once the response is known (`request_log_write`, one INSERT); a
 beat job purges old rows in batches (`request_log_purge`); the Developers page reads usage per day and

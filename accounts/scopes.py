@@ -1,7 +1,7 @@
-"""The scopes a token can carry (CONTRACT §3), declared once.
+"""The scopes a token can carry (docs/agents/tokens-and-oauth.md, Scopes), declared once.
 
-django-oauth-toolkit's SCOPES setting, the operation registry, the permission-matrix test and (next) the
-consent page and RFC 9728 metadata all read this mapping. Imports nothing from Django so settings can use it.
+django-oauth-toolkit's SCOPES setting, the operation registry, the permission-matrix test, the
+consent page and RFC 9728 metadata all read this mapping. Imports nothing from Django.
 """
 
 MAILBOX_READ = "mailbox:read"

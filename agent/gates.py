@@ -1,4 +1,4 @@
-"""The gates every agent call passes, REST or MCP, in CONTRACT §5's order, before any operation runs.
+"""The gates every agent call passes, REST or MCP, in the order docs/agents/rest.md lists (Gates), before any operation runs.
 
     actor = admit(authorization=request.headers.get("Authorization"), operation=op, headers=response_headers)
 

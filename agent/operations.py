@@ -1,9 +1,9 @@
-"""The agent-facing operations, each declared once (CONVENTIONS §5).
+"""The agent-facing operations, each declared once (docs/development/conventions.md, item 5).
 
 An app declares its operations in `<app>/operations.py` with `register(Operation(...))`; `collect()` (run
-from QMailingConfig.ready) imports those modules, and `registry()` lists the result. The REST API
-(agent.rest), the permission-matrix test and, next, the OpenAPI document and the MCP tools are all
-generated from these entries, so a tool and its REST twin are one thing.
+from AgentConfig.ready) imports those modules, and `registry()` lists the result. The REST API
+(agent.rest), the OpenAPI document, the MCP tools, /docs/mcp, docs/agents/tools.md and the permission-matrix test
+are all generated from these entries, so a tool and its REST twin are one thing.
 
 A handler receives the gated Actor and the validated input model, calls ONE selector or service, and
 returns what the output model validates (`output.model_validate(result)`, attributes read from objects).

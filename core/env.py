@@ -2,6 +2,9 @@
 
 Strict: a boolean is `true`/`false`/`1`/`0`/`yes`/`no` or an error; a secret may come from
 `NAME_FILE` (a path whose contents are the value) instead of `NAME`.
+
+Every read takes a `help=` text: it changes nothing at run time, and `manage.py docs_generate` copies it
+into the configuration page (docs/operations/configuration.md), so a variable is described where it is read.
 """
 
 import os
@@ -28,11 +31,11 @@ class Env:
                 raise ImproperlyConfigured(f"{name}_FILE={file_path!r} cannot be read: {exc}") from exc
         return self.environ.get(name)
 
-    def str(self, name, default=""):
+    def str(self, name, default="", *, help=""):
         value = self._raw(name)
         return default if value is None or value == "" else value
 
-    def bool(self, name, default=False):
+    def bool(self, name, default=False, *, help=""):
         value = self._raw(name)
         if value is None or value == "":
             return default
@@ -43,7 +46,7 @@ class Env:
             return False
         raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
 
-    def int(self, name, default=0):
+    def int(self, name, default=0, *, help=""):
         value = self._raw(name)
         if value is None or value == "":
             return default
@@ -52,7 +55,7 @@ class Env:
         except ValueError as exc:
             raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from exc
 
-    def float(self, name, default=0.0):
+    def float(self, name, default=0.0, *, help=""):
         value = self._raw(name)
         if value is None or value == "":
             return default
@@ -61,7 +64,7 @@ class Env:
         except ValueError as exc:
             raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from exc
 
-    def list(self, name, default=()):
+    def list(self, name, default=(), *, help=""):
         value = self._raw(name)
         if value is None or value.strip() == "":
             return list(default)

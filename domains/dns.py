@@ -1,4 +1,4 @@
-"""The DNS checklist of a domain: what we expect (CONTRACT §8) and what the world answers.
+"""The DNS checklist of a domain: what we expect (docs/user-guide/domains.md) and what the world answers.
 
 Every lookup outcome, including timeouts, NXDOMAIN and garbage, becomes a state; nothing here raises.
 """

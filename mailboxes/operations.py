@@ -1,4 +1,4 @@
-"""Agent-facing mailbox operations (see agent.operations). Mail operations join them next."""
+"""Agent-facing mailbox operations (see agent.operations); the mail operations are in mailboxes/store/."""
 
 from datetime import datetime
 from typing import Literal

@@ -1,4 +1,4 @@
-"""Where a webhook may be sent: public addresses only, resolved once and pinned (RELIABILITY.md, SSRF).
+"""Where a webhook may be sent: public addresses only, resolved once and pinned (docs/operations/security-and-reliability.md, Webhooks: SSRF).
 
 `webhook_target(url)` parses a URL, resolves its host with the product's resolver (domains.dns), and
 refuses it unless every address is public: loopback, private, CGNAT, link-local (cloud metadata

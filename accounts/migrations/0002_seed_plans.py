@@ -2,7 +2,7 @@ from django.db import migrations
 
 GB = 1024 ** 3
 
-# Defaults per CONTRACT §2; editable in the admin afterwards.
+# Defaults as docs/user-guide/accounts.md lists them; editable in the admin afterwards.
 PLANS = [
     {"code": "FREE", "name": "Free", "rank": 0, "tool_groups": ["mailboxes"], "max_domains": 1, "max_mailboxes": 3,
      "storage_bytes": 1 * GB, "sends_per_day": 50, "daily_request_cap": 25},

@@ -1,4 +1,4 @@
-"""The end-to-end walk's fixtures: QMailing served as the README serves it (`manage.py run_all`), a test DNS
+"""The end-to-end walk's fixtures: QMailing served as scripts/run serves it (`manage.py run_all`), a test DNS
 server it resolves through, its outbox (the file email backend), and one real browser (Debian's Chromium
 driven by Playwright).
 

@@ -1,5 +1,5 @@
 """The dashboard as a new user walks it, in a real browser (Debian's Chromium via Playwright) against the product
-served the README's way (`manage.py run_all`: daphne, Celery worker and beat, the SMTP server).
+served as scripts/run serves it (`manage.py run_all`: daphne, Celery worker and beat, the SMTP server).
 
 One server and one browser context for the module; each numbered step is a test that says what went wrong.
 A step whose predecessor failed is skipped, naming what is missing. Then the main pages get screenshots and

@@ -1,7 +1,7 @@
 """The permission matrix, generated from the operation registry: a new operation is in it automatically.
 
 Every operation × {no token, malformed token, revoked token, outsider's token on the owner's object, token
-missing the scope, account on a lower plan} must answer exactly the status and problem code of CONTRACT §5.
+missing the scope, account on a lower plan} must answer exactly the status and problem code of docs/agents/rest.md (Gates).
 """
 
 import uuid
@@ -122,7 +122,7 @@ def test_every_operation_has_its_route_and_every_api_route_an_operation(db):
 
 
 def test_matrix_covers_the_twelve_plus_what_is_declared():
-    # The first slice; grows with each app's operations.py, and so does the matrix above.
+    # Every operation named here must be declared; a new one joins the matrix above by itself.
     assert {"qmailing_list_mailboxes", "qmailing_get_mailbox", "qmailing_create_mailbox", "qmailing_list_domains",
             "qmailing_get_dns_records", "qmailing_list_emails", "qmailing_get_email", "qmailing_search_emails",
             "qmailing_list_threads", "qmailing_get_thread", "qmailing_update_email", "qmailing_send_email",

@@ -1,6 +1,6 @@
 """With Redis unreachable the API still answers: rate limits count in process memory, event wake-ups are skipped.
 
-RELIABILITY.md: losing Redis makes new background work wait; it never fails a read, and never loses data.
+docs/operations/security-and-reliability.md: losing Redis makes new background work wait; it never fails a read, and never loses data.
 Redis is made unreachable three ways: a port nobody listens on (refused at once), a listener that never
 answers (every read times out), and a proxy the test owns, stopped and started again.
 """

@@ -1,4 +1,4 @@
-"""Smoke test under the README's server: `daphne qmailing.asgi:application` as a subprocess.
+"""Smoke test under the production server (`daphne qmailing.asgi:application`) as a subprocess.
 
 Daphne sends no ASGI lifespan, so this proves the MCP session manager starts on the first MCP request
 and stops cleanly with the server. The subprocess gets its own SQLite file (migrated here), never the
