@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "qmailing",
     "accounts",
     "domains",
+    "events",
     "mailboxes",
     "webhooks",
     "agent",

@@ -3,9 +3,10 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from webhooks.models import AppendOnly, Event
-from webhooks.selectors import event_list
-from webhooks.services import event_publish, subscribe_to_events, _subscribers
+from events.models import AppendOnly, Event
+from events.selectors import event_batch
+from events.services import event_publish
+from events.signals import event_committed
 
 
 def test_cursors_increase_per_account(owner, outsider):
@@ -15,8 +16,8 @@ def test_cursors_increase_per_account(owner, outsider):
     second = event_publish(account=owner, type="domain.added", payload={"n": 2})
     foreign = event_publish(account=outsider, type="domain.added", payload={"n": 3})
     assert (first.cursor, second.cursor) == (start + 1, start + 2)
-    assert [e.payload["n"] for e in event_list(account=owner, after=start)] == [1, 2]
-    assert foreign not in event_list(account=owner)
+    assert [e.payload["n"] for e in event_batch(account_id=owner.pk, after=start).events] == [1, 2]
+    assert foreign not in event_batch(account_id=owner.pk, after=0).events
 
 
 def test_events_vanish_with_a_rolled_back_change(owner):
@@ -37,14 +38,18 @@ def test_events_are_append_only(owner):
 
 def test_subscribers_run_only_after_commit(owner, django_capture_on_commit_callbacks):
     seen = []
-    subscribe_to_events(seen.append)
+
+    def receiver(*, event, **kwargs):
+        seen.append(event)
+
+    event_committed.connect(receiver, weak=False, dispatch_uid="tests.events.seen")
     try:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             event = event_publish(account=owner, type="domain.added", payload={})
             assert seen == []
         assert len(callbacks) == 1 and seen == [event]
     finally:
-        _subscribers.remove(seen.append)
+        event_committed.disconnect(dispatch_uid="tests.events.seen")
 
 
 def test_filter_by_mailbox_and_type(owner):
@@ -53,8 +58,8 @@ def test_filter_by_mailbox_and_type(owner):
     start = owner.event_cursor
     event_publish(account=owner, type="domain.added", payload={})
     mine = event_publish(account=owner, mailbox=mailbox, type="email.received", payload={})
-    assert event_list(account=owner, after=start, mailbox=mailbox) == [mine]
-    assert event_list(account=owner, after=start, types=["email.received"]) == [mine]
+    assert event_batch(account_id=owner.pk, after=start, mailbox_id=mailbox.pk).events == [mine]
+    assert event_batch(account_id=owner.pk, after=start, types=["email.received"]).events == [mine]
 
 
 @pytest.mark.postgres
