@@ -6,7 +6,7 @@ from django.db import connection, transaction
 from events.models import AppendOnly, Event
 from events.selectors import event_batch
 from events.services import event_publish
-from events.signals import event_committed
+from events.signals import event_committed, event_written
 
 
 def test_cursors_increase_per_account(owner, outsider):
@@ -88,3 +88,47 @@ def test_concurrent_publishers_get_distinct_gapless_cursors():
     assert errors == []
     cursors = sorted(Event.objects.filter(account=account).values_list("cursor", flat=True))
     assert cursors == list(range(1, start + 51))
+
+
+def test_one_failing_consumer_is_logged_and_the_others_still_hear_the_event(owner, caplog,
+                                                                           django_capture_on_commit_callbacks):
+    seen = []
+
+    def broken(**kwargs):
+        raise RuntimeError("consumer down")
+
+    def listening(*, event, **kwargs):
+        seen.append(event)
+
+    event_committed.connect(broken, weak=False, dispatch_uid="tests.events.broken")
+    event_committed.connect(listening, weak=False, dispatch_uid="tests.events.listening")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            event = event_publish(account=owner, type="domain.added", payload={})
+    finally:
+        event_committed.disconnect(dispatch_uid="tests.events.broken")
+        event_committed.disconnect(dispatch_uid="tests.events.listening")
+    assert seen == [event]
+    assert "event subscriber" in caplog.text and "consumer down" in caplog.text
+
+
+def test_a_failing_receiver_inside_the_transaction_takes_the_event_back_with_it(owner):
+    def broken(**kwargs):
+        raise RuntimeError("cannot record it")
+
+    before = Event.objects.filter(account=owner).count()
+    event_written.connect(broken, weak=False, dispatch_uid="tests.events.written_broken")
+    try:
+        with pytest.raises(RuntimeError):
+            with transaction.atomic():
+                event_publish(account=owner, type="domain.added", payload={})
+    finally:
+        event_written.disconnect(dispatch_uid="tests.events.written_broken")
+    assert Event.objects.filter(account=owner).count() == before
+
+
+def test_the_log_keeps_its_table_and_deliveries_still_point_at_it():
+    from webhooks.models import WebhookDelivery
+
+    assert Event._meta.app_label == "events" and Event._meta.db_table == "webhooks_event"
+    assert WebhookDelivery._meta.get_field("event").related_model is Event
