@@ -259,8 +259,8 @@ def burst(accounts, count):
     """
     from django.db import transaction
 
-    from webhooks.models import EventType
-    from webhooks.services import event_publish
+    from events.models import EventType
+    from events.services import event_publish
 
     marks = {}
     ids = []
@@ -280,8 +280,8 @@ def steady(accounts, rate, seconds):
     """
     from django.db import connection, transaction
 
-    from webhooks.models import EventType
-    from webhooks.services import event_publish
+    from events.models import EventType
+    from events.services import event_publish
 
     count = int(rate * seconds)
     threads = len(accounts)
@@ -396,7 +396,7 @@ def breakdown(*, accounts, attempts, receiver):
     from webhooks import delivery
     from webhooks.models import WebhookDelivery, WebhookEndpoint
     from webhooks.ssrf import webhook_target
-    from webhooks.stream import announce
+    from events.stream import announce
     from webhooks.tasks import webhook_deliver_task
 
     ids, _, enqueue_seconds = burst(accounts, attempts + 1)  # no worker runs now: the tasks stay queued
@@ -421,8 +421,8 @@ def breakdown(*, accounts, attempts, receiver):
          enqueue_seconds * 1000 / len(ids)),
         ("  enqueue alone: webhook_deliver_task.delay (kombu, Redis LPUSH)", timed(
             lambda: webhook_deliver_task.apply_async(args=["00000000-0000-0000-0000-000000000000"]))),
-        ("  push alone: webhooks.stream.announce (channel layer group_send via async_to_sync)", timed(
-            lambda: announce(deliveries[0].event))),
+        ("  push alone: events.stream.announce (channel layer group_send via async_to_sync)", timed(
+            lambda: announce(event=deliveries[0].event))),
         ("SSRF check (webhook_target; an IP literal here: no DNS lookup)", timed(lambda: webhook_target(endpoint.url))),
         ("webhook_body", timed(lambda: delivery.webhook_body(deliveries[0].event))),
         ("signature_header (decrypt the secret, HMAC)", timed(lambda: delivery.signature_header(

@@ -12,8 +12,8 @@ from domains.keys import dkim_keypair, ownership_token
 from domains.models import DnsRecord, Domain, slot_for
 from domains.names import normalize_domain
 from core.errors import Conflict, Invalid, LimitReached
-from webhooks.models import EventType
-from webhooks.services import event_publish
+from events.models import EventType
+from events.services import event_publish
 
 logger = logging.getLogger(__name__)
 

@@ -20,12 +20,11 @@ class MailboxesConfig(AppConfig):
         # ESP inbound webhooks (Mailgun routes) deliver through the same path as the SMTP server.
         inbound.connect(on_inbound, dispatch_uid="mailboxes.inbound.esp.on_inbound")
 
-        from mailboxes.inbound.ingest import on_attachments_pending, on_email_received
-        from mailboxes.outbound.send import on_external_recipients
+        from mailboxes.signals import attachments_pending, email_received, external_recipients
         from mailboxes.tasks import deliver_on_commit, extract_on_commit, forward_on_commit
 
-        # Received mail is forwarded, and attachment text extracted, through these hooks, so ingest
-        # never imports the tasks (which import forwarding, which stores through ingest).
-        on_email_received(forward_on_commit)
-        on_attachments_pending(extract_on_commit)
-        on_external_recipients(deliver_on_commit)
+        # Received mail is forwarded, attachment text extracted and sent mail delivered through these signals,
+        # so ingest and send never import the tasks (which import forwarding, which stores through ingest).
+        email_received.connect(forward_on_commit, dispatch_uid="mailboxes.tasks.forward_on_commit")
+        attachments_pending.connect(extract_on_commit, dispatch_uid="mailboxes.tasks.extract_on_commit")
+        external_recipients.connect(deliver_on_commit, dispatch_uid="mailboxes.tasks.deliver_on_commit")

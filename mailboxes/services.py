@@ -10,8 +10,8 @@ from mailboxes.store.services import email_purge
 from mailboxes.tasks import forwarding_confirmation_send_task
 from core.enqueue import enqueue_on_commit
 from core.errors import Conflict, Invalid, LimitReached, NotFound
-from webhooks.models import EventType
-from webhooks.services import event_publish
+from events.models import EventType
+from events.services import event_publish
 
 MAX_FORWARDING_ADDRESSES = 10
 

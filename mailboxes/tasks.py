@@ -79,8 +79,8 @@ def forwarding_confirmation_send_task(self, confirmation_id, mailbox_id):
                   what=f"forwarding confirmation {confirmation_id}", permanent=permanent_failure)
 
 
-def deliver_on_commit(email, recipients, *, bounced):
-    """send.on_external_recipients hook, inside the sending transaction: record the outside delivery on the
+def deliver_on_commit(*, email, recipients, bounced, **kwargs):
+    """external_recipients receiver, inside the sending transaction: record the outside delivery on the
     SENT copy (mailboxes.work), then wake a worker once it commits."""
     email.delivery_recipients = list(recipients)
     email.delivery_bounced = bool(bounced)
@@ -89,14 +89,14 @@ def deliver_on_commit(email, recipients, *, bounced):
     enqueue_on_commit(email_deliver_task, str(email.id))
 
 
-def extract_on_commit(email):
-    """Ingest's pending-attachments hook (registered in MailboxesConfig.ready): extract after commit. The
+def extract_on_commit(*, email, **kwargs):
+    """attachments_pending receiver (connected in MailboxesConfig.ready): extract after commit. The
     attachments' `pending` state is the record; the sweep finds them if this wake-up is lost."""
     enqueue_on_commit(attachments_extract_task, str(email.pk))
 
 
-def forward_on_commit(email):
-    """Ingest's received hook (registered in MailboxesConfig.ready): record that this email is to be forwarded,
+def forward_on_commit(*, email, **kwargs):
+    """email_received receiver (connected in MailboxesConfig.ready): record that this email is to be forwarded,
     in the storing transaction, and wake a worker after commit."""
     if email.direction != Email.Direction.INBOUND or not email.mailbox.forwarding_addresses:
         return

@@ -3,17 +3,14 @@ from django.apps import AppConfig
 
 class WebhooksConfig(AppConfig):
     name = "webhooks"
-    verbose_name = "Events and webhooks"
+    verbose_name = "Webhooks"
 
     def ready(self):
-        from webhooks.delivery import deliveries_create, on_deliveries_due
-        from webhooks.services import on_event_written, subscribe_to_events
-        from webhooks.stream import announce
+        from events.signals import event_written
+        from webhooks.delivery import deliveries_create
+        from webhooks.signals import deliveries_ready
         from webhooks.tasks import enqueue_on_commit
 
         # Each event makes its webhook deliveries in its own transaction; they are enqueued on commit.
-        on_event_written(deliveries_create)
-        on_deliveries_due(enqueue_on_commit)
-
-        # Waiters (long-polls, MCP subscriptions, live pages) hear each committed event.
-        subscribe_to_events(announce)
+        event_written.connect(deliveries_create, dispatch_uid="webhooks.delivery.deliveries_create")
+        deliveries_ready.connect(enqueue_on_commit, dispatch_uid="webhooks.tasks.enqueue_on_commit")

@@ -1,6 +1,6 @@
 """Webhook delivery: one row per (event, endpoint), attempted by Celery until a 2xx, recorded attempt by attempt.
 
-- `deliveries_create` runs inside the transaction that writes the event (webhooks.services.event_publish),
+- `deliveries_create` runs inside the transaction that writes the event (events.signals.event_written),
   so a delivery exists exactly when its event does; its task is enqueued on commit, and the beat sweep
   (`deliveries_due`) enqueues whatever is due and not in flight, so a lost task or a killed worker loses
   nothing.
@@ -36,9 +36,11 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from core.errors import AppError, Conflict
-from webhooks.models import EventType, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from events.models import EventType
+from events.services import event_publish
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.secrets import secret_decrypt
-from webhooks.services import event_publish
+from webhooks.signals import deliveries_ready
 from webhooks.ssrf import webhook_target
 
 logger = logging.getLogger(__name__)
@@ -83,8 +85,9 @@ def signature_header(endpoint, *, message_id, timestamp, body, now=None) -> str:
 
 # --- creating deliveries -------------------------------------------------------------------------------------------
 
-def deliveries_create(event):
-    """Inside the event's transaction: a delivery per active endpoint that wants it; tasks enqueued on commit."""
+def deliveries_create(*, event, **kwargs):
+    """event_written receiver, inside the event's transaction: a delivery per active endpoint that wants it; tasks
+    enqueued on commit (deliveries_ready)."""
     endpoints = [endpoint for endpoint in WebhookEndpoint.objects.filter(account_id=event.account_id,
                                                                          status=WebhookEndpoint.Status.ACTIVE)
                  if endpoint.wants(event.type)]
@@ -92,24 +95,8 @@ def deliveries_create(event):
         return []
     deliveries = WebhookDelivery.objects.bulk_create(
         [WebhookDelivery(endpoint=endpoint, event=event, next_attempt_at=event.created_at) for endpoint in endpoints])
-    _announce([str(delivery.id) for delivery in deliveries])
+    deliveries_ready.send(sender=WebhookDelivery, ids=[str(delivery.id) for delivery in deliveries])
     return deliveries
-
-
-# Called with the ids of deliveries that are due now, inside the transaction that made them so; the task
-# module registers here (WebhooksConfig.ready) and enqueues them on commit, so this module never imports it.
-_due_hooks = []
-
-
-def on_deliveries_due(hook):
-    if hook not in _due_hooks:
-        _due_hooks.append(hook)
-    return hook
-
-
-def _announce(ids):
-    for hook in _due_hooks:
-        hook(ids)
 
 
 def deliveries_due(*, now=None, limit=500) -> list:
@@ -380,5 +367,5 @@ def deliveries_redeliver(*, endpoint, ids=None, since=None):
         chosen = [str(pk) for pk in deliveries.values_list("pk", flat=True)]
         WebhookDelivery.objects.filter(pk__in=chosen).update(
             status=WebhookDelivery.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), completed_at=None)
-        _announce(chosen)
+        deliveries_ready.send(sender=WebhookDelivery, ids=chosen)
     return len(chosen)

@@ -16,11 +16,13 @@ from mailboxes.selectors import access_mailbox
 from core.errors import Unauthenticated
 from agent.operations import (READ_ONLY, UNTRUSTED_CONTENT, Annotations, Input, NextCursor, Operation, PageInput,
                                  PageOut, register)
-from webhooks.models import WEBHOOK_EVENT_TYPES, EventType, WebhookEndpoint
+from events.models import EventType
+from events.selectors import MAX_EVENTS
+from events.stream import MAX_WAIT_SECONDS, event_wait, event_wait_async, wait_slots
+from webhooks.models import WEBHOOK_EVENT_TYPES, WebhookEndpoint
 from webhooks.selectors import access_webhook, webhook_list
 from webhooks.services import MAX_DESCRIPTION, webhook_register, webhook_revoke, webhook_rotate_secret
 from webhooks.ssrf import MAX_URL_LENGTH
-from webhooks.stream import MAX_EVENTS, MAX_WAIT_SECONDS, event_wait, event_wait_async, wait_slots
 
 DEFAULT_WAIT_SECONDS = 20
 

@@ -6,19 +6,9 @@ from django.utils import timezone
 
 from core.errors import NotFound
 from core.pagination import Page, keyset_page
-from webhooks.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 HEALTH_WINDOW = timedelta(days=7)
-
-
-def event_list(*, account, after=0, mailbox=None, types=None, limit=100):
-    """Events of one account after a cursor, oldest first."""
-    events = Event.objects.filter(account=account, cursor__gt=after)
-    if mailbox is not None:
-        events = events.filter(mailbox=mailbox)
-    if types:
-        events = events.filter(type__in=types)
-    return list(events.order_by("cursor")[:limit])
 
 
 def webhook_list(*, account, cursor=None, limit=50) -> Page:

@@ -1,75 +1,18 @@
-import logging
+"""Webhook endpoints: registering, revoking and rotating secrets (webhooks.delivery sends the events)."""
+
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account
 from core.errors import Conflict, Invalid
-from webhooks.models import WEBHOOK_EVENT_TYPES, Event, WebhookDelivery, WebhookEndpoint
+from webhooks.models import WEBHOOK_EVENT_TYPES, WebhookDelivery, WebhookEndpoint
 from webhooks.secrets import secret_encrypt, secret_new
 from webhooks.ssrf import webhook_target
 
-logger = logging.getLogger(__name__)
-
 MAX_DESCRIPTION = 240
-
-# Called with each event inside the transaction that writes it (webhooks.delivery.deliveries_create,
-# registered in WebhooksConfig.ready, so this module never imports delivery).
-_written_hooks = []
-
-
-def on_event_written(hook):
-    if hook not in _written_hooks:
-        _written_hooks.append(hook)
-    return hook
-
-
-# Callables run after an event commits (push to webhooks, long-polls, websockets). Later layers register here.
-_subscribers = []
-
-
-def subscribe_to_events(callback):
-    _subscribers.append(callback)
-    return callback
-
-
-def event_publish(*, account, type, payload, mailbox=None):
-    """Append an event to the account's log.
-
-    The row is written inside the caller's transaction, so it commits exactly when the change it
-    reports commits and vanishes with it on rollback. The cursor comes from a row lock on the
-    account, so cursors become visible in increasing order and a reader never skips one. Push
-    (webhooks, waiters) is scheduled on commit.
-    """
-    # Two statements, no savepoint: ingest publishes once per message and each round trip counts.
-    with transaction.atomic(savepoint=False):
-        event = Event(account_id=account.pk, mailbox=mailbox, cursor=_next_cursor(account.pk), type=type, payload=payload)
-        event.save(force_insert=True)
-        for hook in _written_hooks:  # webhook deliveries: one per endpoint that wants it, committed with the event
-            hook(event)
-    transaction.on_commit(lambda: _notify(event))
-    return event
-
-
-def _next_cursor(account_id):
-    """Bump and read the account's cursor in one statement; the row lock lasts until commit."""
-    table = connection.ops.quote_name(Account._meta.db_table)
-    column = connection.ops.quote_name(Account._meta.get_field("event_cursor").column)
-    pk = connection.ops.quote_name(Account._meta.pk.column)
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET {column} = {column} + 1 WHERE {pk} = %s RETURNING {column}",
-                       [Account._meta.pk.get_db_prep_value(account_id, connection)])
-        return cursor.fetchone()[0]
-
-
-def _notify(event):
-    for callback in list(_subscribers):
-        try:
-            callback(event)
-        except Exception:  # one failing consumer must not block the others
-            logger.exception("event subscriber %r failed for %s", callback, event.id)
 
 
 def webhook_register(*, account, url, event_types, description="") -> tuple:

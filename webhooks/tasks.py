@@ -33,8 +33,8 @@ def webhooks_sweep_task():
     return len(due)
 
 
-def enqueue_on_commit(ids):
-    """delivery.on_deliveries_due hook: enqueue the deliveries once their transaction commits."""
+def enqueue_on_commit(*, ids, **kwargs):
+    """deliveries_ready receiver: enqueue the deliveries once their transaction commits."""
     def enqueue():
         for delivery_id in ids:
             enqueue_now(webhook_deliver_task, delivery_id)  # the broker away: the sweep enqueues it within a minute

@@ -1,9 +1,9 @@
 """Push for the MCP server: which mailboxes' event logs moved, told to whoever follows them in this process.
 
 `EventFeeds` (one per McpEndpoint, so one per process) keeps one follower task per account that somebody
-follows. The follower is woken by webhooks.stream.event_signal whenever the account's log moves (from any
+follows. The follower is woken by events.stream.event_signal whenever the account's log moves (from any
 process with REDIS_URL; from this one on the embedded default) and at least every
-`webhooks.stream.poll_seconds()`; it then reads which mailboxes have new events and which of its listeners'
+`events.stream.poll_seconds()`; it then reads which mailboxes have new events and which of its listeners'
 tokens still admit calls — a fixed number of queries per wake-up whatever the number of listeners, then a
 fan-out in memory. It holds no database connection while it waits.
 
@@ -34,7 +34,8 @@ from django.conf import settings
 
 from accounts.tokens import token_ids_alive
 from core.errors import RateLimited
-from webhooks.stream import event_latest_cursor, event_mailboxes_between, event_signal, poll_seconds
+from events.selectors import event_latest_cursor, event_mailboxes_between
+from events.stream import event_signal, poll_seconds
 
 logger = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from agent.rest import as_app_error
 from core.errors import AppError, Invalid, NotFound, problem_details
 from agent.operations import UNTRUSTED_CONTENT, registry
 from webhooks.operations import EventOut
-from webhooks.stream import MAX_EVENTS, event_batch, event_latest
+from events.selectors import MAX_EVENTS, event_batch, event_latest
 
 logger = logging.getLogger(__name__)
 

@@ -14,43 +14,19 @@ from accounts.models import Account
 from mailboxes.store.counters import counters_on_store
 from mailboxes.inbound.extraction import extraction_wanted
 from mailboxes.models import Attachment, Email, Extraction, Folder
+from mailboxes.signals import attachments_pending, email_received
 from mailboxes.inbound.parsing import normalize_newlines, parse_message
 from mailboxes.store.search import (recipients_search_text, search_document, search_index_document,
                                     search_index_email, search_index_on_insert)
 from mailboxes.store.services import delete_stored_files
 from mailboxes.store.threads import thread_find_or_create
 from core.errors import Invalid, LimitReached
-from webhooks.models import EventType
-from webhooks.services import event_publish
+from events.models import EventType
+from events.services import event_publish
 
 
 # Files written by messages of the open ingest_batch, deleted if that batch rolls back.
 _batch_files = ContextVar("ingest_batch_files", default=None)
-# Called with each newly received (inbound) Email inside the storing transaction; see on_email_received.
-_received_hooks = []
-# Called with each stored Email that has attachments waiting for text extraction; see on_attachments_pending.
-_pending_hooks = []
-
-
-def on_email_received(hook):
-    """Register hook(email), called for every inbound Email inside the transaction that stores it.
-
-    This is how other parts learn of new mail without ingest importing them (forwarding registers
-    here in MailboxesConfig.ready). A hook that acts outside the database defers itself with
-    transaction.on_commit, so a message that rolls back triggers nothing.
-    """
-    if hook not in _received_hooks:
-        _received_hooks.append(hook)
-    return hook
-
-
-def on_attachments_pending(hook):
-    """Register hook(email), called inside the storing transaction for every stored Email (any
-    direction, imports too) with attachments whose text is still to be extracted. The extraction
-    task registers here in MailboxesConfig.ready; like the received hooks, it defers itself to commit."""
-    if hook not in _pending_hooks:
-        _pending_hooks.append(hook)
-    return hook
 
 
 def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, folder=Folder.INBOX, is_read=False,
@@ -59,12 +35,12 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
 
     Malformed mail never raises: the raw bytes are kept and parser defects recorded on the Email.
     Raises LimitReached when the account's plan storage cannot hold it. Threads, counters, the
-    `email.received` event (inbound only), search indexing and the received hooks (forwarding)
-    run in the same transaction; forwarding, event push and attachment text extraction (a worker,
+    `email.received` event (inbound only), search indexing and the email_received signal
+    (forwarding) run in the same transaction; forwarding, event push and attachment text extraction (a worker,
     which then rewrites the search entry) happen after commit. An `imported` message (your own
     archive) is sorted by its Date header instead of the time of storing, and is not announced:
-    no `email.received` event and no received hooks, so an archive never goes out to the forwarding
-    addresses or to webhooks message by message. `parsed` lets a caller that stores one
+    no `email.received` event and no email_received signal, so an archive never goes out to the
+    forwarding addresses or to webhooks message by message. `parsed` lets a caller that stores one
     message in several mailboxes parse it once. `authentication` is the SPF/DKIM/DMARC record of mail
     from the outside world (mailboxes.inbound.authentication), checked by the caller before any lock.
 
@@ -94,8 +70,7 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
         if direction == Email.Direction.INBOUND and not imported:
             event_publish(account=mailbox.account, mailbox=mailbox, type=EventType.EMAIL_RECEIVED,
                           payload=_event_payload(email))
-            for hook in _received_hooks:
-                hook(email)
+            email_received.send(sender=Email, email=email)  # forwarding, in this transaction
     batch = _batch_files.get()
     if batch is not None:
         batch.extend(written)
@@ -276,8 +251,7 @@ def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_s
     if not indexed:
         search_index_document(email_id=email.pk, document=document)
     if any(row.extraction == Extraction.PENDING for row in rows):
-        for hook in _pending_hooks:
-            hook(email)
+        attachments_pending.send(sender=Email, email=email)
     return email
 
 

@@ -14,8 +14,8 @@ from django.template.defaultfilters import pluralize
 
 from mailboxes.models import Email
 from mailboxes.outbound.relay import relay_refused, relay_send
-from webhooks.models import EventType
-from webhooks.services import event_publish
+from events.models import EventType
+from events.services import event_publish
 
 logger = logging.getLogger(__name__)
 

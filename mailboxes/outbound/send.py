@@ -19,23 +19,12 @@ from mailboxes.outbound.delivery import delivery_payload
 from mailboxes.outbound.large_sends import large_send_slot
 from mailboxes.outbound.ledger import send_reserve, sending_domain
 from mailboxes.selectors import mailbox_by_address
+from mailboxes.signals import external_recipients
 from core.errors import Forbidden, Invalid, NotFound, TooLarge
-from webhooks.models import EventType
-from webhooks.services import event_publish
+from events.models import EventType
+from events.services import event_publish
 
 MAX_RECIPIENTS = 50
-# Called as hook(copy, external_recipients, bounced=…) inside the sending transaction; the delivery task
-# registers here in MailboxesConfig.ready and defers itself to commit, so sending never imports the tasks.
-_external_hooks = []
-
-
-def on_external_recipients(hook):
-    """Register the hook that hands a SENT copy's external recipients to delivery."""
-    if hook not in _external_hooks:
-        _external_hooks.append(hook)
-    return hook
-
-
 MAX_SUBJECT_CHARS = 998
 MAX_BODY_CHARS = 2_000_000
 
@@ -172,8 +161,7 @@ def _sign_store_deliver(*, account, mailbox, domain, lists, addresses, subject, 
             if bounced:  # shown now; the status turns bounced once the others are handed off
                 copy.delivery_detail = "\n".join(bounced)
                 copy.save(update_fields=["delivery_detail"])
-            for hook in _external_hooks:
-                hook(copy, external, bounced=bool(bounced))
+            external_recipients.send(sender=Email, email=copy, recipients=external, bounced=bool(bounced))
         else:
             _mark_local_outcome(copy, delivered=len(outcome.stored), bounced=bounced)
     return copy

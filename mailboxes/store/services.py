@@ -11,8 +11,8 @@ from mailboxes.store.counters import counters_on_change, counters_on_remove
 from mailboxes.models import TRASH_RETENTION_DAYS, Email, Folder, Thread
 from mailboxes.store.search import search_unindex_email
 from core.errors import Conflict, Invalid
-from webhooks.models import EventType
-from webhooks.services import event_publish
+from events.models import EventType
+from events.services import event_publish
 
 PURGE_BATCH = 200
 

@@ -2,7 +2,7 @@
 
 The page (templates/mailboxes/_mail_scripts.html) then fetches itself and swaps in the new list and
 sidebar; nothing about the mail travels over the socket but event types and mailbox ids. Fed by the
-event log through webhooks.stream (the same wake-ups as MCP subscriptions and wait_for_events): a
+event log through events.stream (the same wake-ups as MCP subscriptions and wait_for_events): a
 delivery to the SMTP server in another process reaches an open page within the stream's poll interval,
 or at once with Redis. The socket closes (4401) when its session ends (sign-out, "sign out other
 sessions"), checked at least every MAX_WAIT_SECONDS.
@@ -20,8 +20,9 @@ from django.conf import settings
 from django.urls import path
 from django.utils.module_loading import import_string
 
-from webhooks.models import EventType
-from webhooks.stream import MAX_WAIT_SECONDS, event_latest_cursor, event_wait_async
+from events.models import EventType
+from events.selectors import event_latest_cursor
+from events.stream import MAX_WAIT_SECONDS, event_wait_async
 
 logger = logging.getLogger(__name__)
 

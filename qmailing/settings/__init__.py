@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "qmailing",
     "accounts",
     "domains",
+    "events",
     "mailboxes",
     "webhooks",
     "agent",

@@ -7,7 +7,7 @@ from accounts.models import TOOL_GROUPS, Plan, User
 from accounts.selectors import plan_lowest_with_group
 from accounts.services import account_set_plan, account_signup
 from core.errors import Conflict, Invalid
-from webhooks.models import Event
+from events.models import Event
 
 
 def test_plans_are_seeded_with_groups_and_limits(plans):

@@ -8,7 +8,7 @@ from domains.selectors import access_domain, domain_list
 from domains.services import domain_add, domain_delete, domain_verify, shared_domain_get
 from mailboxes.services import mailbox_create
 from core.errors import Conflict, Invalid, LimitReached, NotFound
-from webhooks.models import Event
+from events.models import Event
 
 
 def test_adding_a_domain_generates_its_checklist_and_keys(owner):

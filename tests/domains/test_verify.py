@@ -4,7 +4,7 @@ import pytest
 
 from domains.models import DnsRecord, Domain
 from domains.services import domain_add, domain_verify
-from webhooks.models import Event
+from events.models import Event
 
 State = DnsRecord.State
 

@@ -7,7 +7,7 @@ from mailboxes.services import (
     group_create, group_set_members, mailbox_create, mailbox_set_status, mailbox_update,
 )
 from core.errors import Conflict, Invalid, LimitReached, NotFound
-from webhooks.models import Event
+from events.models import Event
 
 
 def test_mailbox_on_a_verified_domain(owner, verified_domain):

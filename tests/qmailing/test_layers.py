@@ -4,8 +4,8 @@
     agent      the agent surface: operation registry, gates, call pipeline, REST, OpenAPI, OAuth, MCP
     webhooks   one consumer of the event log
     mailboxes  mail: receiving, storing, sending, forwarding
-    events     the event log: publishing, waiting, long-polls
     domains    custom domains and their DNS
+    events     the event log: publishing, waiting, long-polls (domains and mailboxes publish to it)
     accounts   people, accounts, plans, scopes, tokens
     core       the kernel: errors, pagination, rate limits, environment; imports no app
 
@@ -18,7 +18,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ["core", "accounts", "domains", "events", "mailboxes", "webhooks", "agent", "qmailing"]
+LAYERS = ["core", "accounts", "events", "domains", "mailboxes", "webhooks", "agent", "qmailing"]
 RANK = {name: rank for rank, name in enumerate(LAYERS)}
 
 

@@ -23,8 +23,8 @@ from agent.operations import registry
 from tests.api_helpers import call, token_for
 from tests.faults import TcpProxy, free_port
 from tests.agent.mcp.conftest import ServerThread, run
-from webhooks.models import Event, EventType
-from webhooks.services import event_publish
+from events.models import Event, EventType
+from events.services import event_publish
 
 LIST_MAILBOXES = "qmailing_list_mailboxes"
 CREATE_MAILBOX = "qmailing_create_mailbox"

@@ -16,9 +16,11 @@ from tests.webhooks.receiver import Receiver
 from webhooks import delivery as webhook_delivery
 from webhooks.delivery import (MAX_ATTEMPTS, MAX_PAYLOAD_BYTES, RETRY_DELAYS, delivery_attempt, deliveries_due,
                                deliveries_redeliver, endpoint_enable, signature_header, webhook_body)
-from webhooks.models import Event, EventType, WebhookDelivery, WebhookEndpoint
+from events.models import Event, EventType
+from events.services import event_publish
+from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.secrets import secret_encrypt
-from webhooks.services import event_publish, webhook_register, webhook_revoke, webhook_rotate_secret
+from webhooks.services import webhook_register, webhook_revoke, webhook_rotate_secret
 
 
 @pytest.fixture

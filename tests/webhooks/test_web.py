@@ -11,10 +11,11 @@ from django.utils import timezone
 
 from accounts.models import Plan
 from accounts.services import account_set_plan
+from events.services import event_publish
 from webhooks.delivery import Response, delivery_attempt, endpoint_disable
 from webhooks.models import WEBHOOK_EVENT_TYPES, WebhookDelivery, WebhookEndpoint
 from webhooks.secrets import secret_decrypt
-from webhooks.services import event_publish, webhook_register
+from webhooks.services import webhook_register
 from tests.browser import needs_chromium
 from webhooks.views import LOG_PAGE_SIZE
 

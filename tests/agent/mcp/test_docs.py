@@ -34,7 +34,7 @@ def test_the_mcp_page_lists_every_tool_scope_plan_and_client(client, db):
 def test_every_error_code_raised_anywhere_is_documented(client, db):
     page = client.get("/docs/errors").content.decode()
     codes = set()
-    for app in ("accounts", "domains", "mailboxes", "core", "agent", "qmailing", "webhooks"):
+    for app in ("accounts", "domains", "events", "mailboxes", "core", "agent", "qmailing", "webhooks"):
         for path in (ROOT / app).rglob("*.py"):
             codes |= set(re.findall(r'\bcode\s*=\s*"([a-z_]+)"', path.read_text()))
     missing = sorted(code for code in codes if f'id="{code}"' not in page)

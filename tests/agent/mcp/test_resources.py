@@ -338,7 +338,7 @@ def _report(notes, written, how, record_property):
 @pytest.mark.skipif(ON_POSTGRES or ON_REDIS, reason="the embedded default: SQLite and no Redis")
 def test_embedded_an_event_written_by_another_process_is_found_by_the_poll(mcp_url, owner, mailbox, record_property):
     """The SMTP server and the worker are other processes; on the embedded default no announcement reaches
-    this one, and the feed's 0.5 s poll of the log (webhooks.stream.POLL_SECONDS_EMBEDDED) finds their events."""
+    this one, and the feed's 0.5 s poll of the log (events.stream.POLL_SECONDS_EMBEDDED) finds their events."""
     env = {**os.environ, "QMAILING_SQLITE_PATH": connection.settings_dict["NAME"],
            "DJANGO_SETTINGS_MODULE": "qmailing.settings"}
     notes = Notifications()

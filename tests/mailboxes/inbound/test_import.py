@@ -112,7 +112,7 @@ def test_an_imported_archive_is_not_forwarded_nor_announced(owner, mailbox, tmp_
     """Your own archive is not new mail: a mailbox that forwards must not send it all out again."""
     from mailboxes.services import mailbox_update
     from tests.mailboxes.outbound_helpers import confirmed_forwarding
-    from webhooks.models import Event
+    from events.models import Event
 
     confirmed_forwarding(mailbox_update(mailbox=mailbox, forwarding_addresses=["me@personal.example"]))
     path = tmp_path / "archive.mbox"

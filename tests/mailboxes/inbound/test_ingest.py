@@ -14,7 +14,7 @@ from mailboxes.services import mailbox_set_status
 from core.errors import LimitReached
 from tests.mailboxes.inbound.pdfs import pdf_build
 from tests.mailboxes.inbound_helpers import make_message
-from webhooks.models import Event, EventType
+from events.models import Event, EventType
 
 
 def tiny_pdf(text):

@@ -11,7 +11,7 @@ from mailboxes.services import mailbox_set_status
 from core.errors import Forbidden, Invalid, LimitReached, NotFound, TooLarge
 from tests.mailboxes.inbound_helpers import make_message
 from tests.mailboxes.outbound_helpers import dkim_valid, receive
-from webhooks.models import Event
+from events.models import Event
 
 
 def _raw(email):

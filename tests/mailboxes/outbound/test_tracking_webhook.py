@@ -10,7 +10,7 @@ import pytest
 from mailboxes.outbound.delivery import email_set_delivery
 from mailboxes.models import Email
 from mailboxes.outbound.send import email_send
-from webhooks.models import Event
+from events.models import Event
 
 SIGNING_KEY = "key-tracking-signing-0123456789"
 URL = "/anymail/mailgun/tracking/"

@@ -11,7 +11,7 @@ from mailboxes.models import Email, Folder, Thread
 from mailboxes.tasks import mail_purge_trash_task
 from core.errors import Invalid, NotFound
 from tests.mailboxes.outbound_helpers import receive
-from webhooks.models import Event
+from events.models import Event
 
 
 def test_flags_and_moves_keep_counterscounters_exact(mailbox):

@@ -1,4 +1,4 @@
-"""Waiting on the event log: qmailing_wait_for_events over REST, and the waiter under it (webhooks.stream).
+"""Waiting on the event log: qmailing_wait_for_events over REST, and the waiter under it (events.stream).
 
 The waiter must return at once when events are there, wake within a second when one commits elsewhere
 (another thread here; another process through Redis), skip what its filters leave out, and time out empty.
@@ -17,8 +17,9 @@ from mailboxes.inbound.ingest import email_ingest
 from agent.operations import registry
 from tests.api_helpers import call, token_for
 from tests.mailboxes.inbound_helpers import make_message
-from webhooks.services import event_publish
-from webhooks.stream import event_batch, event_latest_cursor, event_wait
+from events.selectors import event_batch, event_latest_cursor
+from events.services import event_publish
+from events.stream import event_wait
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # other threads see the rows
 
