@@ -143,7 +143,7 @@ def _events_body(actor, uri):
         batch = event_batch(account_id=actor.account.pk, after=target.cursor, mailbox_id=mailbox.pk,
                             limit=target.limit)
     return {"mailboxId": str(mailbox.pk), "cursor": batch.after, "nextCursor": batch.next_cursor,
-            "events": [EventOut.of(event).model_dump(mode="json") for event in batch.events]}
+            "events": [EventOut.model_validate(event).model_dump(mode="json") for event in batch.events]}
 
 
 def read_events(*, actor, uri, refusal=None, started=None):
