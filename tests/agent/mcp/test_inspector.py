@@ -23,7 +23,7 @@ from accounts.scopes import SCOPES
 from tests.agent.mcp.conftest import free_port
 from tests.agent.mcp.test_daphne import _manage, _wait_for_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "mcp-inspector"
 
 pytestmark = [
