@@ -80,6 +80,11 @@ class Operation:
     path_params: tuple = field(init=False, default=())
 
     def __post_init__(self):
+        not_models = [model for model in (self.input, self.output)
+                      if not (isinstance(model, type) and issubclass(model, BaseModel))]
+        if not_models:  # the checks below read the models; the type hints are where a declaration gets them
+            raise ValueError(f"Operation {self.name}: input and output must be pydantic models "
+                             f"(`args: InputModel`, `-> OutputModel`), not {not_models}")
         problems = []
         if not re.fullmatch(rf"{NAME_PREFIX}[a-z]+(_[a-z]+)*", self.name):
             problems.append(f"name must be {NAME_PREFIX}snake_case")

@@ -79,6 +79,15 @@ def test_a_handler_without_docstring_or_hints_is_refused(empty_registry):
         declare(no_hints)
 
 
+def test_models_that_are_not_pydantic_are_refused(empty_registry):
+    with pytest.raises(ValueError, match="must be pydantic models"):
+        @operation("GET", "things/{thing_id}", scope="mailbox:read", plan_group=TOOL_GROUP_MAILBOXES)
+        def get_thing(*, actor, args: dict) -> ThingOut:
+            """Get a thing
+
+            Get it."""
+
+
 def test_the_import_time_checks_still_apply(empty_registry):
     with pytest.raises(ValueError, match="unknown scope"):
         @operation("GET", "things/{thing_id}", scope="things:read", plan_group=TOOL_GROUP_MAILBOXES)
