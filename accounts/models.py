@@ -43,7 +43,7 @@ class Account(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=120)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="accounts")
-    # Per-account event cursor; bumped under a row lock so cursors commit in order (webhooks.services).
+    # Per-account event cursor; bumped under a row lock so cursors commit in order (events.services).
     event_cursor = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     # Set when the account is closed: its deletion (a task) is due then; the sweep enqueues it again if lost.

@@ -1,6 +1,6 @@
 """The request log: one row of metadata per API/MCP call, kept 30 days (docs/agents/tokens-and-oauth.md, Request log).
 
-The generated REST view writes a row once the response is known (`request_log_write`, one INSERT); a
+agent.pipeline writes a row once a call's answer is known (`request_log_write`, one INSERT); a
 beat job purges old rows in batches (`request_log_purge`); the Developers page reads usage per day and
 each token's last use from it. Bodies and results are never logged: there is no column for them.
 """

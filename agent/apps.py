@@ -8,5 +8,5 @@ class AgentConfig(AppConfig):
     def ready(self):
         from agent.operations import collect
 
-        # Each app's operations.py registers its agent-facing operations (REST and MCP).
+        # Every operations.py and *_operations.py of the project's apps declares its operations (REST and MCP).
         collect()

@@ -129,6 +129,9 @@ def bearer_challenge(challenge, *, origin, resource_path):
 def admit(*, authorization, operation, headers, origin=None, resource_path="/api/v1/pub"):
     """Run every gate for one call of `operation`; the Actor, or the first gate's AppError (with its headers).
 
+    With `operation=None` only authentication and metering run: a transport that hands the call on to
+    agent.pipeline, which runs the plan and scope gates itself.
+
     `origin` is the request's scheme://host and `resource_path` the protected resource called (/api/v1/pub
     or /mcp): they set the audience check and the 401's pointer to the protected-resource metadata.
     """
@@ -137,7 +140,8 @@ def admit(*, authorization, operation, headers, origin=None, resource_path="/api
     try:
         actor = authenticate(authorization, origin=origin)
         meter(actor, headers=headers)
-        authorize(actor, operation)
+        if operation is not None:
+            authorize(actor, operation)
     except AppError as error:
         if isinstance(error, Unauthenticated):
             error.headers["WWW-Authenticate"] = bearer_challenge(

@@ -39,7 +39,7 @@ PROBLEM_SCHEMA = {
     "additionalProperties": True,
 }
 
-# Status -> description of every problem+json answer an operation may give (docs/agents/rest.md and core.errors).
+# Status -> description of every problem+json answer an operation may give (agent.gates and core.errors).
 ERRORS = {
     "400": "Invalid input: `errors` lists each bad field.",
     "401": "No usable token (missing, malformed, expired or revoked).",

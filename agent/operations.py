@@ -1,22 +1,38 @@
-"""The agent-facing operations, each declared once (docs/development/conventions.md, item 5).
+"""The agent-facing operations, each declared once, beside its handler.
 
-An app declares its operations in `<app>/operations.py` with `register(Operation(...))`; `collect()` (run
-from AgentConfig.ready) imports those modules, and `registry()` lists the result. The REST API
-(agent.rest), the OpenAPI document, the MCP tools, /docs/mcp, docs/agents/tools.md and the permission-matrix test
-are all generated from these entries, so a tool and its REST twin are one thing.
+An app declares an operation by decorating its handler in an `operations.py` or `*_operations.py` module
+of the app (any package depth):
+
+    @operation("GET", "domains", scope=DOMAIN_READ, plan_group=TOOL_GROUP_MAIL, example_prompt="…")
+    def list_domains(*, actor, args: PageInput) -> DomainPage:
+        '''List domains
+
+        List the custom domains bound to the user's account … (for a model: what, when, what it returns)
+        '''
+
+The name is qmailing_ + the function's name, the title the docstring's first line, the description the
+rest (lines joined; `{NAME}` is replaced by that constant of the module), the input and output models
+the type hints, the annotations follow from the method (`annotations_for`) unless given. `collect()`
+(run from AgentConfig.ready) imports every such module, and `registry()` lists the result. The REST API,
+the OpenAPI document, the MCP tools, /docs/mcp, docs/agents/tools.md and the permission-matrix test are all
+generated from these entries (docs/development/adding-an-operation.md), so a tool and its REST twin are one thing.
 
 A handler receives the gated Actor and the validated input model, calls ONE selector or service, and
-returns what the output model validates (`output.model_validate(result)`, attributes read from objects).
+returns what the output model validates: output models read attributes (`Output`, from_attributes), so
+a handler returns the object (or the page) itself.
 """
 
 import importlib
 import inspect
-import importlib.util
+import os
 import re
+import sys
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, get_args
+from pathlib import Path
+from typing import Annotated, Any, Callable, get_type_hints
 
 from django.apps import apps
+from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.models import TOOL_GROUPS
@@ -64,6 +80,11 @@ class Operation:
     path_params: tuple = field(init=False, default=())
 
     def __post_init__(self):
+        not_models = [model for model in (self.input, self.output)
+                      if not (isinstance(model, type) and issubclass(model, BaseModel))]
+        if not_models:  # the checks below read the models; the type hints are where a declaration gets them
+            raise ValueError(f"Operation {self.name}: input and output must be pydantic models "
+                             f"(`args: InputModel`, `-> OutputModel`), not {not_models}")
         problems = []
         if not re.fullmatch(rf"{NAME_PREFIX}[a-z]+(_[a-z]+)*", self.name):
             problems.append(f"name must be {NAME_PREFIX}snake_case")
@@ -109,7 +130,25 @@ class Operation:
         return self.output.model_validate(await self.handler_async(actor=actor, args=args), from_attributes=True)
 
 
-READ_ONLY = Annotations(read_only=True, destructive=False, idempotent=True, open_world=False)
+# What a method says a call does (read_only, destructive, idempotent), as HTTP defines the methods.
+METHOD_ANNOTATIONS = {
+    "GET": (True, False, True),
+    "DELETE": (False, True, True),
+    "POST": (False, False, False),
+    "PATCH": (False, False, True),
+    "PUT": (False, False, True),
+}
+
+
+def annotations_for(method, *, open_world=False, **overrides):
+    """The annotations of an operation: its method's, with `overrides` where the handler differs.
+
+    open_world (the call reaches people or systems outside the account: sending mail, DNS, webhooks) is
+    never implied by the method, so it is always said.
+    """
+    read_only, destructive, idempotent = METHOD_ANNOTATIONS[method]
+    values = {"read_only": read_only, "destructive": destructive, "idempotent": idempotent, **overrides}
+    return Annotations(open_world=open_world, **values)
 
 
 class Input(BaseModel):
@@ -128,14 +167,29 @@ class PageInput(Input):
 NextCursor = Annotated[str | None, Field(description="Pass as cursor for the next page; null on the last page.")]
 
 
-class PageOut(BaseModel):
-    """Base of every list's output: subclasses declare `items: list[ItemModel]` and `next_cursor: NextCursor`."""
+class Output(BaseModel):
+    """Base of every output model: it reads the attributes of the object a handler returns (a model row, a
+    page), so no model needs a hand-written mapping; a field named otherwise on the object takes a
+    validation alias, and a value the object does not hold comes through `With`."""
 
-    @classmethod
-    def of(cls, page):
-        """The output of a core.pagination page, each item made by its model's `of`."""
-        item = get_args(cls.model_fields["items"].annotation)[0]
-        return cls(items=[item.of(row) for row in page.items], next_cursor=page.next_cursor)
+    model_config = ConfigDict(from_attributes=True)
+
+
+class PageOut(Output):
+    """Base of every list's output: subclasses declare `items: list[ItemModel]` and `next_cursor: NextCursor`;
+    a handler returns the core.pagination page itself."""
+
+
+class With:
+    """`obj`'s attributes with `values` added or replaced: what an output model reads when a few of its fields
+    are not attributes of the object (a webhook's secret, shown once; an email's sender as one address)."""
+
+    def __init__(self, obj, **values):
+        self.__dict__.update(values)
+        self._obj = obj
+
+    def __getattr__(self, name):
+        return getattr(self._obj, name)
 
 
 _registry: dict[str, Operation] = {}
@@ -152,11 +206,65 @@ def register(operation):
     return operation
 
 
+def _docstring(handler):
+    """(title, description) of a handler's docstring: the first line, then the rest as one line, each
+    `{NAME}` replaced by the constant NAME of the handler's module (limits said where they are defined)."""
+    if not handler.__doc__:
+        raise ValueError(f"Operation handler {handler.__qualname__} has no docstring (its title and description).")
+    title, _, rest = inspect.cleandoc(handler.__doc__).partition("\n")
+    constants = vars(sys.modules[handler.__module__])
+    return title.strip(), " ".join(rest.split()).format_map(constants)
+
+
+def _models(handler):
+    """(input, output) models of a handler: the type hint of `args` and the return annotation."""
+    hints = get_type_hints(handler)
+    if "args" not in hints or "return" not in hints:
+        raise ValueError(f"Operation handler {handler.__qualname__} needs `args: InputModel` and `-> OutputModel`.")
+    return hints["args"], hints["return"]
+
+
+def operation(method, path, *, scope, plan_group, name=None, example_prompt="", success_status=200,
+              open_world=False, handler_async=None, **annotation_overrides):
+    """Declare the decorated handler as an operation (see the module docstring) and register it.
+
+    `name` overrides qmailing_ + the function's name; `annotation_overrides` (read_only, destructive,
+    idempotent) override what the method implies. Returns the handler unchanged, so other handlers may call it.
+    """
+    def declare(handler):
+        title, description = _docstring(handler)
+        input_model, output_model = _models(handler)
+        register(Operation(
+            name=name or NAME_PREFIX + handler.__name__, title=title, description=description,
+            input=input_model, output=output_model, scope=scope, plan_group=plan_group,
+            annotations=annotations_for(method, open_world=open_world, **annotation_overrides),
+            method=method, path=path, handler=handler, handler_async=handler_async,
+            success_status=success_status, example_prompt=example_prompt))
+        return handler
+    return declare
+
+
+def operation_modules(config):
+    """The dotted names of an app's operation modules: every operations.py and *_operations.py in its package
+    and its subpackages (folders without an __init__.py, and migrations, are not walked)."""
+    found = []
+    for folder, subfolders, files in os.walk(config.path):
+        subfolders[:] = sorted(name for name in subfolders if name != "migrations"
+                               and os.path.exists(os.path.join(folder, name, "__init__.py")))
+        package = Path(folder).relative_to(config.path).parts
+        found += [".".join((config.name, *package, file[:-3])) for file in sorted(files)
+                  if file == "operations.py" or file.endswith("_operations.py")]
+    return sorted(found)
+
+
 def collect():
-    """Import every installed app's `operations` module (each registers its entries)."""
+    """Import every operation module of the project's apps, so each declares its operations (the registry
+    itself, agent.operations, is not one; installed third-party apps declare none)."""
     for config in apps.get_app_configs():
-        if importlib.util.find_spec(f"{config.name}.operations") is not None and config.name != "agent":
-            importlib.import_module(f"{config.name}.operations")
+        if Path(config.path).resolve() == Path(settings.BASE_DIR, *config.name.split(".")).resolve():
+            for module in operation_modules(config):
+                if module != __name__:
+                    importlib.import_module(module)
 
 
 def registry():

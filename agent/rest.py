@@ -1,65 +1,37 @@
 """The REST API under /api/v1/pub/, generated from the operation registry on DRF.
 
-One APIView class per path, one handler per (method, operation): run the gates (agent.gates), validate
-the input with the operation's pydantic model (path parameters, query string for GET/DELETE, JSON body
-otherwise), call the operation, serialise its output model. Errors of every kind leave through
-`exception_handler` as RFC 9457 problem details; nothing under /api/ answers HTML.
+One APIView class per path, one handler per (method, operation). The handler only translates HTTP:
+it authenticates and meters the call (agent.gates), hands the operation and its raw arguments (path
+parameters, plus the query string for GET/DELETE or the JSON body otherwise) to agent.pipeline, and
+answers the Outcome. Errors of every kind leave through `exception_handler` as RFC 9457 problem
+details; nothing under /api/ answers HTML.
 """
 
-import json
-import logging
 import re
 import time
 from collections import defaultdict
 from typing import get_args, get_origin
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
 from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
-from pydantic import ValidationError
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.request_log import request_log_write
-from agent import gates
+from agent import gates, pipeline
 from core.errors import (
-    AppError, Forbidden, Invalid, MethodNotAllowed, NotAcceptable, NotFound, ServerError, TooLarge, Unauthenticated,
-    UnsupportedMediaType,
+    AppError, Forbidden, Invalid, MethodNotAllowed, NotAcceptable, NotFound, Unauthenticated, UnsupportedMediaType,
     problem_details,
 )
 from core.jsonbody import MalformedJson, json_loads_strict
 from agent.openapi import RegistrySchema, openapi_urlpatterns
 from agent.operations import registry
 
-logger = logging.getLogger(__name__)
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 BODY_METHODS = ("POST", "PATCH", "PUT")
-
-
-def invalid_from_pydantic(error):
-    """An Invalid listing each bad field (dotted paths for nested ones) with its messages."""
-    errors = defaultdict(list)
-    for item in error.errors(include_url=False):
-        field = ".".join(str(part) for part in item["loc"]) or "body"
-        errors[field].append(item["msg"])
-    fields = ", ".join(errors)
-    return Invalid(f"Some input is not valid ({fields}). Fix each field listed in errors and send again.",
-                   errors=dict(errors))
-
-
-def json_integers(value):
-    """`value` with every integral float (13.0) as an int: JSON Schema's "integer" admits 13.0, pydantic's
-    strict int does not, and a strict float accepts an int, so this changes no answer but that one."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: json_integers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_integers(item) for item in value]
-    return value
 
 
 def _takes_list(annotation):
@@ -89,7 +61,7 @@ def _json_body(request):
     if not raw:
         return {}
     if (request.content_type or "").split(";")[0].strip().lower() != "application/json":
-        raise drf.UnsupportedMediaType(request.content_type)
+        raise UnsupportedMediaType("Send the request body as JSON with Content-Type: application/json.")
     try:
         return json_loads_strict(raw)
     except MalformedJson as exc:
@@ -97,8 +69,9 @@ def _json_body(request):
                       code="malformed_request") from None
 
 
-def operation_input(operation, request, path_args):
-    """The raw arguments of one call: path parameters plus the query string or the JSON body."""
+def operation_arguments(operation, request, path_args):
+    """The raw arguments of one call: path parameters plus the query string or the JSON body (validated by
+    agent.pipeline, which calls this once the call passed the gates)."""
     if operation.method in BODY_METHODS:
         body = _json_body(request)
         if not isinstance(body, dict):
@@ -113,31 +86,28 @@ def operation_input(operation, request, path_args):
         if name in given:
             raise Invalid(f"{name} is part of the path; do not send it again.", field=name)
         given[name] = value
-    try:
-        args = operation.input.model_validate(given)  # lax: path parameters and query strings arrive as text
-        if operation.method in BODY_METHODS:
-            # A JSON body is typed, as the OpenAPI document says: 0 is not false and "5" is not 5 (schemathesis).
-            typed = {**body, **{name: getattr(args, name) for name in path_args}}
-            operation.input.model_validate_json(json.dumps(json_integers(typed), default=str), strict=True)
-        return args
-    except ValidationError as error:
-        raise invalid_from_pydantic(error)
+    return given
 
 
 def _perform(operation):
     def handle(self, request, **path_args):
         headers = {}  # X-RateLimit-*, on the answer whatever it is
+        refusal = None
         try:
-            actor = gates.admit(authorization=request.headers.get("Authorization"), operation=operation, headers=headers,
+            actor = gates.admit(authorization=request.headers.get("Authorization"), operation=None, headers=headers,
                                 origin=request.build_absolute_uri("/"), resource_path="/api/v1/pub")
-            self.actor = actor
-            args = operation_input(operation, request, path_args)
-            result = operation.run(actor=actor, args=args)
         except AppError as error:
-            error.headers = {**headers, **error.headers}
-            self.actor = self.actor or getattr(error, "actor", None)
-            raise
-        return Response(result.model_dump(mode="json"), status=operation.success_status, headers=headers)
+            if getattr(error, "actor", None) is None:
+                raise  # no valid token: no account to log the call against
+            actor, refusal = error.actor, error  # metered and refused (429): the pipeline logs it
+        # A body is JSON (typed, validated strictly); path parameters and query strings are text.
+        outcome = pipeline.invoke(operation, actor, lambda: operation_arguments(operation, request, path_args),
+                                  source=pipeline.REST, text=operation.method not in BODY_METHODS,
+                                  refusal=refusal, started=self.started)
+        if outcome.error is not None:
+            outcome.error.headers = {**headers, **outcome.error.headers}
+            raise outcome.error
+        return Response(outcome.body, status=outcome.status, headers=headers)
 
     handle.__name__ = operation.method.lower()
     handle.__doc__ = operation.description
@@ -152,20 +122,10 @@ class OperationView(APIView):
     metadata_class = None  # no ungated OPTIONS answer; the OpenAPI document describes the API
     schema = RegistrySchema()  # the OpenAPI operations come from the registry entry (agent.openapi)
     operations = {}  # method -> Operation, set per generated class
-    actor = None  # set by the handler once the token is known
 
     def dispatch(self, request, *args, **kwargs):
-        started = time.perf_counter()
-        response = super().dispatch(request, *args, **kwargs)
-        if self.actor is not None:  # a call without a valid token has no account to log it against
-            operation = self.operations.get(request.method)
-            try:
-                request_log_write(account=self.actor.account, token_id=self.actor.token.pk,
-                                  operation=operation.name if operation else request.path,
-                                  status=response.status_code, duration_ms=(time.perf_counter() - started) * 1000)
-            except Exception:  # the answer is already decided; a lost log row must not turn it into a 500
-                logger.exception("Could not write the request log row")
-        return response
+        self.started = time.perf_counter()  # the logged duration counts from here (agent.pipeline)
+        return super().dispatch(request, *args, **kwargs)
 
 
 def _view_for(path, operations):
@@ -214,19 +174,15 @@ def api_not_found(request, *args, **kwargs):
 
 
 def as_app_error(exc, method=""):
-    """The AppError for any exception raised inside an API view (DRF's own ones included)."""
-    if isinstance(exc, AppError):
-        return exc
-    if isinstance(exc, (Http404, drf.NotFound)):
+    """The AppError for any exception raised inside an API view: DRF's own ones here, the rest as the
+    pipeline maps them (agent.pipeline.app_error)."""
+    if isinstance(exc, drf.NotFound):
         return NotFound("No such object in your account.")
-    if isinstance(exc, (PermissionDenied, drf.PermissionDenied)):
+    if isinstance(exc, drf.PermissionDenied):
         return Forbidden("This action is not allowed for your account.")
     if isinstance(exc, drf.MethodNotAllowed):
         return MethodNotAllowed(f"This endpoint does not accept {method or 'this method'}; "
                                 "the Allow header lists the methods it takes.")
-    if isinstance(exc, RequestDataTooBig):
-        return TooLarge("The request body is above the size the API accepts (attachments: 25 MB in total per "
-                        "message, sent base64-encoded).", limit=settings.QMAILING_API_MAX_BODY_BYTES)
     if isinstance(exc, drf.ParseError):
         return Invalid(f"The request body is not valid JSON: {exc.detail}", field="body", code="malformed_request")
     if isinstance(exc, drf.UnsupportedMediaType):
@@ -239,8 +195,7 @@ def as_app_error(exc, method=""):
         error = AppError(str(exc.detail))
         error.status = exc.status_code
         return error
-    logger.exception("Unhandled error in an API view")
-    return ServerError("Something went wrong on our side. Try again; if it keeps happening, contact support.")
+    return pipeline.app_error(exc, source=pipeline.REST)
 
 
 def exception_handler(exc, context):

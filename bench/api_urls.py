@@ -22,7 +22,7 @@ PLAIN_PATH = "bench/plain/mailboxes"
 def plain_mailboxes(request):
     account = Account.objects.get(pk=os.environ["QMAILING_BENCH_ACCOUNT_ID"])
     page = mailbox_page(account=account, cursor=None, limit=PageInput().limit)
-    body = MailboxPage.of(page).model_dump(mode="json")
+    body = MailboxPage.model_validate(page).model_dump(mode="json")
     # DRF's JSONRenderer writes compact JSON; so does this, so both bodies have the same bytes.
     return JsonResponse(body, json_dumps_params={"separators": (",", ":"), "ensure_ascii": False})
 

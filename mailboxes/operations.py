@@ -1,20 +1,20 @@
-"""Agent-facing mailbox operations (see agent.operations); the mail operations are in mailboxes/store/."""
+"""Agent-facing mailbox operations (see agent.operations); the mail store's live beside the store."""
 
 from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, ConfigDict, Field
 
 from accounts.models import TOOL_GROUP_MAIL, TOOL_GROUP_MAILBOXES
 from accounts.scopes import MAILBOX_READ, MAILBOX_WRITE
 from domains.selectors import access_mailbox_domain
 from mailboxes.selectors import access_mailbox, mailbox_page
 from mailboxes.services import MAX_FORWARDING_ADDRESSES, mailbox_create
-from agent.operations import READ_ONLY, Annotations, Input, NextCursor, Operation, PageInput, PageOut, register
+from agent.operations import Input, NextCursor, Output, PageInput, PageOut, operation
 
 
-class MailboxOut(BaseModel):
+class MailboxOut(Output):
     id: UUID = Field(description="Use this id with the other mailbox tools.")
     address: str = Field(description="The full email address.")
     display_name: str = Field(description="The name shown in From on mail sent from this mailbox.")
@@ -22,18 +22,10 @@ class MailboxOut(BaseModel):
     status: Literal["active", "suspended"] = Field(description="A suspended mailbox refuses new mail.")
     message_count: int
     unread_count: int
-    storage_used_bytes: int
+    storage_used_bytes: int = Field(validation_alias=AliasChoices("storage_used_bytes", "storage_used"))
     forwarding_addresses: list[str]
     forward_keep_copy: bool
     created_at: datetime
-
-    @classmethod
-    def of(cls, mailbox):
-        return cls(id=mailbox.id, address=mailbox.address, display_name=mailbox.display_name,
-                   domain_id=mailbox.domain_id, status=mailbox.status, message_count=mailbox.message_count,
-                   unread_count=mailbox.unread_count, storage_used_bytes=mailbox.storage_used,
-                   forwarding_addresses=mailbox.forwarding_addresses, forward_keep_copy=mailbox.forward_keep_copy,
-                   created_at=mailbox.created_at)
 
 
 class MailboxPage(PageOut):
@@ -41,38 +33,31 @@ class MailboxPage(PageOut):
     next_cursor: NextCursor
 
 
-def _list_mailboxes(*, actor, args):
-    page = mailbox_page(account=actor.account, cursor=args.cursor, limit=args.limit)
-    return MailboxPage.of(page)
+@operation("GET", "mailboxes", scope=MAILBOX_READ, plan_group=TOOL_GROUP_MAILBOXES,
+           example_prompt="Which mailboxes do I have, and how many unread messages are in each?")
+def list_mailboxes(*, actor, args: PageInput) -> MailboxPage:
+    """List mailboxes
 
-
-register(Operation(
-    name="qmailing_list_mailboxes",
-    title="List mailboxes",
-    example_prompt="Which mailboxes do I have, and how many unread messages are in each?",
-    description=("List the mailboxes of the user's QMailing account (address, display name, status, message "
-                 "and unread counts), newest first, one page at a time. Start here: the other tools take a "
-                 "mailbox id from this list. Pass next_cursor back as cursor for more."),
-    input=PageInput, output=MailboxPage, scope=MAILBOX_READ, plan_group=TOOL_GROUP_MAILBOXES, annotations=READ_ONLY,
-    method="GET", path="mailboxes", handler=_list_mailboxes,
-))
+    List the mailboxes of the user's QMailing account (address, display name, status, message and unread
+    counts), newest first, one page at a time. Start here: the other tools take a mailbox id from this
+    list. Pass next_cursor back as cursor for more.
+    """
+    return mailbox_page(account=actor.account, cursor=args.cursor, limit=args.limit)
 
 
 class MailboxIdInput(Input):
     mailbox_id: UUID = Field(description="The mailbox id, from qmailing_list_mailboxes.")
 
 
-register(Operation(
-    name="qmailing_get_mailbox",
-    title="Get a mailbox",
-    example_prompt="How much storage does hello@brand.example use?",
-    description=("Get one mailbox of the user's account by id: address, display name, status, message and "
-                 "unread counts, storage used and forwarding. Use it to check a mailbox before reading or "
-                 "sending from it."),
-    input=MailboxIdInput, output=MailboxOut, scope=MAILBOX_READ, plan_group=TOOL_GROUP_MAILBOXES, annotations=READ_ONLY,
-    method="GET", path="mailboxes/{mailbox_id}",
-    handler=lambda *, actor, args: MailboxOut.of(access_mailbox(account=actor.account, mailbox_id=args.mailbox_id)),
-))
+@operation("GET", "mailboxes/{mailbox_id}", scope=MAILBOX_READ, plan_group=TOOL_GROUP_MAILBOXES,
+           example_prompt="How much storage does hello@brand.example use?")
+def get_mailbox(*, actor, args: MailboxIdInput) -> MailboxOut:
+    """Get a mailbox
+
+    Get one mailbox of the user's account by id: address, display name, status, message and unread counts,
+    storage used and forwarding. Use it to check a mailbox before reading or sending from it.
+    """
+    return access_mailbox(account=actor.account, mailbox_id=args.mailbox_id)
 
 
 class CreateMailboxInput(Input):
@@ -88,26 +73,17 @@ class CreateMailboxInput(Input):
     forward_keep_copy: bool = Field(True, description="Keep a copy here when forwarding.")
 
 
-def _create_mailbox(*, actor, args):
+@operation("POST", "mailboxes", scope=MAILBOX_WRITE, plan_group=TOOL_GROUP_MAIL, success_status=201,
+           example_prompt="Create a mailbox support@brand.example with the display name Brand Support.")
+def create_mailbox(*, actor, args: CreateMailboxInput) -> MailboxOut:
+    """Create a mailbox
+
+    Create a new mailbox (a real address) on one of the account's verified domains, or on the shared
+    domain when no domain_id is given. Only when the user asked for a new address: it counts against the
+    plan's mailbox limit. Fails with domain_not_verified, mailbox_exists, address_reserved or
+    plan_limit_reached, each saying what to do.
+    """
     domain = access_mailbox_domain(account=actor.account, domain_id=args.domain_id)
-    mailbox = mailbox_create(account=actor.account, domain=domain, local_part=args.local_part,
-                             display_name=args.display_name, forwarding_addresses=args.forwarding_addresses,
-                             forward_keep_copy=args.forward_keep_copy)
-    return MailboxOut.of(mailbox)
-
-
-register(Operation(
-    name="qmailing_create_mailbox",
-    title="Create a mailbox",
-    example_prompt="Create a mailbox support@brand.example with the display name Brand Support.",
-    description=("Create a new mailbox (a real address) on one of the account's verified domains, or on the "
-                 "shared domain when no domain_id is given. Only when the user asked for a new address: it "
-                 "counts against the plan's mailbox limit. Fails with domain_not_verified, mailbox_exists, "
-                 "address_reserved or plan_limit_reached, each saying what to do."),
-    input=CreateMailboxInput, output=MailboxOut, scope=MAILBOX_WRITE, plan_group=TOOL_GROUP_MAIL,
-    annotations=Annotations(read_only=False, destructive=False, idempotent=False, open_world=False),
-    method="POST", path="mailboxes", handler=_create_mailbox, success_status=201,
-))
-
-# Mail store operations live beside the store and register on import.
-from mailboxes.store import draft_operations as _draft_operations, operations as _store_operations  # noqa: E402,F401
+    return mailbox_create(account=actor.account, domain=domain, local_part=args.local_part,
+                          display_name=args.display_name, forwarding_addresses=args.forwarding_addresses,
+                          forward_keep_copy=args.forward_keep_copy)

@@ -166,8 +166,8 @@ def configuration_page():
 # --- The event catalogue: every event type, from the enum. -------------------------------------------------
 
 def event_types():
-    """The enum of event types. The one line that says where it lives."""
-    from webhooks.models import EventType
+    """The enum of event types (the event log, events.models)."""
+    from events.models import EventType
 
     return EventType
 

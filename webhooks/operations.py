@@ -1,119 +1,23 @@
-"""Agent-facing event operations (see agent.operations): the long-poll over the account's event log."""
+"""Agent-facing webhook operations (see agent.operations): the account's webhook endpoints."""
 
-from contextlib import nullcontext
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
-from channels.db import database_sync_to_async
-from django.conf import settings
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from accounts.models import TOOL_GROUP_MAIL, TOOL_GROUP_WEBHOOKS
-from accounts.scopes import EMAIL_READ, WEBHOOK_MANAGE
-from accounts.tokens import token_alive
-from mailboxes.selectors import access_mailbox
-from core.errors import Unauthenticated
-from agent.operations import (READ_ONLY, UNTRUSTED_CONTENT, Annotations, Input, NextCursor, Operation, PageInput,
-                                 PageOut, register)
-from events.models import EventType
-from events.selectors import MAX_EVENTS
-from events.stream import MAX_WAIT_SECONDS, event_wait, event_wait_async, wait_slots
+from accounts.models import TOOL_GROUP_WEBHOOKS
+from accounts.scopes import WEBHOOK_MANAGE
+from agent.operations import UNTRUSTED_CONTENT  # noqa: F401 - the docstrings say {UNTRUSTED_CONTENT}
+from agent.operations import Input, NextCursor, Output, PageInput, PageOut, With, operation
 from webhooks.models import WEBHOOK_EVENT_TYPES, WebhookEndpoint
 from webhooks.selectors import access_webhook, webhook_list
 from webhooks.services import MAX_DESCRIPTION, webhook_register, webhook_revoke, webhook_rotate_secret
 from webhooks.ssrf import MAX_URL_LENGTH
 
-DEFAULT_WAIT_SECONDS = 20
-
-
-class EventOut(BaseModel):
-    id: UUID = Field(description="The event's id; the same event always has the same id.")
-    cursor: int = Field(description="Its position in the account's log.")
-    type: Literal[tuple(EventType.values)] = Field(description="What happened, e.g. email.received.")
-    mailbox_id: UUID | None = Field(description="The mailbox it concerns, if any.")
-    created_at: datetime
-    payload: dict[str, Any] = Field(description="Ids and a few fields of what changed (read the rest with the get tools).")
-
-    @classmethod
-    def of(cls, event):
-        return cls(id=event.id, cursor=event.cursor, type=event.type, mailbox_id=event.mailbox_id,
-                   created_at=event.created_at, payload=event.payload)
-
-
-class EventsOut(BaseModel):
-    cursor: int = Field(description="The cursor these events follow.")
-    next_cursor: int = Field(description="Pass as cursor in the next call to get what happens after these.")
-    events: list[EventOut] = Field(description="Oldest first; empty when the wait ended with nothing new.")
-
-
-class WaitForEventsInput(Input):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"types": ["email.received"], "timeout_seconds": 20}]})
-
-    cursor: int | None = Field(None, ge=0, le=2**62, description=(
-        "next_cursor from the previous call; omit to wait for what happens from now on."))
-    mailbox_id: UUID | None = Field(None, description="Only this mailbox's events; omit for the whole account.")
-    types: list[Literal[tuple(EventType.values)]] | None = Field(None, max_length=len(EventType.values), description=(
-        "Only these event types (e.g. email.received); omit for all."))
-    timeout_seconds: float = Field(DEFAULT_WAIT_SECONDS, ge=0, le=MAX_WAIT_SECONDS, description=(
-        f"How long to wait for a first event when there is none yet, up to {MAX_WAIT_SECONDS} seconds (0: do not wait)."))
-    limit: int = Field(MAX_EVENTS // 2, ge=1, le=MAX_EVENTS, description=f"Most events to return, 1 to {MAX_EVENTS}.")
-
-
-def _token_recheck(actor):
-    """The long-poll's recheck (webhooks.stream.event_wait_async): the token must still admit calls."""
-    async def recheck():
-        if not await database_sync_to_async(token_alive, thread_sensitive=False)(token_id=actor.token.pk):
-            raise Unauthenticated("This token was revoked or expired while the call waited. Issue a new one under "
-                                  "Settings → Developers.", bearer_error="invalid_token")
-    return recheck
-
-
-def _wait_for_events(*, actor, args):
-    """The REST long-poll: it holds a thread while it waits, so an account may hold only so many at once."""
-    mailbox_id = access_mailbox(account=actor.account, mailbox_id=args.mailbox_id).pk if args.mailbox_id else None
-    waits = wait_slots.hold(actor.account.pk, cap=settings.QMAILING_REST_WAITS_PER_ACCOUNT) \
-        if args.timeout_seconds > 0 else nullcontext()
-    with waits:
-        batch = event_wait(account_id=actor.account.pk, after=args.cursor, mailbox_id=mailbox_id, types=args.types,
-                           limit=args.limit, timeout=args.timeout_seconds, recheck=_token_recheck(actor))
-    return EventsOut(cursor=batch.after, next_cursor=batch.next_cursor, events=[EventOut.of(e) for e in batch.events])
-
-
-def _own_mailbox_id(*, account, mailbox_id):
-    return access_mailbox(account=account, mailbox_id=mailbox_id).pk
-
-
-_own_mailbox_id_async = database_sync_to_async(_own_mailbox_id, thread_sensitive=False)
-
-
-async def _wait_for_events_async(*, actor, args):
-    """_wait_for_events on the event loop (MCP): the wait holds neither a thread nor a database connection."""
-    mailbox_id = await _own_mailbox_id_async(account=actor.account, mailbox_id=args.mailbox_id) \
-        if args.mailbox_id else None
-    batch = await event_wait_async(account_id=actor.account.pk, after=args.cursor, mailbox_id=mailbox_id,
-                                   types=args.types, limit=args.limit, timeout=args.timeout_seconds,
-                                   recheck=_token_recheck(actor))
-    return EventsOut(cursor=batch.after, next_cursor=batch.next_cursor, events=[EventOut.of(e) for e in batch.events])
-
-
-register(Operation(
-    name="qmailing_wait_for_events",
-    title="Wait for events",
-    example_prompt="Watch support@ and tell me as soon as a customer writes in.",
-    description=("Wait for something to happen in the account or one mailbox (new mail, sent, delivered, bounced, "
-                 f"trashed, mailbox and domain changes): returns as soon as there are events after cursor, or "
-                 f"empty after timeout_seconds (at most {MAX_WAIT_SECONDS}). Loop on it with next_cursor to follow "
-                 "the mailbox; omit cursor the first time to start from now. Each event carries ids to read "
-                 "the rest with the get tools. " + UNTRUSTED_CONTENT),
-    input=WaitForEventsInput, output=EventsOut, scope=EMAIL_READ, plan_group=TOOL_GROUP_MAIL, annotations=READ_ONLY,
-    method="GET", path="events", handler=_wait_for_events, handler_async=_wait_for_events_async,
-))
-
-
 # --- webhook endpoints ------------------------------------------------------------------------------------------
 
-class WebhookOut(BaseModel):
+class WebhookOut(Output):
     id: UUID = Field(description="Use with qmailing_delete_webhook.")
     url: str
     description: str
@@ -126,33 +30,21 @@ class WebhookOut(BaseModel):
     created_at: datetime
     revoked_at: datetime | None
 
-    @classmethod
-    def of(cls, endpoint):
-        return cls(id=endpoint.id, url=endpoint.url, description=endpoint.description,
-                   event_types=endpoint.event_types, status=endpoint.status, disabled_reason=endpoint.disabled_reason,
-                   last_success_at=endpoint.last_success_at, consecutive_failures=endpoint.consecutive_failures,
-                   created_at=endpoint.created_at, revoked_at=endpoint.revoked_at)
-
 
 class WebhookPage(PageOut):
     items: list[WebhookOut]
     next_cursor: NextCursor
 
 
-def _list_webhooks(*, actor, args):
-    return WebhookPage.of(webhook_list(account=actor.account, cursor=args.cursor, limit=args.limit))
+@operation("GET", "webhooks", scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS,
+           example_prompt="Which webhooks do I have, and are they healthy?")
+def list_webhooks(*, actor, args: PageInput) -> WebhookPage:
+    """List webhooks
 
-
-register(Operation(
-    name="qmailing_list_webhooks",
-    title="List webhooks",
-    example_prompt="Which webhooks do I have, and are they healthy?",
-    description=("List the account's webhook endpoints, newest first, active and revoked: URL, event types, "
-                 "status and health (last success, consecutive failures, why one was disabled). Secrets are "
-                 "never shown again."),
-    input=PageInput, output=WebhookPage, scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS, annotations=READ_ONLY,
-    method="GET", path="webhooks", handler=_list_webhooks,
-))
+    List the account's webhook endpoints, newest first, active and revoked: URL, event types, status and
+    health (last success, consecutive failures, why one was disabled). Secrets are never shown again.
+    """
+    return webhook_list(account=actor.account, cursor=args.cursor, limit=args.limit)
 
 
 class RegisteredWebhookOut(WebhookOut):
@@ -170,45 +62,34 @@ class RegisterWebhookInput(Input):
     description: str = Field("", max_length=MAX_DESCRIPTION, description="What it is for, shown in lists.")
 
 
-def _register_webhook(*, actor, args):
+@operation("POST", "webhooks", scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS, success_status=201,
+           open_world=True, example_prompt="Send every new email in my account to https://hooks.example.com/qmailing.")
+def register_webhook(*, actor, args: RegisterWebhookInput) -> RegisteredWebhookOut:
+    """Register a webhook
+
+    Register an https URL to receive the account's events (email.received, email.sent, email.delivered,
+    email.bounced, email.trashed, mailbox.created, domain.verified, domain.dns_changed, webhook.disabled,
+    or * for all) as signed POSTs (Standard Webhooks). Returns the signing secret once. Only when the user
+    asked: events carry ids and subjects of their mail to that URL. {UNTRUSTED_CONTENT}
+    """
     endpoint, secret = webhook_register(account=actor.account, url=args.url, event_types=args.event_types,
                                         description=args.description)
-    return RegisteredWebhookOut(**WebhookOut.of(endpoint).model_dump(), secret=secret)
-
-
-register(Operation(
-    name="qmailing_register_webhook",
-    title="Register a webhook",
-    example_prompt="Send every new email in my account to https://hooks.example.com/qmailing.",
-    description=("Register an https URL to receive the account's events (email.received, email.sent, "
-                 "email.delivered, email.bounced, email.trashed, mailbox.created, domain.verified, "
-                 "domain.dns_changed, webhook.disabled, or * for all) as signed POSTs (Standard Webhooks). "
-                 "Returns the signing secret once. Only when the user asked: events carry ids and subjects of "
-                 "their mail to that URL. " + UNTRUSTED_CONTENT),
-    input=RegisterWebhookInput, output=RegisteredWebhookOut, scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS,
-    annotations=Annotations(read_only=False, destructive=False, idempotent=False, open_world=True),
-    method="POST", path="webhooks", handler=_register_webhook, success_status=201,
-))
+    return With(endpoint, secret=secret)
 
 
 class DeleteWebhookInput(Input):
     webhook_id: UUID = Field(description="The endpoint id, from qmailing_list_webhooks.")
 
 
-def _delete_webhook(*, actor, args):
-    return WebhookOut.of(webhook_revoke(endpoint=access_webhook(account=actor.account, webhook_id=args.webhook_id)))
+@operation("DELETE", "webhooks/{webhook_id}", scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS,
+           example_prompt="Stop sending my events to the old CRM webhook.")
+def delete_webhook(*, actor, args: DeleteWebhookInput) -> WebhookOut:
+    """Delete a webhook
 
-
-register(Operation(
-    name="qmailing_delete_webhook",
-    title="Delete a webhook",
-    example_prompt="Stop sending my events to the old CRM webhook.",
-    description=("Revoke a webhook endpoint: nothing more is sent to it (it stays listed as revoked). Deleting "
-                 "one that is already revoked changes nothing. Only when the user asked."),
-    input=DeleteWebhookInput, output=WebhookOut, scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS,
-    annotations=Annotations(read_only=False, destructive=True, idempotent=True, open_world=False),
-    method="DELETE", path="webhooks/{webhook_id}", handler=_delete_webhook,
-))
+    Revoke a webhook endpoint: nothing more is sent to it (it stays listed as revoked). Deleting one that
+    is already revoked changes nothing. Only when the user asked.
+    """
+    return webhook_revoke(endpoint=access_webhook(account=actor.account, webhook_id=args.webhook_id))
 
 
 class RotateWebhookSecretInput(Input):
@@ -217,20 +98,15 @@ class RotateWebhookSecretInput(Input):
         "Hours during which the old secret keeps signing too (both signatures are sent), so receivers can switch."))
 
 
-def _rotate_webhook_secret(*, actor, args):
+@operation("POST", "webhooks/{webhook_id}/rotate-secret", scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS,
+           example_prompt="Our webhook secret leaked; give the CRM endpoint a new one.")
+def rotate_webhook_secret(*, actor, args: RotateWebhookSecretInput) -> RegisteredWebhookOut:
+    """Rotate a webhook secret
+
+    Give a webhook endpoint a new signing secret, returned once. For overlap_hours (24 by default) every
+    delivery carries signatures with both the old and the new secret, so the receiver can switch without
+    losing events. Only when the user asked.
+    """
     endpoint, secret = webhook_rotate_secret(endpoint=access_webhook(account=actor.account, webhook_id=args.webhook_id),
                                              overlap_hours=args.overlap_hours)
-    return RegisteredWebhookOut(**WebhookOut.of(endpoint).model_dump(), secret=secret)
-
-
-register(Operation(
-    name="qmailing_rotate_webhook_secret",
-    title="Rotate a webhook secret",
-    example_prompt="Our webhook secret leaked; give the CRM endpoint a new one.",
-    description=("Give a webhook endpoint a new signing secret, returned once. For overlap_hours (24 by default) "
-                 "every delivery carries signatures with both the old and the new secret, so the receiver can "
-                 "switch without losing events. Only when the user asked."),
-    input=RotateWebhookSecretInput, output=RegisteredWebhookOut, scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS,
-    annotations=Annotations(read_only=False, destructive=False, idempotent=False, open_world=False),
-    method="POST", path="webhooks/{webhook_id}/rotate-secret", handler=_rotate_webhook_secret,
-))
+    return With(endpoint, secret=secret)

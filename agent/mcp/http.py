@@ -49,12 +49,11 @@ from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from starlette.requests import Request
 from starlette.responses import Response
 
-from accounts.request_log import request_log_write
 from agent.mcp import resources, tools
 from agent.mcp.push import EventFeeds
 from agent.mcp.server import allowed_hosts, allowed_origins, build_server, build_session_manager, normalized_host
 from agent.mcp.sessions import opening
-from agent import gates
+from agent import gates, pipeline
 from core import ratelimit
 from core.errors import RateLimited, TooLarge, Unauthenticated, problem_details
 from core.jsonbody import MalformedJson, json_loads_strict
@@ -218,11 +217,7 @@ def _meter_or_log(actor, log_name, headers, started):
         gates.meter(actor, headers=headers)
     except RateLimited as error:
         if error.code != "daily_cap_reached":
-            try:
-                request_log_write(account=actor.account, token_id=actor.token.pk, operation=log_name,
-                                  status=error.status, duration_ms=(time.perf_counter() - started) * 1000)
-            except Exception:
-                logger.exception("Could not write the request log row")
+            pipeline.record(actor=actor, name=log_name, status=error.status, started=started)
         raise
 
 

@@ -14,8 +14,8 @@
 Gates: the same as qmailing_wait_for_events (the mail plan group and the email:read scope, through
 agent.gates.authorize with that operation), then ownership through access_mailbox, whose refusal is
 the same for a foreign and a missing mailbox. A resources/read is one call like a REST call: metered by
-agent.mcp.http (throttle → HTTP 429; the daily cap reaches the handler as `refusal`) and written to the
-request log as "resources/read". Subscribing and listening are not metered (no data is returned; the
+agent.mcp.http (throttle → HTTP 429; the daily cap reaches the handler as `refusal`), then run through
+agent.pipeline, which writes it to the request log as "resources/read". Subscribing and listening are not metered (no data is returned; the
 notifications carry only the URI, and reading again is a metered call).
 
 Failures are JSON-RPC errors (resources have no isError result): not found and bad input → -32602
@@ -26,7 +26,6 @@ problem object a REST client would get.
 import asyncio
 import json
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -36,14 +35,12 @@ from channels.db import database_sync_to_async
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY, ResourceUpdated, event_to_notification
 
-from accounts.request_log import request_log_write
 from mailboxes.selectors import access_mailbox, mailbox_list
 from agent.mcp import tools
-from agent import gates
-from agent.rest import as_app_error
+from agent import gates, pipeline
 from core.errors import AppError, Invalid, NotFound, problem_details
 from agent.operations import UNTRUSTED_CONTENT, registry
-from webhooks.operations import EventOut
+from events.operations import EventOut
 from events.selectors import MAX_EVENTS, event_batch, event_latest
 
 logger = logging.getLogger(__name__)
@@ -129,37 +126,34 @@ def as_mcp_error(error, *, instance=""):
 def check_access(actor, uri):
     """The gates for one URI (plan, scope, then ownership): (Target, mailbox), or the AppError."""
     gates.authorize(actor, gate_operation())
+    return _owned_target(actor, uri)
+
+
+def _owned_target(actor, uri):
     target = parse_uri(uri)
     return target, access_mailbox(account=actor.account, mailbox_id=target.mailbox_id)
 
 
+def _events_body(actor, uri):
+    """The JSON a resources/read of `uri` answers (ownership checked; the gates ran before)."""
+    target, mailbox = _owned_target(actor, uri)
+    if target.cursor is None:
+        batch = event_latest(account_id=actor.account.pk, mailbox_id=mailbox.pk, limit=target.limit)
+    else:
+        batch = event_batch(account_id=actor.account.pk, after=target.cursor, mailbox_id=mailbox.pk,
+                            limit=target.limit)
+    return {"mailboxId": str(mailbox.pk), "cursor": batch.after, "nextCursor": batch.next_cursor,
+            "events": [EventOut.model_validate(event).model_dump(mode="json") for event in batch.events]}
+
+
 def read_events(*, actor, uri, refusal=None, started=None):
-    """resources/read (sync, ORM): the ReadResourceResult, or MCPError; writes the call's request-log row."""
-    started = time.perf_counter() if started is None else started
-    status = 200
-    try:
-        if refusal is not None:
-            raise refusal
-        target, mailbox = check_access(actor, uri)
-        if target.cursor is None:
-            batch = event_latest(account_id=actor.account.pk, mailbox_id=mailbox.pk, limit=target.limit)
-        else:
-            batch = event_batch(account_id=actor.account.pk, after=target.cursor, mailbox_id=mailbox.pk,
-                                limit=target.limit)
-        body = {"mailboxId": str(mailbox.pk), "cursor": batch.after, "nextCursor": batch.next_cursor,
-                "events": [EventOut.of(event).model_dump(mode="json") for event in batch.events]}
-        return types.ReadResourceResult(contents=[
-            types.TextResourceContents(uri=str(uri), mime_type=MIME_TYPE, text=json.dumps(body))])
-    except Exception as exc:  # noqa: BLE001 — every failure is a problem, as in tools.run_tool
-        error = exc if isinstance(exc, AppError) else as_app_error(exc)
-        status = error.status
-        raise as_mcp_error(error, instance=str(uri)) from None
-    finally:
-        try:
-            request_log_write(account=actor.account, token_id=actor.token.pk, operation=LOG_OPERATION,
-                              status=status, duration_ms=(time.perf_counter() - started) * 1000)
-        except Exception:
-            logger.exception("Could not write the request log row")
+    """resources/read (sync, ORM) through agent.pipeline: the ReadResourceResult, or MCPError."""
+    outcome = pipeline.read(actor, name=LOG_OPERATION, gate=gate_operation(), work=lambda: _events_body(actor, uri),
+                            source=pipeline.MCP_RESOURCE, refusal=refusal, started=started)
+    if outcome.error is not None:
+        raise as_mcp_error(outcome.error, instance=str(uri)) from None
+    return types.ReadResourceResult(contents=[
+        types.TextResourceContents(uri=str(uri), mime_type=MIME_TYPE, text=json.dumps(outcome.body))])
 
 
 def list_event_resources(*, actor):

@@ -2,8 +2,8 @@
 
 A tool is its operation as MCP sees it: the same name, title and description, the input model's JSON
 Schema (unknown arguments refused), the output model's schema, the annotations. A call runs what the
-REST twin runs (agent.rest): the plan and scope gates, input validation, `operation.run`, the request
-log, and returns the same JSON object as structured content. Authentication and metering happened on
+REST twin runs, through agent.pipeline (the plan and scope gates, input validation, the operation, the
+request log), and returns the same JSON object as structured content. Authentication and metering happened on
 the HTTP request in front of the SDK (agent.mcp.http), which hands over the Actor and, when the daily
 cap refused the call, that refusal.
 
@@ -12,22 +12,14 @@ body REST answers) as structured content and its `detail` as text. Nothing else 
 """
 
 import json
-import logging
-import time
 from functools import cache
 
 import mcp_types as types
-from channels.db import database_sync_to_async
 from mcp.shared.exceptions import MCPError
-from pydantic import ValidationError
 
-from accounts.request_log import request_log_write
-from agent import gates
-from agent.rest import as_app_error, invalid_from_pydantic, json_integers
-from core.errors import AppError, problem_details
+from agent import pipeline
 from agent.operations import registry
-
-logger = logging.getLogger(__name__)
+from core.errors import problem_details
 
 # The keys agent.mcp.http leaves in the ASGI scope of an authenticated MCP request.
 SCOPE_ACTOR = "qmailing.mcp.actor"
@@ -89,75 +81,31 @@ def error_result(error, *, instance):
                                 structured_content=problem, is_error=True)
 
 
-def validate_arguments(operation, arguments):
-    """The input model for `arguments`, typed as the input schema says (JSON: 0 is not false, "5" is not 5)."""
-    try:
-        return operation.input.model_validate_json(json.dumps(json_integers(arguments)), strict=True)
-    except ValidationError as error:
-        raise invalid_from_pydantic(error)
+def result_of(operation, outcome):
+    """The CallToolResult for a pipeline Outcome: the body as structured content, or the problem with isError."""
+    if outcome.error is not None:
+        return error_result(outcome.error, instance=instance_for(operation))
+    return success_result(outcome.body)
 
 
 def run_tool(*, operation, actor, arguments, refusal=None, started=None):
-    """One tools/call, synchronously (ORM): the remaining gates, validation, the operation, the request log.
+    """One tools/call, synchronously (ORM), through agent.pipeline: the CallToolResult.
 
-    Returns the CallToolResult. `refusal` is an AppError the transport's metering already raised for
-    this call (the daily cap); `started` is when the HTTP request arrived, for the logged duration.
+    `refusal` is an AppError the transport's metering already raised for this call (the daily cap);
+    `started` is when the HTTP request arrived, for the logged duration.
     """
-    started = time.perf_counter() if started is None else started
-    try:
-        args = admit_call(operation=operation, actor=actor, arguments=arguments, refusal=refusal)
-        body = operation.run(actor=actor, args=args).model_dump(mode="json")
-        outcome = operation.success_status, success_result(body)
-    except Exception as exc:  # noqa: BLE001 — every failure becomes a problem; as_app_error logs the unexpected
-        outcome = failure(operation, exc)
-    return finish_call(operation=operation, actor=actor, outcome=outcome, started=started)
-
-
-def admit_call(*, operation, actor, arguments, refusal=None):
-    """The gates after metering (plan, scope) and argument validation: the input model, or the AppError."""
-    if refusal is not None:
-        raise refusal
-    gates.authorize(actor, operation)
-    return validate_arguments(operation, arguments)
-
-
-def failure(operation, exc):
-    """(status, isError result) for whatever a call raised."""
-    error = exc if isinstance(exc, AppError) else as_app_error(exc)
-    return error.status, error_result(error, instance=instance_for(operation))
-
-
-def finish_call(*, operation, actor, outcome, started):
-    """Write the call's request-log row (sync, ORM) and return its result; `outcome` is (status, result)."""
-    status, result = outcome
-    try:
-        request_log_write(account=actor.account, token_id=actor.token.pk, operation=operation.name, status=status,
-                          duration_ms=(time.perf_counter() - started) * 1000)
-    except Exception:  # the answer is decided; a lost log row must not turn it into an error
-        logger.exception("Could not write the request log row")
-    return result
-
-
-# Each step that touches the ORM runs in a worker thread with its own connection (as run_tool does); the
-# async handler in between runs on the event loop, so a long wait occupies no thread.
-_admit_call = database_sync_to_async(admit_call, thread_sensitive=False)
-_failure = database_sync_to_async(failure, thread_sensitive=False)  # as_app_error may touch error reporting
-_finish_call = database_sync_to_async(finish_call, thread_sensitive=False)
+    outcome = pipeline.invoke(operation, actor, arguments, source=pipeline.MCP_TOOL, refusal=refusal, started=started)
+    return result_of(operation, outcome)
 
 
 async def run_tool_async(*, operation, actor, arguments, refusal=None, started=None):
-    """run_tool for an operation with `handler_async`: gates and validation sync, the handler awaited, the log sync.
+    """run_tool for an operation with `handler_async` (the long-poll), awaited on the event loop.
 
     The same result object as run_tool (and the REST twin) for the same call.
     """
-    started = time.perf_counter() if started is None else started
-    try:
-        args = await _admit_call(operation=operation, actor=actor, arguments=arguments, refusal=refusal)
-        body = (await operation.run_async(actor=actor, args=args)).model_dump(mode="json")
-        outcome = operation.success_status, success_result(body)
-    except Exception as exc:  # noqa: BLE001 — as in run_tool
-        outcome = await _failure(operation, exc)
-    return await _finish_call(operation=operation, actor=actor, outcome=outcome, started=started)
+    outcome = await pipeline.invoke_async(operation, actor, arguments, source=pipeline.MCP_TOOL, refusal=refusal,
+                                          started=started)
+    return result_of(operation, outcome)
 
 
 def operation_for(name):

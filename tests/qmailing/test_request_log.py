@@ -130,10 +130,10 @@ def test_write_is_one_insert(owner, django_assert_num_queries):
 
 
 def test_a_failed_log_write_does_not_change_the_answer(client, owner, monkeypatch):
-    import agent.rest
+    import agent.pipeline
 
     def broken(**kwargs):
         raise RuntimeError("log table unavailable")
 
-    monkeypatch.setattr(agent.rest, "request_log_write", broken)
+    monkeypatch.setattr(agent.pipeline, "request_log_write", broken)
     assert _get(client, token_for(owner)).status_code == 200
