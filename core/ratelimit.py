@@ -55,8 +55,10 @@ def hit(key, *, limit, window_seconds):
 def hit_usage(key, *, limit, window_seconds):
     """`hit`, also saying how much of the window is left (for X-RateLimit-* headers)."""
     count, ttl_ms = _backend().incr(_full_key(key), window_seconds * 1000)
+    # Capped at the window: in memory the time left is (start + window) - now in floats, which can come out a
+    # hair above the window (60.000000000000014 s) and would round up to 61.
     return Usage(allowed=count <= limit, limit=limit, remaining=max(limit - count, 0),
-                 reset=max(1, math.ceil(ttl_ms / 1000)))
+                 reset=min(window_seconds, max(1, math.ceil(ttl_ms / 1000))))
 
 
 def _full_key(key):

@@ -49,6 +49,12 @@ def test_the_window_closes_and_a_new_one_opens(in_memory, monkeypatch):
     assert ratelimit.hit("k", limit=1, window_seconds=60).allowed
 
 
+def test_the_time_left_never_exceeds_the_window(in_memory, monkeypatch):
+    """At this clock reading (start + 60) - start is 60.000000000000114 in floats: the header still says 60."""
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: 1001.11)
+    assert ratelimit.hit_usage("k", limit=5, window_seconds=60).reset == 60
+
+
 def test_concurrent_hits_in_memory_let_exactly_the_limit_through(in_memory):
     results = _concurrent_hits("burst", attempts=64, limit=10)
     assert results.count(True) == 10
