@@ -167,13 +167,22 @@ def server(sync_api, dns, tmp_path_factory):
             drop_database()
 
 
+# The keys of the server's own: its cache and rate-limit counters (the default prefixes; tests in the pytest
+# process use prefixes of their own, tests/conftest.py) and the broker's queue and unacknowledged set.
+SERVER_KEYS = ("qmailing:*", "celery", "celery\x06\x16*", "unacked", "unacked_index", "unacked_mutex")
+
+
 def _flush_own_redis(url):
-    """Stale queues and rate-limit counters of an earlier run, in this run's own Redis database (never db 0)."""
+    """Stale queues and rate-limit counters of an earlier run, in this run's own Redis database (never db 0). Only
+    the server's keys: under xdist the other workers' tests use the same database at the same time."""
     import redis
 
     client = redis.Redis.from_url(url)
     if client.connection_pool.connection_kwargs.get("db", 0) != 0:
-        client.flushdb()
+        for pattern in SERVER_KEYS:
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)
 
 
 def _wait_until_serving(instance):

@@ -1,0 +1,21 @@
+"""Per-worker isolation under pytest-xdist; loaded first (pytest.ini: `-p tests.workers`), before pytest-django
+reads the settings, because the settings take their folders from the environment when they are imported.
+
+Each xdist worker (PYTEST_XDIST_WORKER = gw0, gw1, ...) gets a var dir of its own under the run's
+QMAILING_VAR_DIR: the embedded broker's folders, the beat schedule and the SQLite test database live there, so
+two workers never share a queue or a database file. pytest-django names the PostgreSQL test database per worker
+itself (test_<name>_gw0, ...). Every server a test starts listens on a free port (tests/ports.py). Without xdist
+nothing changes.
+"""
+
+import os
+from pathlib import Path
+
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+if WORKER:
+    _base = Path(os.environ.get("QMAILING_VAR_DIR") or Path(__file__).resolve().parents[1] / "var")
+    os.environ["QMAILING_VAR_DIR"] = str(_base / f"worker-{WORKER}")
+    if os.environ.get("QMAILING_SQLITE_TEST_PATH"):
+        # A test database path given for the whole run: one file per worker beside it.
+        os.environ["QMAILING_SQLITE_TEST_PATH"] += f".{WORKER}"
