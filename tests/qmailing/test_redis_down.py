@@ -22,6 +22,7 @@ from core import ratelimit
 from agent.operations import registry
 from tests.api_helpers import call, token_for
 from tests.faults import TcpProxy, free_port
+from tests.timing import within
 from tests.agent.mcp.conftest import ServerThread, run
 from webhooks.models import Event, EventType
 from webhooks.services import event_publish
@@ -135,6 +136,7 @@ def test_an_event_write_commits_and_answers_201(client, owner, redis_refused, dj
     assert not [record for record in caplog.records if record.levelname == "ERROR"]  # nothing raised on commit
 
 
+@pytest.mark.latency
 def test_event_writes_commit_and_only_the_first_waits_for_redis(owner, redis_silent,
                                                                django_capture_on_commit_callbacks, caplog):
     durations = []
@@ -146,7 +148,7 @@ def test_event_writes_commit_and_only_the_first_waits_for_redis(owner, redis_sil
         durations.append(time.monotonic() - started)
     written = Event.objects.filter(account=owner, payload__has_key="n").values_list("payload__n", flat=True)
     assert sorted(written) == [0, 1, 2]
-    assert durations[0] < 2.5 and max(durations[1:]) < 0.1  # one socket timeout (1 s), then the PUBLISH is skipped
+    assert durations[0] < within(2.5) and max(durations[1:]) < within(0.1)  # one socket timeout (1 s), then the PUBLISH is skipped
     assert len(_warnings(caplog, "Redis is unreachable for event wake-ups")) == 1
     assert not [record for record in caplog.records if record.levelname == "ERROR"]
 

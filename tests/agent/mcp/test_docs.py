@@ -7,7 +7,7 @@ from accounts.scopes import SCOPES
 from accounts.selectors import plan_list
 from agent.operations import registry
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_mcp_page_lists_every_tool_scope_plan_and_client(client, db):
