@@ -126,6 +126,12 @@ def owner(db):
 
 
 @pytest.fixture
+def mailbox(owner):
+    """The owner's mailbox on the shared domain (always verified, with its DKIM key), created by signup."""
+    return owner.mailboxes.get()
+
+
+@pytest.fixture
 def outsider(db):
     """Another account, which must never see or touch the owner's objects."""
     return make_user("outsider@example.net").account

@@ -23,11 +23,6 @@ from webhooks.stream import event_batch, event_latest_cursor, event_wait
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # other threads see the rows
 
 
-@pytest.fixture
-def mailbox(owner):
-    return owner.mailboxes.get()
-
-
 def test_events_already_there_come_back_at_once(client, owner, mailbox):
     token = token_for(owner, scopes="email:read")
     start = event_latest_cursor(account_id=owner.pk)

@@ -39,11 +39,6 @@ def _uri(mailbox, query=""):
 
 
 @pytest.fixture
-def mailbox(owner):
-    return owner.mailboxes.get()
-
-
-@pytest.fixture
 def other_mailbox(owner, verified_domain):
     """A second mailbox of the same account."""
     return mailbox_create(account=owner, domain=verified_domain, local_part="second")

@@ -23,11 +23,6 @@ from tests.agent.mcp.test_resources import Notifications, _ingest_in_thread, _se
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread sees the rows
 
 
-@pytest.fixture
-def mailbox(owner):
-    return owner.mailboxes.get()
-
-
 def test_a_hundred_uris_of_one_mailbox_are_one_subscription(mcp_url, owner, mailbox):
     from qmailing.asgi import mcp_endpoint
 
