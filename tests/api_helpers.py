@@ -33,6 +33,15 @@ def call(client, operation, token=None, args=None, authorization=None):
     return client.generic(operation.method, path, QUERY_STRING=urlencode(pairs), **headers)
 
 
+def waiting(account):
+    """How many waits on `account`'s event log (REST and MCP long-polls, subscriptions) are registered in this
+    process: the readiness signal of a test that acts while they wait (the servers of the tests run in it)."""
+    from webhooks.stream import _waiters
+
+    with _waiters._lock:
+        return len(_waiters._by_account.get(str(account.pk), ()))
+
+
 def problem_of(response, status, code):
     """The RFC 9457 problem-details body of `response` (requests or Django), checked: the HTTP status, the media
     type, `status` and `code`, a `type` URL naming the code, a title and a detail, and no traceback or HTML page."""

@@ -15,10 +15,10 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from mailboxes.inbound.ingest import email_ingest
-from tests.api_helpers import token_for
+from tests.api_helpers import token_for, waiting
 from tests.mailboxes.inbound_helpers import make_message
 from tests.agent.mcp.conftest import run
-from tests.timing import within
+from tests.timing import wait_until, wait_until_async, within
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -41,7 +41,7 @@ def test_concurrent_waits_do_not_delay_other_tool_calls(mcp_url, owner):
     async def scenario():
         waits = [asyncio.create_task(_call(mcp_url, token, "qmailing_wait_for_events", {"timeout_seconds": 3}))
                  for _ in range(WAITERS)]
-        await asyncio.sleep(0.8)  # every wait is in flight on the server
+        await wait_until_async(lambda: waiting(owner) >= WAITERS, 20, "every wait in flight on the server")
         listed, took = await _call(mcp_url, token, "qmailing_list_mailboxes", {})
         still_waiting = sum(not task.done() for task in waits)
         return listed, took, still_waiting, await asyncio.gather(*waits)
@@ -63,7 +63,7 @@ def test_a_wait_returns_within_a_second_of_an_event_from_another_thread(mcp_url,
     stamp = {}
 
     def ingest():
-        time.sleep(1.0)
+        wait_until(lambda: waiting(owner), 20, "the wait in flight on the server")
         try:
             stamp["started"] = time.time()  # it commits before email_ingest returns: an upper bound below
             email_ingest(mailbox=mailbox, raw=make_message(subject="Wake up"))
