@@ -25,14 +25,29 @@ BROKER_CONSUMERS = ("tests/mailboxes/test_fault_injection.py", "tests/webhooks/t
                     "tests/qmailing/test_processes.py", "tests/e2e/test_walk.py")
 
 
+# Tests that serve qmailing.asgi from uvicorn in this process. The process has one MCP session manager, and
+# each server's lifespan starts it with the Host allow-list of that moment (the server's port, from an
+# override_settings): these files run in one xdist worker, in the order of a serial run (tests/agent/mcp's
+# session-long server first; test_hardening_rest and test_redis_down after it).
+IN_PROCESS_ASGI = ("tests/agent/mcp/", "tests/qmailing/test_hardening_rest.py", "tests/qmailing/test_redis_down.py")
+OWN_PROCESS_SERVERS = ("tests/agent/mcp/test_daphne.py", "tests/agent/mcp/test_inspector.py")  # daphne in a subprocess
+
+
+def _xdist_group(path):
+    if path.startswith(IN_PROCESS_ASGI) and path not in OWN_PROCESS_SERVERS:
+        return "in-process-asgi"
+    if ON_REDIS and path in BROKER_CONSUMERS:
+        return "broker"
+    return path
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks (its hook is registered later)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         # --dist loadgroup (pytest.ini): a file stays in one xdist worker (module fixtures start once; the
         # end-to-end walk's steps run in order), unless it names a group of its own.
         if item.get_closest_marker("xdist_group") is None:
-            path = item.nodeid.split("::", 1)[0]
-            item.add_marker(pytest.mark.xdist_group("broker" if ON_REDIS and path in BROKER_CONSUMERS else path))
+            item.add_marker(pytest.mark.xdist_group(_xdist_group(item.nodeid.split("::", 1)[0])))
     available = {"postgres": ON_POSTGRES, "redis": ON_REDIS}
     for item in items:
         for marker, present in available.items():
