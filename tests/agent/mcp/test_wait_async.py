@@ -61,6 +61,8 @@ def test_a_wait_returns_within_a_second_of_an_event_from_another_thread(mcp_url,
     mailbox = owner.mailboxes.get()
     token = token_for(owner, scopes="email:read")
     stamp = {}
+    owner.refresh_from_db()
+    cursor = owner.event_cursor  # read on from here: the event counts even if it commits before the wait's first read
 
     def ingest():
         wait_until(lambda: waiting(owner), 20, "the wait in flight on the server")
@@ -75,7 +77,8 @@ def test_a_wait_returns_within_a_second_of_an_event_from_another_thread(mcp_url,
     async def scenario():
         writer.start()
         result, _ = await _call(mcp_url, token, "qmailing_wait_for_events",
-                                {"mailbox_id": str(mailbox.pk), "types": ["email.received"], "timeout_seconds": 10})
+                                {"mailbox_id": str(mailbox.pk), "types": ["email.received"], "timeout_seconds": 10,
+                                 "cursor": cursor})
         return result, time.time()
 
     result, returned = run(scenario())
