@@ -2,7 +2,6 @@
 and push (resources/subscribe on a session; subscriptions/listen on 2026-07-28), also across processes.
 """
 
-import asyncio
 import json
 import os
 import subprocess
@@ -27,7 +26,7 @@ from tests.api_helpers import token_for
 from tests.conftest import ON_POSTGRES, ON_REDIS
 from tests.mailboxes.inbound_helpers import make_message
 from tests.agent.mcp.conftest import run
-from tests.timing import wait_until, within
+from tests.timing import wait_until, wait_until_async, within
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread sees the rows
 
@@ -97,6 +96,26 @@ class Notifications:
         with anyio.move_on_after(timeout):
             await self.arrived.wait()
         self.arrived = anyio.Event()
+
+
+async def _get_stream_open(account):
+    """Until the server holds a GET stream of one of the account's sessions: the readiness signal for a test that
+    makes an event to be notified of (a notification sent before the stream opens goes nowhere)."""
+    from mcp.server.streamable_http import GET_STREAM_KEY
+
+    from qmailing.asgi import mcp_endpoint
+
+    manager = mcp_endpoint.runtime.manager
+
+    def stream_open():
+        for session_id, holder in list(manager.owners.items()):
+            transport = manager._server_instances.get(session_id)
+            if str(holder.account_id) == str(account.pk) and transport is not None \
+                    and GET_STREAM_KEY in transport._request_streams:
+                return True
+        return False
+
+    await wait_until_async(stream_open, 10, "the session's GET stream open on the server")
 
 
 async def _subscribe(client, uri):
@@ -208,7 +227,7 @@ def test_subscribe_notifies_within_a_second_only_for_that_mailbox(mcp_url, owner
 
     async def scenario(client):
         await _subscribe(client, uri)
-        await asyncio.sleep(0.3)  # the client opens its GET stream right after the handshake
+        await _get_stream_open(owner)  # the client opens its GET stream right after the handshake
         # An event of ANOTHER mailbox of the same account: no notification.
         thread, _ = _ingest_in_thread(other_mailbox, "Not this one", delay=0)
         await anyio.to_thread.run_sync(thread.join)
@@ -434,7 +453,7 @@ def test_mail_delivered_to_the_smtp_server_process_notifies_the_subscriber_and_i
 
     async def scenario(client):
         await _subscribe(client, uri)
-        await asyncio.sleep(0.3)  # the session's GET stream opens (a notification before it would be dropped)
+        await _get_stream_open(owner)  # a notification before the session's GET stream opens would be dropped
         sent = await anyio.to_thread.run_sync(send_mail)
         await notes.wait(20)
         read = await client.read_resource(uri)
@@ -462,7 +481,7 @@ def test_a_revoked_token_hears_nothing_more_from_its_subscription(mcp_url, owner
 
     async def scenario(client):
         await _subscribe(client, uri)
-        await asyncio.sleep(0.3)
+        await _get_stream_open(owner)
         thread, _ = _ingest_in_thread(mailbox, "Before the revocation", delay=0)
         await notes.wait(5)
         await anyio.to_thread.run_sync(thread.join)
