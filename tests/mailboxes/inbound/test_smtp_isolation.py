@@ -88,7 +88,16 @@ def test_a_hostile_pdf_neither_slows_its_own_session_nor_delays_another(start_se
     assert attachment.extraction in (Extraction.DONE, Extraction.FAILED) and attachment.extracted_text == ""
 
 
+def _waiting_on_a_lock():
+    """A backend of this test database waits on a lock (PostgreSQL's own account of it)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock'")
+        return cursor.fetchone()[0] > 0
+
+
 @pytest.mark.postgres
+@pytest.mark.latency
 def test_a_delivery_stuck_on_a_locked_account_does_not_delay_another_session(start_server, owner, mailbox,
                                                                              other_mailbox):
     server = start_server(max_message_bytes=CAP)
@@ -112,7 +121,7 @@ def test_a_delivery_stuck_on_a_locked_account_does_not_delay_another_session(sta
                                                  timings, "stuck"))
     stuck.start()
     _wait_for(lambda: server.handler.inflight_bytes > 0)  # its transaction is under way
-    time.sleep(0.3)  # and its delivery waits on the lock
+    _wait_for(_waiting_on_a_lock, 10)  # and its delivery waits on the lock
     try:
         _send(server, other_mailbox.address, _wire(make_message(to=other_mailbox.address)),
               timings, "other")
@@ -121,7 +130,7 @@ def test_a_delivery_stuck_on_a_locked_account_does_not_delay_another_session(sta
         release.set()
         holder.join(10)
         stuck.join(30)
-    assert timings["other"][0] == {} and timings["other"][1] < 2
+    assert timings["other"][0] == {} and timings["other"][1] < within(2)
     assert timings["stuck"][0] == {}
     assert Email.objects.filter(mailbox=mailbox).count() == 1
 
