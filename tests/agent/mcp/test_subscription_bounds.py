@@ -17,7 +17,7 @@ from accounts.tokens import token_lookup, token_revoke
 from agent.mcp.push import EventFeeds
 from tests.api_helpers import token_for
 from tests.agent.mcp.conftest import run
-from tests.timing import within
+from tests.timing import wait_until_async, within
 from tests.agent.mcp.test_resources import Notifications, _ingest_in_thread, _session, _subscribe, _uri
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread sees the rows
@@ -36,7 +36,7 @@ def test_a_hundred_uris_of_one_mailbox_are_one_subscription(mcp_url, owner, mail
         thread, _ = _ingest_in_thread(mailbox, "Once", delay=0)
         await notes.wait(5)
         await anyio.to_thread.run_sync(thread.join)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # a window for a second notification, which must not come (not a synchronisation)
         return held
 
     held = run(_session(mcp_url, token_for(owner, scopes="email:read"), scenario, message_handler=notes))
@@ -149,9 +149,7 @@ def test_a_listener_whose_token_is_revoked_ends_and_hears_nothing(owner, mailbox
         await anyio.to_thread.run_sync(lambda: token_revoke(account=owner, token_id=token_id))
         thread, _ = _ingest_in_thread(mailbox, "After the revocation", delay=0)
         await anyio.to_thread.run_sync(thread.join)
-        deadline = time.monotonic() + 5
-        while not ended and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await wait_until_async(lambda: ended, 5, "the revoked listener ended")
         count = feeds.listener_count(owner.pk)
         stop()
         await feeds.close()
