@@ -4,8 +4,9 @@ reads the settings, because the settings take their folders from the environment
 Each xdist worker (PYTEST_XDIST_WORKER = gw0, gw1, ...) gets a var dir of its own under the run's
 QMAILING_VAR_DIR: the embedded broker's folders, the beat schedule and the SQLite test database live there, so
 two workers never share a queue or a database file. pytest-django names the PostgreSQL test database per worker
-itself (test_<name>_gw0, ...). Every server a test starts listens on a free port (tests/ports.py). Without xdist
-nothing changes.
+itself (test_<name>_gw0, ...), so the fault-injection tests that terminate every backend of current_database()
+reach only their own worker's. Every server a test starts listens on a free port (tests/faults.py free_port).
+Which tests share a worker is decided in tests/conftest.py (xdist groups). Without xdist nothing changes.
 """
 
 import os
