@@ -16,9 +16,14 @@ from domains.services import domain_add
 from domains.tasks import domain_verify_task
 from tests.faults import free_port as _free_port
 from tests.faults import stop_process
-from tests.timing import wait_until as _wait
+from tests.timing import wait_until
 
 ROOT = settings.BASE_DIR
+
+
+def _wait(predicate, timeout, what):
+    """wait_until at a pace that leaves the database to the processes under test (SQLite has one writer)."""
+    return wait_until(predicate, timeout, what, interval=0.25)
 
 
 def _database_env():

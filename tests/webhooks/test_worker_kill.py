@@ -21,8 +21,7 @@ from django.db.models import F
 from mailboxes.inbound.ingest import email_ingest
 from tests.faults import Worker
 from tests.mailboxes.inbound_helpers import make_message
-from tests.qmailing.test_processes import _database_env
-from tests.timing import wait_until as _wait
+from tests.qmailing.test_processes import _database_env, _wait
 from tests.webhooks.receiver import Receiver
 from webhooks.delivery import LEASE_SECONDS, deliveries_due
 from webhooks.models import WebhookAttempt, WebhookDelivery
