@@ -20,3 +20,21 @@ if WORKER:
     if os.environ.get("QMAILING_SQLITE_TEST_PATH"):
         # A test database path given for the whole run: one file per worker beside it.
         os.environ["QMAILING_SQLITE_TEST_PATH"] += f".{WORKER}"
+
+
+# The longest xdist groups (tests/conftest.py names them) are handed out first, so no worker starts one of them
+# while the others run out of work: the run ends when the longest group does, not minutes after it.
+LONGEST_FIRST = ("in-process-asgi", "tests/e2e/test_walk.py", "tests/qmailing/test_schemathesis.py",
+                 "tests/qmailing/test_processes.py", "broker", "tests/agent/mcp/test_inspector.py")
+
+
+def _group(item):
+    marker = item.get_closest_marker("xdist_group")
+    name = (marker.args[0] if marker.args else marker.kwargs.get("name")) if marker is not None else None
+    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
+def pytest_collection_modifyitems(items):
+    """Under xdist only, after pytest-django's order (a stable sort: each group keeps its own order)."""
+    if WORKER:
+        items.sort(key=_group)
