@@ -111,14 +111,15 @@ def test_an_mcp_tool_call_answers(mcp_server, owner, redis_refused, caplog):
     assert len(_warnings(caplog, "Redis is unreachable for rate limits")) == 1
 
 
+@pytest.mark.latency
 def test_after_one_timeout_redis_is_left_alone_for_the_backoff(redis_silent, caplog):
     timings = []
     for _ in range(5):
         started = time.monotonic()
         assert ratelimit.hit("silent", limit=10, window_seconds=60).allowed
         timings.append(time.monotonic() - started)
-    assert 0.9 <= timings[0] < 2.5  # socket_timeout (1 s), no retry on a timeout
-    assert max(timings[1:]) < 0.05  # the breaker is open: no connection attempt at all
+    assert 0.9 <= timings[0] < within(2.5)  # socket_timeout (1 s), no retry on a timeout
+    assert max(timings[1:]) < min(within(0.05), 0.5)  # the breaker is open: no connection attempt at all
     assert len(_warnings(caplog, "Redis is unreachable for rate limits")) == 1
     assert ratelimit.hit("silent", limit=5, window_seconds=60).allowed is False  # the sixth hit, counted in memory
 
