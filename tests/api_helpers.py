@@ -33,11 +33,23 @@ def call(client, operation, token=None, args=None, authorization=None):
     return client.generic(operation.method, path, QUERY_STRING=urlencode(pairs), **headers)
 
 
+def waiting(account):
+    """How many waits on `account`'s event log (REST and MCP long-polls, subscriptions) are registered in this
+    process: the readiness signal of a test that acts while they wait (the servers of the tests run in it)."""
+    from events.stream import _waiters
+
+    with _waiters._lock:
+        return len(_waiters._by_account.get(str(account.pk), ()))
+
+
 def problem_of(response, status, code):
-    """The problem-details body of `response` (requests or Django), checked: its status, type and code."""
-    assert response.status_code == status, getattr(response, "text", response.content)
-    headers = response.headers
-    assert headers["content-type"].startswith("application/problem+json")
+    """The RFC 9457 problem-details body of `response` (requests or Django), checked: the HTTP status, the media
+    type, `status` and `code`, a `type` URL naming the code, a title and a detail, and no traceback or HTML page."""
+    assert response.status_code == status, (response.status_code, getattr(response, "text", response.content))
+    assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert body["status"] == status and body["code"] == code and "Traceback" not in json.dumps(body)
+    assert (body["status"], body["code"]) == (status, code)
+    assert body["type"].startswith("http") and body["type"].endswith("#" + code) and body["title"] and body["detail"]
+    text = response.content.decode()
+    assert "Traceback" not in text and "Traceback" not in json.dumps(body) and "<html" not in text.lower()
     return body

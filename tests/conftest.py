@@ -17,7 +17,37 @@ HOW_TO = {
 }
 
 
+# Tests that start Celery workers or `run_all` against the broker. On Redis every xdist worker shares its queues
+# (one database number for the run), so a worker process started by one test would take the tasks another test
+# enqueued for its own database: these files run one after another, in one xdist worker. On the embedded broker
+# each xdist worker has a broker folder of its own (tests/workers.py), and they spread like the rest.
+BROKER_CONSUMERS = ("tests/mailboxes/test_fault_injection.py", "tests/webhooks/test_worker_kill.py",
+                    "tests/qmailing/test_processes.py", "tests/e2e/test_walk.py")
+
+
+# Tests that serve qmailing.asgi from uvicorn in this process. The process has one MCP session manager, and
+# each server's lifespan starts it with the Host allow-list of that moment (the server's port, from an
+# override_settings): these files run in one xdist worker, in the order of a serial run (tests/agent/mcp's
+# session-long server first; test_hardening_rest and test_redis_down after it).
+IN_PROCESS_ASGI = ("tests/agent/mcp/", "tests/qmailing/test_hardening_rest.py", "tests/qmailing/test_redis_down.py")
+OWN_PROCESS_SERVERS = ("tests/agent/mcp/test_daphne.py", "tests/agent/mcp/test_inspector.py")  # daphne in a subprocess
+
+
+def _xdist_group(path):
+    if path.startswith(IN_PROCESS_ASGI) and path not in OWN_PROCESS_SERVERS:
+        return "in-process-asgi"
+    if ON_REDIS and path in BROKER_CONSUMERS:
+        return "broker"
+    return path
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks (its hook is registered later)
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        # --dist loadgroup (pytest.ini): a file stays in one xdist worker (module fixtures start once; the
+        # end-to-end walk's steps run in order), unless it names a group of its own.
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(_xdist_group(item.nodeid.split("::", 1)[0])))
     available = {"postgres": ON_POSTGRES, "redis": ON_REDIS}
     for item in items:
         for marker, present in available.items():
@@ -26,6 +56,44 @@ def pytest_collection_modifyitems(config, items):
                     item.add_marker(pytest.mark.xfail(reason=f"{marker} required but not configured", run=False, strict=True))
                     raise pytest.UsageError(f"QMAILING_REQUIRE_SERVICES is set but {marker} is not configured ({HOW_TO[marker]}).")
                 item.add_marker(pytest.mark.skip(reason=f"needs {marker}: {HOW_TO[marker]}"))
+
+
+TRANSACTIONAL_FIXTURES = {"transactional_db", "live_server", "django_db_reset_sequences", "django_db_serialized_rollback"}
+_seeded_rows_flushed = False  # a transactional test's teardown emptied the database since the rows were restored
+
+
+def _transactional(item):
+    marker = item.get_closest_marker("django_db")
+    if marker is not None and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
+        return True
+    return bool(TRANSACTIONAL_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    """The rows the migrations seed (the plans) back before a test in a transaction, when a transactional test
+    flushed them. A serial run orders the transactional tests last (pytest-django), so they never meet one;
+    an xdist worker takes files as they come, and a transactional file may come first."""
+    global _seeded_rows_flushed
+    if _seeded_rows_flushed and not _transactional(item):
+        from django.db import connections
+        from pytest_django.plugin import blocking_manager_key
+
+        with item.config.stash[blocking_manager_key].unblock():
+            for connection in connections.all():
+                contents = getattr(connection, "_test_serialized_contents", None)
+                if contents:
+                    connection.creation.deserialize_db_from_string(contents)
+        _seeded_rows_flushed = False
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):
+    global _seeded_rows_flushed
+    yield
+    if _transactional(item):
+        _seeded_rows_flushed = True
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +138,12 @@ def make_user(email, plan="PLUS"):
 def owner(db):
     """The account under test (PLUS)."""
     return make_user("owner@example.org").account
+
+
+@pytest.fixture
+def mailbox(owner):
+    """The owner's mailbox on the shared domain (always verified, with its DKIM key), created by signup."""
+    return owner.mailboxes.get()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Tools of the fault-injection tests: a TCP proxy the test can cut and restore, real processes killed with SIGKILL."""
+"""Tools of the tests that run real processes and servers: free ports, waiting for a port, stopping a process (the
+one definition of each), a TCP proxy the test can cut and restore, real processes killed with SIGKILL."""
 
 import os
 import signal
@@ -13,9 +14,46 @@ from django.conf import settings
 
 
 def free_port():
+    """A loopback TCP port nobody listens on now: every server a test starts takes one (xdist workers run side by side)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def port_open(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(port, process, timeout=30, what="the server"):
+    """Until `process` listens on `port`; fails the test at once if the process exits, or after `timeout` s."""
+    from tests.timing import wait_until
+
+    def listening():
+        assert process.poll() is None, f"{what} exited early (code {process.returncode})"
+        return port_open(port)
+
+    wait_until(listening, timeout, f"{what} listening on port {port}", interval=0.1)
+
+
+def stop_process(process, sig=signal.SIGTERM, timeout=20, group=False):
+    """Stop `process` with `sig` (to its whole process group with group=True), waiting up to `timeout` s; then SIGKILL."""
+    if process.poll() is None:
+        if group:
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            if group:
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
+            process.wait()
 
 
 class TcpProxy:
@@ -115,28 +153,23 @@ class SmtpServer:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "manage.py", "run_smtp"], cwd=settings.BASE_DIR, env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"run_smtp exited: {self.log_path.read_text(errors='replace')[-2000:]}")
-                time.sleep(0.2)
-        raise RuntimeError("run_smtp did not start listening")
+        from tests.timing import wait_until
+
+        def listening():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"run_smtp exited: {self.log_path.read_text(errors='replace')[-2000:]}")
+            return port_open(self.port)
+
+        wait_until(listening, 60, "run_smtp listening", interval=0.2)
+        return self
 
     def kill(self):
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc is not None:
+            stop_process(self.proc, timeout=20, group=True)
 
     def send(self, sender, recipients, raw, timeout=30):
         """One SMTP transaction: True on 250, False on any refusal or broken connection (the sender retries)."""
@@ -160,11 +193,10 @@ class Worker:
              "--concurrency", str(concurrency), "-Q", queues, "--loglevel", "INFO", "--without-mingle",
              "--without-gossip", "--without-heartbeat", "--hostname", f"{name}-{os.getpid()}-{time.time_ns()}@localhost"],
             cwd=settings.BASE_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while self.proc.poll() is None and " ready." not in log_path.read_text(errors="replace"):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"worker {name} did not get ready (log: {log_path})")
-            time.sleep(0.25)
+        from tests.timing import wait_until
+
+        wait_until(lambda: self.proc.poll() is not None or " ready." in log_path.read_text(errors="replace"), 60,
+                   f"worker {name} ready (log: {log_path})", interval=0.1)
         if self.proc.poll() is not None:
             raise RuntimeError(log_path.read_text(errors="replace")[-3000:])
 
@@ -174,13 +206,7 @@ class Worker:
         self.log.close()
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process(self.proc, timeout=30, group=True)
         if not self.log.closed:
             self.log.close()
 

@@ -11,7 +11,6 @@ import email
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,15 +23,12 @@ from django.conf import settings
 
 from tests.browser import CHROMIUM, launch, playwright_api
 from tests.dnsserver import DnsServer
+from tests.faults import free_port as _free_port
+from tests.faults import port_open, stop_process
+from tests.timing import wait_until
 
 ROOT = Path(settings.BASE_DIR)
 SERVER_START_SECONDS = 90
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _database_env(var_dir):
@@ -84,14 +80,9 @@ class Outbox:
         return "\n".join(part.get_content() for part in parts)
 
     def wait_for(self, predicate, what, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in self.messages():
-                if predicate(message):
-                    return message
-            time.sleep(0.2)
-        seen = [f"{m['To']}: {m['Subject']}" for m in self.messages()]
-        pytest.fail(f"no email in the outbox ({self.path}) for {what} within {timeout}s; it holds: {seen}")
+        return wait_until(lambda: next((message for message in self.messages() if predicate(message)), None), timeout,
+                          f"an email in the outbox ({self.path}) for {what}", interval=0.2,
+                          detail=lambda: f"it holds: {[m['To'] + ': ' + m['Subject'] for m in self.messages()]}")
 
     def link(self, predicate, pattern, what, timeout=30):
         message = self.wait_for(predicate, what, timeout)
@@ -167,49 +158,47 @@ def server(sync_api, dns, tmp_path_factory):
             drop_database()
 
 
+# The keys of the server's own: its cache and rate-limit counters (the default prefixes; tests in the pytest
+# process use prefixes of their own, tests/conftest.py) and the broker's queue and unacknowledged set.
+SERVER_KEYS = ("qmailing:*", "celery", "celery\x06\x16*", "unacked", "unacked_index", "unacked_mutex")
+
+
 def _flush_own_redis(url):
-    """Stale queues and rate-limit counters of an earlier run, in this run's own Redis database (never db 0)."""
+    """Stale queues and rate-limit counters of an earlier run, in this run's own Redis database (never db 0). Only
+    the server's keys: under xdist the other workers' tests use the same database at the same time."""
     import redis
 
     client = redis.Redis.from_url(url)
     if client.connection_pool.connection_kwargs.get("db", 0) != 0:
-        client.flushdb()
+        for pattern in SERVER_KEYS:
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)
 
 
 def _wait_until_serving(instance):
     import urllib.request
 
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    web = smtp = False
-    while time.monotonic() < deadline:
+    up = {"web": False, "SMTP": False}
+
+    def serving():
         if instance.process.poll() is not None:
             pytest.fail(f"run_all exited with code {instance.process.returncode}:\n{instance.log_tail()}")
-        if not web:
+        if not up["web"]:
             try:
                 with urllib.request.urlopen(f"{instance.base}/accounts/login/", timeout=2) as response:
-                    web = response.status == 200
+                    up["web"] = response.status == 200
             except OSError:
                 pass
-        if not smtp:
-            try:
-                with socket.create_connection(("127.0.0.1", instance.smtp_port), timeout=1):
-                    smtp = True
-            except OSError:
-                pass
-        if web and smtp and " ready." in instance.log_path.read_text(errors="replace"):
-            return
-        time.sleep(0.25)
-    pytest.fail(f"run_all did not serve within {SERVER_START_SECONDS}s (web {web}, SMTP {smtp}):\n{instance.log_tail()}")
+        up["SMTP"] = up["SMTP"] or port_open(instance.smtp_port)
+        return up["web"] and up["SMTP"] and " ready." in instance.log_path.read_text(errors="replace")
+
+    wait_until(serving, SERVER_START_SECONDS, "run_all serving", interval=0.25,
+               detail=lambda: f"up: {up}\n{instance.log_tail()}")
 
 
 def _stop(process):
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)  # run_all stops its children (each in its own group)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_process(process, signal.SIGINT, timeout=30, group=True)  # run_all stops its children (each in its own group)
 
 
 @pytest.fixture(scope="module")

@@ -54,8 +54,9 @@ def _timed(state, name):
         def __enter__(self):
             self.start = time.monotonic()
 
-        def __exit__(self, *exc):
-            state["timings"][name] = round(time.monotonic() - self.start, 1)
+        def __exit__(self, kind, *exc):
+            if kind is None:  # a finished step only (test_9 counts them)
+                state["timings"][name] = round(time.monotonic() - self.start, 1)
     return Timer()
 
 
@@ -294,6 +295,14 @@ def test_8_the_same_walk_on_a_390px_screen(browser, server, screenshot_dir, stat
         context.close()
 
 
-def test_9_timings(state):
+TIMED_STEPS = ["1 sign-up + domain", "2 verify + mailbox", "3a live mail + conversation", "3b reply", "3c forward",
+               "3d draft", "4 search, trash, restore", "5 developers + MCP", "6 password reset", "8 the 390 px walk"]
+
+
+def test_9_every_step_finished_in_order_in_this_process(state):
+    """The steps build on each other in one browser and one server (module fixtures): they must all run, in
+    order, in one process (under xdist the file is one group, tests/conftest.py). Prints their timings."""
+    finished = list(state["timings"])
     state["timings"]["total (module)"] = round(time.monotonic() - STARTED, 1)
     print("\n[e2e] timings (s): " + ", ".join(f"{name} {seconds}" for name, seconds in state["timings"].items()))
+    assert finished == TIMED_STEPS

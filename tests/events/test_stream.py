@@ -15,20 +15,17 @@ from django.db import connection
 
 from mailboxes.inbound.ingest import email_ingest
 from agent.operations import registry
-from tests.api_helpers import call, token_for
+from tests.api_helpers import call, token_for, waiting
 from tests.mailboxes.inbound_helpers import make_message
 from events.selectors import event_batch, event_latest_cursor
 from events.services import event_publish
 from events.stream import event_wait
+from tests.timing import wait_until, within
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # other threads see the rows
 
 
-@pytest.fixture
-def mailbox(owner):
-    return owner.mailboxes.get()
-
-
+@pytest.mark.latency
 def test_events_already_there_come_back_at_once(client, owner, mailbox):
     token = token_for(owner, scopes="email:read")
     start = event_latest_cursor(account_id=owner.pk)
@@ -37,7 +34,7 @@ def test_events_already_there_come_back_at_once(client, owner, mailbox):
     response = call(client, registry()["qmailing_wait_for_events"], token=token,
                     args={"cursor": start, "types": ["email.received"], "timeout_seconds": 10})
     assert response.status_code == 200, response.content
-    assert time.monotonic() - began < 2
+    assert time.monotonic() - began < within(2)
     body = response.json()
     assert body["cursor"] == start and body["next_cursor"] > start
     [event] = body["events"]
@@ -45,11 +42,12 @@ def test_events_already_there_come_back_at_once(client, owner, mailbox):
     assert event["mailbox_id"] == str(mailbox.id)
 
 
+@pytest.mark.latency
 def test_a_wait_times_out_empty_and_says_where_to_go_on(client, owner):
     token = token_for(owner, scopes="email:read")
     began = time.monotonic()
     response = call(client, registry()["qmailing_wait_for_events"], token=token, args={"timeout_seconds": 0.3})
-    assert response.status_code == 200 and 0.25 < time.monotonic() - began < 3
+    assert response.status_code == 200 and 0.25 < time.monotonic() - began < within(3)
     assert response.json() == {"cursor": event_latest_cursor(account_id=owner.pk),
                                "next_cursor": event_latest_cursor(account_id=owner.pk), "events": []}
 
@@ -61,22 +59,24 @@ def test_filters_skip_other_events_and_the_cursor_moves_past_them(owner, mailbox
     assert batch.events == [] and batch.next_cursor == start + 1
 
 
+@pytest.mark.latency
 def test_a_waiter_wakes_within_a_second_of_an_event_from_another_thread(owner, mailbox):
     start = event_latest_cursor(account_id=owner.pk)
+    stamp = {}
 
     def later():
-        time.sleep(0.5)
+        wait_until(lambda: waiting(owner), 20, "the waiter registered")
+        stamp["began"] = time.monotonic()  # it commits before email_ingest returns: an upper bound below
         email_ingest(mailbox=mailbox, raw=make_message(subject="Arrives while waiting"))
         connection.close()
 
     writer = threading.Thread(target=later)
-    began = time.monotonic()
     writer.start()
     batch = event_wait(account_id=owner.pk, after=start, types=["email.received"], timeout=10)
-    waited = time.monotonic() - began
+    waited = time.monotonic() - stamp["began"]
     writer.join()
     assert [e.payload["subject"] for e in batch.events] == ["Arrives while waiting"]
-    assert waited < 1.5, waited
+    assert waited < within(1.0), waited
 
 
 def test_a_cursor_ahead_of_the_log_is_refused(client, owner):

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.dnsserver import DnsServer
-from tests.mailboxes.inbound_helpers import inbound_smtp, mailbox, other_mailbox  # noqa: F401
+from tests.mailboxes.inbound_helpers import inbound_smtp, other_mailbox  # noqa: F401
 from tests.mailboxes.outbound_helpers import eager_tasks, recipient_mailbox, sender, smtp_relay  # noqa: F401
 
 

@@ -33,12 +33,6 @@ def inbound_smtp():
 
 
 @pytest.fixture
-def mailbox(owner):
-    """The owner's mailbox on the shared domain, created by signup."""
-    return owner.mailboxes.get()
-
-
-@pytest.fixture
 def other_mailbox(outsider):
     return outsider.mailboxes.get()
 

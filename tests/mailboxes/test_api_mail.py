@@ -27,11 +27,6 @@ def token(owner):
     return token_for(owner, scopes="email:read email:write email:send")
 
 
-@pytest.fixture
-def mailbox(owner):
-    return owner.mailboxes.get()
-
-
 def _receive(mailbox, **message):
     return email_ingest(mailbox=mailbox, raw=make_message(**message))
 

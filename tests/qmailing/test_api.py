@@ -6,19 +6,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from accounts.models import TOOL_GROUP_MAILBOXES
 from agent.operations import UNTRUSTED_CONTENT, Annotations, Operation, registry
 from tests.api_helpers import call, token_for
+from tests.api_helpers import problem_of as _problem
 
 READ = Annotations(read_only=True, destructive=False, idempotent=True, open_world=False)
-
-
-def _problem(response, status, code):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["code"] == code and body["status"] == status
-    assert body["type"].startswith("http") and body["title"] and body["detail"]
-    text = response.content.decode()
-    assert "Traceback" not in text and "<html" not in text.lower()
-    return body
 
 
 @pytest.mark.parametrize("path", ["/api/", "/api", "/api/v1/pub/", "/api/v1/pub/nothing", "/api/v2/mailboxes",

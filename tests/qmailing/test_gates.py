@@ -11,6 +11,7 @@ from agent import gates
 from core.errors import PlanRequired, RateLimited, ScopeMissing, Unauthenticated
 from agent.operations import registry
 from tests.api_helpers import call, token_for
+from tests.api_helpers import problem_of as _problem
 from tests.conftest import make_user
 
 LIST_MAILBOXES = "qmailing_list_mailboxes"
@@ -20,15 +21,6 @@ LIST_DOMAINS = "qmailing_list_domains"
 @pytest.fixture
 def list_mailboxes():
     return registry()[LIST_MAILBOXES]
-
-
-def _problem(response, status, code):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["code"] == code and body["status"] == status and body["type"].endswith("#" + code)
-    assert "Traceback" not in response.content.decode()
-    return body
 
 
 # --- 1. authentication

@@ -4,15 +4,15 @@ ASGI app under uvicorn), as a client sees it."""
 
 import json
 import threading
-import time
 
 import pytest
 import requests
 
 from accounts.tokens import token_lookup, token_revoke
-from tests.api_helpers import problem_of, token_for
+from tests.api_helpers import problem_of, token_for, waiting
 from tests.agent.mcp.conftest import asgi_server, base, mcp_url, rpc  # noqa: F401 — fixtures
 from tests.agent.mcp.test_resources import _ingest_in_thread
+from tests.timing import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread sees the rows
 
@@ -28,7 +28,7 @@ def test_a_long_poll_waiting_when_its_token_is_revoked_answers_401_not_the_new_m
     results = {}
     waiter = threading.Thread(target=_wait, args=(base, token, 10, results, "wait"))
     waiter.start()
-    time.sleep(0.8)  # it is waiting
+    wait_until(lambda: waiting(owner), 20, "the long-poll waiting")
     token_revoke(account=owner, token_id=token_lookup(token).pk)
     thread, _ = _ingest_in_thread(owner.mailboxes.get(), "Secret subject after the revocation", delay=0)
     thread.join()
@@ -51,7 +51,7 @@ def test_the_mcp_long_poll_re_checks_its_token_too(mcp_url, owner):
 
     waiter = threading.Thread(target=call)
     waiter.start()
-    time.sleep(0.8)
+    wait_until(lambda: waiting(owner), 20, "the MCP long-poll waiting")
     token_revoke(account=owner, token_id=token_lookup(token).pk)
     thread, _ = _ingest_in_thread(owner.mailboxes.get(), "Secret subject after the revocation", delay=0)
     thread.join()
@@ -70,7 +70,7 @@ def test_rest_long_polls_are_capped_per_account(base, owner, outsider, settings)
     waiters = [threading.Thread(target=_wait, args=(base, token, 3, results, n)) for n in range(2)]
     for waiter in waiters:
         waiter.start()
-    time.sleep(0.8)  # both are waiting
+    wait_until(lambda: waiting(owner) >= 2, 20, "both long-polls waiting")
     refused = requests.get(f"{base}/api/v1/pub/events", params={"timeout_seconds": 3}, timeout=30,
                            headers={"Authorization": f"Bearer {token}"})
     body = problem_of(refused, 429, "too_many_waits")

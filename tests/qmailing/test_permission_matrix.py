@@ -17,6 +17,7 @@ from accounts.services import account_set_plan
 from agent.rest import api_not_found
 from agent.operations import registry
 from tests.api_helpers import call, token_for
+from tests.api_helpers import problem_of as _problem
 
 OPERATIONS = sorted(registry())
 CASES = ["no_token", "malformed_token", "revoked_token", "outsider", "missing_scope", "lower_plan"]
@@ -58,14 +59,6 @@ def _plan_below(group):
     lowest = next(p for p in plans if p.allows_group(group))
     below = [p for p in plans if p.rank < lowest.rank]
     return (below[-1], lowest) if below else (None, lowest)
-
-
-def _problem(response, status, code):
-    assert response.status_code == status, (response.status_code, response.content)
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    return body
 
 
 @pytest.mark.parametrize("case", CASES)

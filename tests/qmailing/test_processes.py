@@ -3,10 +3,8 @@ configured broker (the embedded filesystem broker, or Redis when REDIS_URL is se
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
@@ -16,8 +14,16 @@ from django.db import connection
 from domains.models import Domain
 from domains.services import domain_add
 from domains.tasks import domain_verify_task
+from tests.faults import free_port as _free_port
+from tests.faults import stop_process
+from tests.timing import wait_until
 
 ROOT = settings.BASE_DIR
+
+
+def _wait(predicate, timeout, what):
+    """wait_until at a pace that leaves the database to the processes under test (SQLite has one writer)."""
+    return wait_until(predicate, timeout, what, interval=0.25)
 
 
 def _database_env():
@@ -28,15 +34,6 @@ def _database_env():
     user = db.get("USER") or "postgres"
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     return {"DATABASE_URL": f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"}
-
-
-def _wait(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -60,16 +57,9 @@ def test_a_worker_process_runs_tasks_enqueued_here(dns_server, tmp_path):
         _wait(lambda: Domain.objects.get(pk=domain.pk).status == Domain.Status.VERIFIED, 60,
               f"the worker to verify the domain (log: {tmp_path / 'worker.log'})")
     finally:
-        worker.terminate()
-        worker.wait(timeout=20)
+        stop_process(worker, timeout=20)
         log.close()
     assert "domain_verify_task" in (tmp_path / "worker.log").read_text()
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_run_all_starts_every_process_and_ctrl_c_stops_them_all(tmp_path):

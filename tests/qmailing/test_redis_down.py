@@ -22,6 +22,7 @@ from core import ratelimit
 from agent.operations import registry
 from tests.api_helpers import call, token_for
 from tests.faults import TcpProxy, free_port
+from tests.timing import within
 from tests.agent.mcp.conftest import ServerThread, run
 from events.models import Event, EventType
 from events.services import event_publish
@@ -110,14 +111,15 @@ def test_an_mcp_tool_call_answers(mcp_server, owner, redis_refused, caplog):
     assert len(_warnings(caplog, "Redis is unreachable for rate limits")) == 1
 
 
+@pytest.mark.latency
 def test_after_one_timeout_redis_is_left_alone_for_the_backoff(redis_silent, caplog):
     timings = []
     for _ in range(5):
         started = time.monotonic()
         assert ratelimit.hit("silent", limit=10, window_seconds=60).allowed
         timings.append(time.monotonic() - started)
-    assert 0.9 <= timings[0] < 2.5  # socket_timeout (1 s), no retry on a timeout
-    assert max(timings[1:]) < 0.05  # the breaker is open: no connection attempt at all
+    assert 0.9 <= timings[0] < within(2.5)  # socket_timeout (1 s), no retry on a timeout
+    assert max(timings[1:]) < min(within(0.05), 0.5)  # the breaker is open: no connection attempt at all
     assert len(_warnings(caplog, "Redis is unreachable for rate limits")) == 1
     assert ratelimit.hit("silent", limit=5, window_seconds=60).allowed is False  # the sixth hit, counted in memory
 
@@ -135,6 +137,7 @@ def test_an_event_write_commits_and_answers_201(client, owner, redis_refused, dj
     assert not [record for record in caplog.records if record.levelname == "ERROR"]  # nothing raised on commit
 
 
+@pytest.mark.latency
 def test_event_writes_commit_and_only_the_first_waits_for_redis(owner, redis_silent,
                                                                django_capture_on_commit_callbacks, caplog):
     durations = []
@@ -146,7 +149,7 @@ def test_event_writes_commit_and_only_the_first_waits_for_redis(owner, redis_sil
         durations.append(time.monotonic() - started)
     written = Event.objects.filter(account=owner, payload__has_key="n").values_list("payload__n", flat=True)
     assert sorted(written) == [0, 1, 2]
-    assert durations[0] < 2.5 and max(durations[1:]) < 0.1  # one socket timeout (1 s), then the PUBLISH is skipped
+    assert durations[0] < within(2.5) and max(durations[1:]) < within(0.1)  # one socket timeout (1 s), then the PUBLISH is skipped
     assert len(_warnings(caplog, "Redis is unreachable for event wake-ups")) == 1
     assert not [record for record in caplog.records if record.levelname == "ERROR"]
 

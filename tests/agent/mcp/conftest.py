@@ -7,22 +7,17 @@ Uvicorn sends the ASGI lifespan, so the MCP session manager starts at startup an
 
 import asyncio
 import json
-import socket
 import threading
-import time
 
 import pytest
 import requests
 import uvicorn
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from tests.faults import free_port  # noqa: F401 (imported from here by the MCP tests)
+from tests.timing import wait_until
+
 ACCEPT = "application/json, text/event-stream"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ServerThread:
@@ -38,11 +33,13 @@ class ServerThread:
 
     def start(self):
         self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
+
+        def started():
+            if not self.thread.is_alive():
                 raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
+            return self.server.started
+
+        wait_until(started, 20, "uvicorn started")
 
     def stop(self):
         self.server.should_exit = True

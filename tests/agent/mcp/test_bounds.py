@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.api_helpers import problem_of, token_for
+from tests.timing import wait_until
 from tests.agent.mcp.conftest import ACCEPT, rpc
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread sees the rows
@@ -95,7 +96,7 @@ def test_the_account_cap_spans_its_tokens(mcp_url, owner, outsider, settings):
     finally:
         for stream in streams:
             stream.close()
-    time.sleep(0.3)  # the streams' ends reach the server
+    wait_until(lambda: _busy_sessions(owner) == 0, 10, "the streams' ends reached the server")
     assert _open(mcp_url, tokens[0])[0] is not None  # idle now: the oldest is evicted to make room
 
 
@@ -129,10 +130,8 @@ def test_a_session_that_never_called_a_tool_ends_sooner(mcp_url, owner, settings
                                     "params": {"name": "qmailing_list_mailboxes", "arguments": {}}},
                           token=token, session=used, version=VERSION)
     assert response.status_code == 200 and reply["result"]["isError"] is False
-    deadline = time.monotonic() + 15  # the reaper looks every few seconds (agent.mcp.sessions.REAP_EVERY_SECONDS)
-    while time.monotonic() < deadline and _session_exists(unused):
-        time.sleep(0.2)
-    assert not _session_exists(unused)
+    # the reaper looks every few seconds (agent.mcp.sessions.REAP_EVERY_SECONDS)
+    wait_until(lambda: not _session_exists(unused), 15, "the unused session reaped", interval=0.2)
     assert _alive(mcp_url, token, used)
 
 
@@ -140,6 +139,14 @@ def _session_exists(session):
     from qmailing.asgi import mcp_endpoint
 
     return session in mcp_endpoint.runtime.manager.owners
+
+
+def _busy_sessions(account):
+    """How many of the account's sessions have a request or stream in flight on the server."""
+    from qmailing.asgi import mcp_endpoint
+
+    return sum(1 for o in list(mcp_endpoint.runtime.manager.owners.values())
+               if str(o.account_id) == str(account.pk) and o.in_flight)
 
 
 # --- Host and Origin: exact matches; nothing a client made up is echoed.
@@ -219,10 +226,8 @@ def test_a_revoked_tokens_open_get_stream_ends_and_frees_its_slot(mcp_url, owner
     try:
         problem_of(_open(mcp_url, token_for(owner, client="Owner"))[1], 429, "too_many_sessions")
         token_revoke(account=owner, token_id=token_lookup(leaked).pk)
-        ended = time.monotonic() + 15  # the reaper checks tokens every few seconds
-        while time.monotonic() < ended and _session_exists(session):
-            time.sleep(0.2)
-        assert not _session_exists(session)
+        # the reaper checks tokens every few seconds
+        wait_until(lambda: not _session_exists(session), 15, "the revoked token's session reaped", interval=0.2)
         assert b"".join(stream.iter_content(chunk_size=None)) is not None  # the stream is closed: reading ends
     finally:
         stream.close()

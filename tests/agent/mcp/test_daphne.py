@@ -7,17 +7,16 @@ test database, and no Redis.
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.agent.mcp.conftest import free_port, run
+from tests.agent.mcp.conftest import run
+from tests.faults import free_port, stop_process, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -27,18 +26,6 @@ def _manage(env, *args):
                           timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
-
-
-def _wait_for_port(port, process, seconds=30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "daphne exited early"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("daphne did not listen")
 
 
 def test_initialize_list_and_call_under_daphne(tmp_path):
@@ -57,7 +44,7 @@ def test_initialize_list_and_call_under_daphne(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                                 "qmailing.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_for_port(port, process)
+        wait_for_port(port, process, what="daphne")
 
         async def scenario(mode):
             async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
@@ -74,12 +61,7 @@ def test_initialize_list_and_call_under_daphne(tmp_path):
             assert result.is_error is False
             assert result.structured_content["items"][0]["address"].startswith("daphne")
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, signal.SIGINT, timeout=20)
     log.seek(0)
     output = log.read()
     log.close()

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from accounts.scopes import SCOPES
-from tests.agent.mcp.conftest import free_port
-from tests.agent.mcp.test_daphne import _manage, _wait_for_port
+from tests.agent.mcp.test_daphne import _manage
+from tests.faults import free_port, stop_process, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "mcp-inspector"
@@ -51,15 +51,10 @@ def daphne_server(tmp_path_factory):
     process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                                 "qmailing.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_for_port(port, process)
+        wait_for_port(port, process, what="daphne")
         yield f"http://127.0.0.1:{port}/mcp", token
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, signal.SIGINT, timeout=20)
         log.close()
 
 

@@ -16,6 +16,7 @@ from mailboxes.inbound.ingest import email_ingest
 from mailboxes.models import Email
 from tests.mailboxes.inbound.test_esp import SIGNING_KEY, URL, basic_auth, signed_post
 from tests.mailboxes.inbound_helpers import make_message
+from tests.timing import within
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread must see committed rows
 
@@ -225,6 +226,7 @@ def test_local_deliveries_and_imports_are_not_checked(mailbox):
             assert b"Authentication-Results" not in handle.read()
 
 
+@pytest.mark.latency
 def test_all_lookups_of_a_message_share_one_time_budget(world, keys, settings):
     settings.QMAILING_DNS_TIMEOUT = 1.0
     world.timeouts.update({"slow.example", "_dmarc.slow.example"} | {f"s{n}._domainkey.slow.example" for n in range(4)})
@@ -234,7 +236,7 @@ def test_all_lookups_of_a_message_share_one_time_budget(world, keys, settings):
     started = time.monotonic()
     authentication = message_authenticate(raw=raw, client_ip="127.0.0.1", helo="mta.slow.example",
                                           mail_from="news@slow.example", time_budget=1.5)
-    assert time.monotonic() - started < 3  # one timeout per lookup would take 6 s
+    assert time.monotonic() - started < min(within(3), 5.5)  # one timeout per lookup would take 6 s
     assert authentication["verdict"] == "temperror"
     assert {item["result"] for item in authentication["dkim"]} == {"temperror"}
     assert "ran out" in authentication["dmarc"]["reason"]

@@ -12,6 +12,7 @@ from mailboxes.inbound.ingest import email_ingest
 from mailboxes.inbound.parsing import parse_message
 from tests.mailboxes.inbound.newsletter import LINK_COUNT, PREHEADER, newsletter_html, newsletter_message
 from tests.mailboxes.inbound_helpers import make_message
+from tests.timing import within
 
 _INVISIBLE = re.compile("[\u00ad\u034f\u200b-\u200f\u2060-\u2064\ufeff]")
 
@@ -190,11 +191,12 @@ def test_html_nested_too_deep_for_html5ever_still_gets_text_and_links(mailbox):
     assert email.html == "" and email.text == "Deep link [1]" and email.links == {"1": "https://d.example/"}
 
 
+@pytest.mark.latency
 def test_html_too_deep_reads_unclosed_tags_in_linear_time():
     started = time.perf_counter()
     assert not html_too_deep("<a" * 1_000_000) and not html_too_deep("<div" * 500_000)
     assert html_too_deep("<div title='<'>" * 1_001)
-    assert time.perf_counter() - started < 1
+    assert time.perf_counter() - started < within(1)
 
 
 _TWO_MEGABYTES = {
@@ -211,10 +213,11 @@ _TWO_MEGABYTES = {
 
 
 @pytest.mark.parametrize("name", list(_TWO_MEGABYTES))
+@pytest.mark.latency
 def test_two_megabytes_of_html_take_well_under_three_seconds(name):
     html = _TWO_MEGABYTES[name]()
     assert len(html) > 1_900_000
     started = time.perf_counter()
     result = html_to_text_with_links(html)
-    assert time.perf_counter() - started < 3
+    assert time.perf_counter() - started < within(3)
     assert len(result.text) <= 2_000_000 and len(result.links) <= MAX_LINKS

@@ -1,17 +1,10 @@
 """Forwarding one stored email on request (qmailing_forward_email): note on top, attachments kept, same thread."""
 
-import pytest
-
 from mailboxes.inbound.ingest import email_ingest
 from mailboxes.models import Email
 from agent.operations import registry
 from tests.api_helpers import call, token_for
 from tests.mailboxes.inbound_helpers import make_message
-
-
-@pytest.fixture
-def mailbox(owner):
-    return owner.mailboxes.get()
 
 
 def test_forward_keeps_attachments_and_puts_the_note_on_top(client, owner, outsider, mailbox):

@@ -31,12 +31,6 @@ from tests.api_helpers import call, token_for
 MB = 1024 * 1024
 
 
-@pytest.fixture
-def mailbox(owner):
-    """The owner's mailbox on the shared domain (always verified, with its DKIM key)."""
-    return owner.mailboxes.get()
-
-
 @pytest.mark.parametrize("path", ["service", "tool", "hosted"])
 def test_an_8_mb_send_peaks_within_three_times_its_attachments(owner, outsider, mailbox, path):
     """The stored message alone is 1.37 times its attachments (base64 in 76-character lines with CRLF); the

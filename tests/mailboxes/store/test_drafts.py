@@ -21,11 +21,6 @@ def op():
 
 
 @pytest.fixture
-def mailbox(owner):
-    return owner.mailboxes.get()
-
-
-@pytest.fixture
 def recipient(outsider):
     return outsider.mailboxes.get()
 

@@ -18,8 +18,10 @@ from mailboxes.models import Draft, Email, Folder
 from mailboxes.services import mailbox_create
 from mailboxes.store.services import email_update
 from qmailing.templatetags.when import ago_text, mail_date_text
+from tests.api_helpers import waiting
 from tests.mailboxes.counters_check import counters_exact
 from tests.mailboxes.outbound_helpers import receive
+from tests.timing import wait_until_async
 
 
 def signed_in(client, account):
@@ -281,7 +283,7 @@ def test_the_live_socket_says_when_mail_arrives_and_refuses_strangers(owner, mai
                                      headers=origin + [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={store.session_key}".encode())])
         connected, _ = await live.connect()
         assert connected
-        await asyncio.sleep(0.3)  # it has read the log's cursor
+        await wait_until_async(lambda: waiting(owner), 10, "the socket following the log")  # its cursor is read
         await database_sync_to_async(receive)(mailbox, subject="Live one")
         message = json.loads(await live.receive_from(timeout=10))
         assert message["type"] == "mail" and message["events"][0] == {"type": "email.received", "mailbox_id": str(mailbox.id)}
