@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 from django.conf import settings
 
@@ -54,6 +55,24 @@ def stop_process(process, sig=signal.SIGTERM, timeout=20, group=False):
             else:
                 process.kill()
             process.wait()
+
+
+@contextmanager
+def daphne(env, log_path):
+    """The production server, `daphne qmailing.asgi:application`, as a subprocess on a free port; yields its base
+    URL and stops it with SIGINT (a clean shutdown) on the way out. As run_all does, the base URL names the
+    address served (the MCP Host check is exact, port included). Its output goes to `log_path`."""
+    port = free_port()
+    env = {**env, "QMAILING_BASE_URL": f"http://127.0.0.1:{port}"}
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                                    "qmailing.asgi:application"], cwd=settings.BASE_DIR, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, process, what="daphne")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop_process(process, signal.SIGINT, timeout=20)
 
 
 class TcpProxy:

@@ -6,7 +6,6 @@ test database, and no Redis.
 """
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.agent.mcp.conftest import run
-from tests.faults import free_port, stop_process, wait_for_port
+from tests.faults import daphne
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -28,27 +27,26 @@ def _manage(env, *args):
     return done.stdout
 
 
-def test_initialize_list_and_call_under_daphne(tmp_path):
+def migrated_sqlite_env(tmp_path):
+    """The environment of a server on an SQLite file of its own in `tmp_path`, migrated: never the test
+    database, and no Redis."""
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
     env.update(QMAILING_VAR_DIR=str(tmp_path), QMAILING_SQLITE_PATH=str(tmp_path / "daphne.sqlite3"),
                DJANGO_SETTINGS_MODULE="qmailing.settings", PYTHONUNBUFFERED="1")
     _manage(env, "migrate", "--noinput")
+    return env
+
+
+def test_initialize_list_and_call_under_daphne(tmp_path):
+    env = migrated_sqlite_env(tmp_path)
     _manage(env, "shell", "-c", "from accounts.services import account_signup; "
                                 "account_signup(email='daphne@example.org', password='correct horse battery 9', "
                                 "full_name='Daphne')")
     token = _manage(env, "issue_token", "daphne@example.org", "--client", "Smoke", "--scopes", "mailbox:read").strip()
-    port = free_port()
-    log = open(tmp_path / "daphne.log", "w+")
-    # As run_all does: the base URL names the address served (the MCP Host check is exact, port included).
-    env.update(QMAILING_BASE_URL=f"http://127.0.0.1:{port}")
-    process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                "qmailing.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, process, what="daphne")
-
+    with daphne(env, tmp_path / "daphne.log") as base_url:
         async def scenario(mode):
             async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
-                async with Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http),
+                async with Client(streamable_http_client(f"{base_url}/mcp", http_client=http),
                                   mode=mode) as client:
                     tools = await client.list_tools()
                     result = await client.call_tool("qmailing_list_mailboxes", {})
@@ -60,11 +58,7 @@ def test_initialize_list_and_call_under_daphne(tmp_path):
             assert "qmailing_list_mailboxes" in {tool.name for tool in tools.tools}
             assert result.is_error is False
             assert result.structured_content["items"][0]["address"].startswith("daphne")
-    finally:
-        stop_process(process, signal.SIGINT, timeout=20)
-    log.seek(0)
-    output = log.read()
-    log.close()
+    output = (tmp_path / "daphne.log").read_text()
     assert "StreamableHTTP session manager started" in output
     assert "MCP session manager stopped" in output, output[-3000:]
     assert "Traceback" not in output and "Task was destroyed" not in output, output[-3000:]

@@ -11,17 +11,15 @@ QMAILING_SKIP_INSPECTOR=1 for the PostgreSQL pass (.ci/run).
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from accounts.scopes import SCOPES
-from tests.agent.mcp.test_daphne import _manage
-from tests.faults import free_port, stop_process, wait_for_port
+from tests.agent.mcp.test_daphne import _manage, migrated_sqlite_env
+from tests.faults import daphne
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "mcp-inspector"
@@ -37,25 +35,12 @@ pytestmark = [
 def daphne_server(tmp_path_factory):
     """(MCP URL, token) of a daphne subprocess on its own SQLite database."""
     tmp_path = tmp_path_factory.mktemp("inspector")
-    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(QMAILING_VAR_DIR=str(tmp_path), QMAILING_SQLITE_PATH=str(tmp_path / "daphne.sqlite3"),
-               DJANGO_SETTINGS_MODULE="qmailing.settings", PYTHONUNBUFFERED="1")
-    _manage(env, "migrate", "--noinput")
+    env = migrated_sqlite_env(tmp_path)
     _manage(env, "create_demo")
     token = _manage(env, "issue_token", "demo@example.com", "--client", "MCP Inspector",
                     "--scopes", " ".join(SCOPES)).strip()
-    port = free_port()
-    log = open(tmp_path / "daphne.log", "w+")
-    # As run_all does: the base URL names the address served (the MCP Host check is exact, port included).
-    env.update(QMAILING_BASE_URL=f"http://127.0.0.1:{port}")
-    process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                "qmailing.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, process, what="daphne")
-        yield f"http://127.0.0.1:{port}/mcp", token
-    finally:
-        stop_process(process, signal.SIGINT, timeout=20)
-        log.close()
+    with daphne(env, tmp_path / "daphne.log") as base_url:
+        yield f"{base_url}/mcp", token
 
 
 def inspector(url, token, *args):
