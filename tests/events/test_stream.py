@@ -105,14 +105,22 @@ def test_an_event_written_by_another_process_wakes_the_waiter_through_redis(owne
     database = connection.settings_dict
     url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
     script = (
-        "import time, django; django.setup(); time.sleep(1.0)\n"
+        "import sys, time, django; django.setup(); sys.stdin.readline()  # go: the waiter is waiting\n"
         "from mailboxes.models import Mailbox; from mailboxes.inbound.ingest import email_ingest\n"
         "from tests.mailboxes.inbound_helpers import make_message\n"
         f"email_ingest(mailbox=Mailbox.objects.get(pk='{mailbox.pk}'), raw=make_message(subject='From afar'))\n"
         "print(time.time(), flush=True)\n"
     )
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "qmailing.settings"}
-    writer = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen([sys.executable, "-c", script], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+
+    def go_once_waiting():  # the write must find the waiter waiting, or no wake-up is tested
+        wait_until(lambda: waiting(owner) > 0, 20, "the waiter registered")
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+
+    threading.Thread(target=go_once_waiting, daemon=True).start()
     try:
         batch = event_wait(account_id=owner.pk, after=start, types=["email.received"], timeout=20)
         woke = time.time()
