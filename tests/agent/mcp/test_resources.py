@@ -316,7 +316,7 @@ def test_listen_on_2026_07_28_notifies_within_a_second(mcp_url, owner, mailbox, 
 
 def _writer_script(mailbox):
     return (
-        "import time, django; django.setup(); time.sleep(1.5)\n"
+        "import sys, time, django; django.setup(); sys.stdin.readline()  # go: the subscriber is listening\n"
         "from mailboxes.models import Mailbox; from mailboxes.inbound.ingest import email_ingest\n"
         "from tests.mailboxes.inbound_helpers import make_message\n"
         f"box = Mailbox.objects.get(pk='{mailbox.pk}'); raw = make_message(subject='From afar')\n"
@@ -325,10 +325,14 @@ def _writer_script(mailbox):
     )
 
 
-async def _subscribe_and_run_writer(client, notes, uri, env, script):
+async def _subscribe_and_run_writer(client, notes, uri, env, script, account):
     await _subscribe(client, uri)
-    writer = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen([sys.executable, "-c", script], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
     try:
+        await _get_stream_open(account)  # a notification sent before the stream is open goes nowhere
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
         await notes.wait(20)
         output = await anyio.to_thread.run_sync(lambda: writer.communicate(timeout=30)[0])
     finally:
@@ -357,7 +361,7 @@ def test_embedded_an_event_written_by_another_process_is_found_by_the_poll(mcp_u
     notes = Notifications()
     uri = _uri(mailbox)
     written = run(_session(mcp_url, token_for(owner, scopes="email:read"),
-                           lambda client: _subscribe_and_run_writer(client, notes, uri, env, _writer_script(mailbox)),
+                           lambda client: _subscribe_and_run_writer(client, notes, uri, env, _writer_script(mailbox), owner),
                            message_handler=notes))
     assert [u for u, _ in notes.received] == [uri]
     _report(notes, written, "embedded poll", record_property)
@@ -373,7 +377,7 @@ def test_an_event_written_by_another_process_notifies_the_subscriber(mcp_url, ow
     notes = Notifications()
     uri = _uri(mailbox)
     written = run(_session(mcp_url, token_for(owner, scopes="email:read"),
-                           lambda client: _subscribe_and_run_writer(client, notes, uri, env, _writer_script(mailbox)),
+                           lambda client: _subscribe_and_run_writer(client, notes, uri, env, _writer_script(mailbox), owner),
                            message_handler=notes))
     assert [u for u, _ in notes.received] == [uri]
     _report(notes, written, "Redis", record_property)  # well under the 5 s poll with Redis: the announcement
