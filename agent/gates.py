@@ -5,10 +5,12 @@
 1. authentication: a Bearer token of our format, found by its checksum (every call, no cache), not
    expired, with an active user who has an account; otherwise Unauthenticated (401).
 2. throttle: QMAILING_TOKEN_REQUESTS_PER_MINUTE calls per token per minute; RateLimited (429).
-3. daily cap: the plan's daily_request_cap per account per UTC day (FREE: 25); RateLimited (429) with
-   Retry-After = seconds to midnight UTC.
-4. plan: the operation's tool group must be in the account's plan; PlanRequired (402).
-5. scope: the token must carry the operation's scope; ScopeMissing (403).
+3. plan: the operation's tool group must be in the account's plan; PlanRequired (402).
+4. scope: the token must carry the operation's scope; ScopeMissing (403).
+5. daily cap: the plan's daily_request_cap per account per UTC day (FREE: 25); RateLimited (429) with
+   Retry-After = seconds to midnight UTC. Charged last (agent.pipeline charges it once the arguments are
+   valid too), so a call refused before its operation runs never uses up the day: fair to an agent that
+   learns a tool is not in its plan.
 Ownership (404) is the operation's own access_* helper, so it is checked against the object itself.
 
 Counters use core.ratelimit (Redis with REDIS_URL, in-process otherwise). `headers` receives
@@ -80,14 +82,19 @@ def _rate_headers(usage):
             "X-RateLimit-Reset": str(usage.reset)}
 
 
-def meter(actor, *, headers):
-    """Count this call against the token's minute and the account's day; RateLimited past either."""
+def throttle(actor, *, headers):
+    """Count this call against the token's minute; RateLimited past it."""
     per_minute = settings.QMAILING_TOKEN_REQUESTS_PER_MINUTE
     usage = ratelimit.hit_usage(f"api:token:{actor.token.pk}:minute", limit=per_minute, window_seconds=60)
     headers.update(_rate_headers(usage))
     if not usage.allowed:
         raise RateLimited(f"This token made more than {per_minute} requests in a minute. "
                           f"Wait {usage.reset} seconds and slow down.", retry_after=usage.reset)
+
+
+def charge_daily(actor, *, headers):
+    """Count this call against the account's day (plans with a daily cap); RateLimited past it. `headers` then
+    reports whichever budget is closer to running out, the minute's (already there) or the day's."""
     cap = actor.account.plan.daily_request_cap
     if cap is None:
         return
@@ -97,13 +104,20 @@ def meter(actor, *, headers):
     daily = ratelimit.hit_usage(f"api:account:{actor.account.pk}:day:{moment.date():%Y%m%d}", limit=cap,
                                 window_seconds=to_midnight)
     daily = daily._replace(reset=to_midnight)
-    if daily.remaining <= usage.remaining:  # report the budget closer to running out
+    minute_remaining = headers.get("X-RateLimit-Remaining")
+    if minute_remaining is None or daily.remaining <= int(minute_remaining):
         headers.update(_rate_headers(daily))
     if not daily.allowed:
         raise RateLimited(f"Your {actor.account.plan.name} plan allows {cap} API and MCP requests a day, and "
                           f"today's are used up. They renew at midnight UTC, in {to_midnight} seconds; "
                           "upgrade for no daily cap.", retry_after=to_midnight, code="daily_cap_reached",
                           upgradeUrl=settings.QMAILING_UPGRADE_URL)
+
+
+def meter(actor, *, headers):
+    """Both budgets at once, the minute's then the day's (what a call that passed every other gate pays)."""
+    throttle(actor, headers=headers)
+    charge_daily(actor, headers=headers)
 
 
 def authorize(actor, operation):
@@ -129,8 +143,8 @@ def bearer_challenge(challenge, *, origin, resource_path):
 def admit(*, authorization, operation, headers, origin=None, resource_path="/api/v1/pub"):
     """Run every gate for one call of `operation`; the Actor, or the first gate's AppError (with its headers).
 
-    With `operation=None` only authentication and metering run: a transport that hands the call on to
-    agent.pipeline, which runs the plan and scope gates itself.
+    With `operation=None` only authentication and the throttle run: a transport that hands the call on to
+    agent.pipeline, which runs the plan and scope gates and charges the daily cap itself.
 
     `origin` is the request's scheme://host and `resource_path` the protected resource called (/api/v1/pub
     or /mcp): they set the audience check and the 401's pointer to the protected-resource metadata.
@@ -139,9 +153,10 @@ def admit(*, authorization, operation, headers, origin=None, resource_path="/api
     actor = None
     try:
         actor = authenticate(authorization, origin=origin)
-        meter(actor, headers=headers)
+        throttle(actor, headers=headers)
         if operation is not None:
             authorize(actor, operation)
+            charge_daily(actor, headers=headers)
     except AppError as error:
         if isinstance(error, Unauthenticated):
             error.headers["WWW-Authenticate"] = bearer_challenge(

@@ -1,17 +1,18 @@
-"""The one call pipeline: what every agent call runs once its transport has authenticated and metered it.
+"""The one call pipeline: what every agent call runs once its transport has authenticated and throttled it.
 
     outcome = invoke(operation, actor, raw_arguments, source=REST, started=started)
 
 REST views (agent.rest), MCP tools (agent.mcp.tools) and the MCP resource (agent.mcp.resources) only
 translate their transport around it. In order, for one call:
 
-1. a refusal the transport's metering already raised for this call (the daily cap), if any;
+1. a refusal the transport's throttle already raised for this call, if any;
 2. the plan gate, then the scope gate (agent.gates.authorize);
 3. the arguments, read only now (a REST body is not read for a call the gates refuse) and validated once:
    typed JSON strictly (0 is not false, "5" is not 5), text (path and query string) laxly;
-4. the operation, its result shaped by the output model and dumped as JSON;
-5. any failure mapped to the one error family (core.errors), the unexpected ones logged as a 500;
-6. the request-log row, written here and nowhere else.
+4. the daily cap (agent.gates.charge_daily), charged only now: a call refused above never uses up the day;
+5. the operation, its result shaped by the output model and dumped as JSON;
+6. any failure mapped to the one error family (core.errors), the unexpected ones logged as a 500;
+7. the request-log row, written here and nowhere else.
 
 It returns an Outcome (status, body or error) and never raises: the transport decides how a failure
 travels (a problem+json answer, an isError tool result, a JSON-RPC error).
@@ -112,15 +113,18 @@ def record(*, actor, name, status, started):
         logger.exception("Could not write the request log row")
 
 
-def admit(operation, actor, raw_arguments, *, text=False, refusal=None, gate=None):
-    """Steps 1 to 3: the metering refusal, the plan and scope gates (of `gate`, by default the operation
-    itself), then the validated arguments. `raw_arguments` is a dict or a function that reads it."""
+def admit(operation, actor, raw_arguments, *, text=False, refusal=None, gate=None, headers=None):
+    """Steps 1 to 4: the throttle's refusal, the plan and scope gates (of `gate`, by default the operation
+    itself), the validated arguments, then the daily cap. `raw_arguments` is a dict or a function that reads
+    it; `headers` (the transport's, if it answers with any) receives the daily budget's X-RateLimit-*."""
     if refusal is not None:
         raise refusal
     gates.authorize(actor, gate or operation)
-    if operation is None:
-        return None
-    return validate(operation, raw_arguments() if callable(raw_arguments) else raw_arguments, text=text)
+    args = None
+    if operation is not None:
+        args = validate(operation, raw_arguments() if callable(raw_arguments) else raw_arguments, text=text)
+    gates.charge_daily(actor, headers={} if headers is None else headers)
+    return args
 
 
 def failed(exc, *, source):
@@ -128,15 +132,16 @@ def failed(exc, *, source):
     return Outcome(status=error.status, error=error)
 
 
-def invoke(operation, actor, raw_arguments, *, source, text=False, refusal=None, started=None):
+def invoke(operation, actor, raw_arguments, *, source, text=False, refusal=None, started=None, headers=None):
     """One call of `operation` by `actor`, synchronously (ORM): gates, validation, the operation, errors, log.
 
-    `refusal` is an AppError the transport's metering raised for this call; `started` is
-    time.perf_counter() when the transport received it (the logged duration counts from there).
+    `refusal` is an AppError the transport's throttle raised for this call; `started` is
+    time.perf_counter() when the transport received it (the logged duration counts from there); `headers`
+    as for admit.
     """
     started = time.perf_counter() if started is None else started
     try:
-        args = admit(operation, actor, raw_arguments, text=text, refusal=refusal)
+        args = admit(operation, actor, raw_arguments, text=text, refusal=refusal, headers=headers)
         body = operation.run(actor=actor, args=args).model_dump(mode="json")
         outcome = Outcome(status=operation.success_status, body=body)
     except Exception as exc:  # noqa: BLE001 - every failure is an AppError; app_error logs the unexpected
@@ -152,12 +157,13 @@ _failed = database_sync_to_async(failed, thread_sensitive=False)  # app_error ma
 _record = database_sync_to_async(record, thread_sensitive=False)
 
 
-async def invoke_async(operation, actor, raw_arguments, *, source, text=False, refusal=None, started=None):
+async def invoke_async(operation, actor, raw_arguments, *, source, text=False, refusal=None, started=None,
+                       headers=None):
     """invoke for an operation with `handler_async` (the long-poll), from the event loop: the gates,
     validation, error mapping and log in threads, the handler awaited. The same Outcome as invoke."""
     started = time.perf_counter() if started is None else started
     try:
-        args = await _admit(operation, actor, raw_arguments, text=text, refusal=refusal)
+        args = await _admit(operation, actor, raw_arguments, text=text, refusal=refusal, headers=headers)
         body = (await operation.run_async(actor=actor, args=args)).model_dump(mode="json")
         outcome = Outcome(status=operation.success_status, body=body)
     except Exception as exc:  # noqa: BLE001 - as in invoke

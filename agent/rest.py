@@ -99,11 +99,11 @@ def _perform(operation):
         except AppError as error:
             if getattr(error, "actor", None) is None:
                 raise  # no valid token: no account to log the call against
-            actor, refusal = error.actor, error  # metered and refused (429): the pipeline logs it
+            actor, refusal = error.actor, error  # throttled (429): the pipeline logs it
         # A body is JSON (typed, validated strictly); path parameters and query strings are text.
         outcome = pipeline.invoke(operation, actor, lambda: operation_arguments(operation, request, path_args),
                                   source=pipeline.REST, text=operation.method not in BODY_METHODS,
-                                  refusal=refusal, started=self.started)
+                                  refusal=refusal, started=self.started, headers=headers)
         if outcome.error is not None:
             outcome.error.headers = {**headers, **outcome.error.headers}
             raise outcome.error

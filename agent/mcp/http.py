@@ -15,11 +15,12 @@ Per HTTP request, before the SDK sees it:
    numbers, encoding) is a JSON-RPC parse error with HTTP 400, never a 500.
 5. `initialize` is throttled per token (QMAILING_MCP_INITIALIZE_PER_MINUTE, 429); the session it opens is
    bounded per token and per account (agent.mcp.sessions: evict the oldest idle one, or 429).
-6. A `tools/call` of a known tool, and a `resources/read`, is metered (agent.gates.meter: the token's
-   minute and the account's day) — the minute's throttle is an HTTP 429 with Retry-After; the daily cap is
-   handed to the handler, which answers it (an isError tool result; a JSON-RPC error for a read). Only
-   calls that return data are metered, as REST meters only operation calls: initialize, the list methods,
-   ping, resources/subscribe and subscriptions/listen never eat a FREE account's daily requests.
+6. A `tools/call` of a known tool, and a `resources/read`, is throttled (agent.gates.throttle: the token's
+   minute; an HTTP 429 with Retry-After). The account's daily cap is charged by agent.pipeline once the call
+   passed its plan and scope gates and its arguments are valid, and is answered there (an isError tool
+   result; a JSON-RPC error for a read). Only calls that return data count, as REST counts only operation
+   calls: initialize, the list methods, ping, resources/subscribe and subscriptions/listen never eat a FREE
+   account's daily requests, nor does a call refused before its operation runs.
 The Actor rides in the ASGI scope to the tool handler (agent.mcp.tools), which sees the same request.
 
 The resource's push (agent.mcp.push.EventFeeds) belongs to the endpoint too: its tasks are cancelled
@@ -211,18 +212,17 @@ async def _read_body(receive, limit):
     return b"".join(chunks), replay
 
 
-def _meter_or_log(actor, log_name, headers, started):
-    """meter() for one metered call; a throttled call (HTTP 429) is logged here, as REST logs its 429s."""
+def _throttle_or_log(actor, log_name, headers, started):
+    """throttle() for one call that returns data; a throttled call (HTTP 429) is logged here, as REST logs its 429s."""
     try:
-        gates.meter(actor, headers=headers)
+        gates.throttle(actor, headers=headers)
     except RateLimited as error:
-        if error.code != "daily_cap_reached":
-            pipeline.record(actor=actor, name=log_name, status=error.status, started=started)
+        pipeline.record(actor=actor, name=log_name, status=error.status, started=started)
         raise
 
 
 _authenticate = database_sync_to_async(gates.authenticate, thread_sensitive=False)
-_meter = database_sync_to_async(_meter_or_log, thread_sensitive=False)
+_call_throttle = database_sync_to_async(_throttle_or_log, thread_sensitive=False)
 
 
 class McpEndpoint:
@@ -294,12 +294,10 @@ class McpEndpoint:
             log_name = _metered_call(message)
             if log_name is not None:
                 try:
-                    await _meter(actor, log_name, rate_headers, started)
+                    await _call_throttle(actor, log_name, rate_headers, started)
                 except RateLimited as error:
-                    if error.code != "daily_cap_reached":
-                        await _send_problem(send, error, headers=rate_headers)
-                        return
-                    scope[tools.SCOPE_REFUSAL] = error  # answered by the tool (isError) or the read (error)
+                    await _send_problem(send, error, headers=rate_headers)
+                    return
 
         manager = await self.runtime.start()
         try:

@@ -13,9 +13,9 @@
 
 Gates: the same as qmailing_wait_for_events (the mail plan group and the email:read scope, through
 agent.gates.authorize with that operation), then ownership through access_mailbox, whose refusal is
-the same for a foreign and a missing mailbox. A resources/read is one call like a REST call: metered by
-agent.mcp.http (throttle → HTTP 429; the daily cap reaches the handler as `refusal`), then run through
-agent.pipeline, which writes it to the request log as "resources/read". Subscribing and listening are not metered (no data is returned; the
+the same for a foreign and a missing mailbox. A resources/read is one call like a REST call: throttled by
+agent.mcp.http (HTTP 429), then run through agent.pipeline (the gates, then the daily cap), which writes it
+to the request log as "resources/read". Subscribing and listening are not metered (no data is returned; the
 notifications carry only the URI, and reading again is a metered call).
 
 Failures are JSON-RPC errors (resources have no isError result): not found and bad input → -32602
@@ -146,10 +146,10 @@ def _events_body(actor, uri):
             "events": [EventOut.model_validate(event).model_dump(mode="json") for event in batch.events]}
 
 
-def read_events(*, actor, uri, refusal=None, started=None):
+def read_events(*, actor, uri, started=None):
     """resources/read (sync, ORM) through agent.pipeline: the ReadResourceResult, or MCPError."""
     outcome = pipeline.read(actor, name=LOG_OPERATION, gate=gate_operation(), work=lambda: _events_body(actor, uri),
-                            source=pipeline.MCP_RESOURCE, refusal=refusal, started=started)
+                            source=pipeline.MCP_RESOURCE, started=started)
     if outcome.error is not None:
         raise as_mcp_error(outcome.error, instance=str(uri)) from None
     return types.ReadResourceResult(contents=[
@@ -221,7 +221,7 @@ class ResourceHandlers:
     async def read(self, ctx, params):
         scope = _scope(ctx)
         return await _read_events(actor=scope[tools.SCOPE_ACTOR], uri=params.uri,
-                                  refusal=scope.get(tools.SCOPE_REFUSAL), started=scope.get(tools.SCOPE_STARTED))
+                                  started=scope.get(tools.SCOPE_STARTED))
 
     # --- Handshake versions: a subscription lives in the session (one sender task per URI).
 

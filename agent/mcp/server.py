@@ -49,7 +49,7 @@ async def call_tool(ctx, params):
     # agent would soon take every thread of the default executor and stall every other tool call.
     run_tool = tools.run_tool_async if operation.handler_async is not None else _run_tool
     return await run_tool(operation=operation, actor=actor, arguments=params.arguments or {},
-                          refusal=scope.get(tools.SCOPE_REFUSAL), started=scope.get(tools.SCOPE_STARTED))
+                          started=scope.get(tools.SCOPE_STARTED))
 
 
 class QMailingServer(Server):

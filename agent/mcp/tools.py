@@ -3,9 +3,8 @@
 A tool is its operation as MCP sees it: the same name, title and description, the input model's JSON
 Schema (unknown arguments refused), the output model's schema, the annotations. A call runs what the
 REST twin runs, through agent.pipeline (the plan and scope gates, input validation, the operation, the
-request log), and returns the same JSON object as structured content. Authentication and metering happened on
-the HTTP request in front of the SDK (agent.mcp.http), which hands over the Actor and, when the daily
-cap refused the call, that refusal.
+request log, the daily cap), and returns the same JSON object as structured content. Authentication and the
+throttle happened on the HTTP request in front of the SDK (agent.mcp.http), which hands over the Actor.
 
 Every failure a user can act on is a tool result with isError: the problem object (RFC 9457, the same
 body REST answers) as structured content and its `detail` as text. Nothing else builds an error body.
@@ -23,7 +22,6 @@ from core.errors import problem_details
 
 # The keys agent.mcp.http leaves in the ASGI scope of an authenticated MCP request.
 SCOPE_ACTOR = "qmailing.mcp.actor"
-SCOPE_REFUSAL = "qmailing.mcp.refusal"  # the AppError metering raised for this tools/call (daily cap)
 SCOPE_STARTED = "qmailing.mcp.started"  # time.perf_counter() when the HTTP request arrived
 
 
@@ -88,23 +86,19 @@ def result_of(operation, outcome):
     return success_result(outcome.body)
 
 
-def run_tool(*, operation, actor, arguments, refusal=None, started=None):
-    """One tools/call, synchronously (ORM), through agent.pipeline: the CallToolResult.
-
-    `refusal` is an AppError the transport's metering already raised for this call (the daily cap);
-    `started` is when the HTTP request arrived, for the logged duration.
-    """
-    outcome = pipeline.invoke(operation, actor, arguments, source=pipeline.MCP_TOOL, refusal=refusal, started=started)
+def run_tool(*, operation, actor, arguments, started=None):
+    """One tools/call, synchronously (ORM), through agent.pipeline: the CallToolResult. `started` is when the
+    HTTP request arrived, for the logged duration."""
+    outcome = pipeline.invoke(operation, actor, arguments, source=pipeline.MCP_TOOL, started=started)
     return result_of(operation, outcome)
 
 
-async def run_tool_async(*, operation, actor, arguments, refusal=None, started=None):
+async def run_tool_async(*, operation, actor, arguments, started=None):
     """run_tool for an operation with `handler_async` (the long-poll), awaited on the event loop.
 
     The same result object as run_tool (and the REST twin) for the same call.
     """
-    outcome = await pipeline.invoke_async(operation, actor, arguments, source=pipeline.MCP_TOOL, refusal=refusal,
-                                          started=started)
+    outcome = await pipeline.invoke_async(operation, actor, arguments, source=pipeline.MCP_TOOL, started=started)
     return result_of(operation, outcome)
 
 

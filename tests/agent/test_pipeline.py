@@ -34,7 +34,7 @@ def test_a_refusal_is_logged_and_no_argument_is_read(actor):
     def reader():
         raise AssertionError("the arguments of a refused call are never read")
 
-    refusal = RateLimited("Daily cap.", retry_after=5, code="daily_cap_reached")
+    refusal = RateLimited("This token made more than 60 requests in a minute.", retry_after=5)
     outcome = pipeline.invoke(registry()[LIST_MAILBOXES], actor, reader, source=pipeline.REST, refusal=refusal)
     assert outcome.error is refusal and outcome.status == 429
     assert _rows(actor) == [(LIST_MAILBOXES, 429)]

@@ -196,18 +196,35 @@ def test_scope_gate_names_the_missing_scope(owner):
     assert caught.value.extra["requiredScopes"] == ["domain:read"]
 
 
-def test_gates_run_in_contract_order(client, free_account, monkeypatch, settings):
-    """401 before 429 before 402 before 403: each answer is the first gate that fails."""
+def test_gates_run_in_contract_order(client, free_account, monkeypatch, settings, list_mailboxes):
+    """401 before the minute's 429 before 402 before 403 before the daily cap: each answer is the first gate that
+    fails, and the day is charged only for a call that passed every other gate."""
     list_domains = registry()[LIST_DOMAINS]  # needs PLUS and domain:read
     _at(monkeypatch, 12, 0)
     token = token_for(free_account, scopes="mailbox:read")  # FREE and without domain:read: plan wins over scope
-    _problem(call(client, list_domains, token=token), 402, "plan_required")
     free_account.plan.daily_request_cap = 1
     free_account.plan.save()
-    _problem(call(client, list_domains, token=token), 429, "daily_cap_reached")  # the 2nd call today
-    settings.QMAILING_TOKEN_REQUESTS_PER_MINUTE = 2
-    _problem(call(client, list_domains, token=token), 429, "rate_limited")  # 3rd call this minute
+    _problem(call(client, list_domains, token=token), 402, "plan_required")
+    _problem(call(client, list_domains, token=token), 402, "plan_required")  # refusals leave the day untouched
+    assert call(client, list_mailboxes, token=token).status_code == 200  # today's one call
+    _problem(call(client, list_mailboxes, token=token), 429, "daily_cap_reached")
+    _problem(call(client, list_domains, token=token), 402, "plan_required")  # the plan gate comes before the day
+    settings.QMAILING_TOKEN_REQUESTS_PER_MINUTE = 5
+    _problem(call(client, list_domains, token=token), 429, "rate_limited")  # the 6th call this minute
     _problem(call(client, list_domains, token=token + "x"), 401, "unauthenticated")
+
+
+def test_refused_calls_never_use_up_a_free_accounts_day(client, free_account, monkeypatch, list_mailboxes):
+    """5 plan refusals, a missing scope and bad input, then the whole day's 25 calls, then the cap."""
+    _at(monkeypatch, 12, 0)
+    token, reader = token_for(free_account), token_for(free_account, scopes="email:read", client="Reader")
+    for _ in range(5):
+        _problem(call(client, registry()[LIST_DOMAINS], token=token), 402, "plan_required")
+    _problem(call(client, list_mailboxes, token=reader), 403, "insufficient_scope")
+    _problem(call(client, list_mailboxes, token=token, args={"limit": 0}), 400, "validation_error")
+    for number in range(25):
+        assert call(client, list_mailboxes, token=token).status_code == 200, number
+    _problem(call(client, list_mailboxes, token=token), 429, "daily_cap_reached")
 
 
 def test_rate_headers_ride_on_errors_after_the_meter(client, owner):

@@ -119,6 +119,17 @@ def test_handshake_and_listing_do_not_eat_the_daily_cap(mcp_url, free_account):
     assert result.is_error is False
 
 
+def test_refused_tool_calls_never_use_up_a_free_accounts_day(mcp_url, free_account):
+    """5 plan refusals and an unknown argument, then the day's 25 calls, then the cap: as on REST."""
+    token = token_for(free_account)
+    refused = [("qmailing_list_domains", {})] * 5 + [("qmailing_list_mailboxes", {"sort": "asc"})]
+    cap = free_account.plan.daily_request_cap
+    results = _calls(mcp_url, token, refused + [("qmailing_list_mailboxes", {})] * (cap + 1), mode="2026-07-28")
+    assert [_problem(result)["status"] for result in results[:6]] == [402] * 5 + [400]
+    assert all(result.is_error is False for result in results[6:6 + cap])
+    assert _problem(results[-1])["code"] == "daily_cap_reached"
+
+
 def test_plan_gate_is_an_error_result(mcp_url, free_account):
     [result] = _calls(mcp_url, token_for(free_account), [("qmailing_list_domains", {})])
     problem = _problem(result)
