@@ -77,7 +77,8 @@ class ProtectedResourceMetadataView(OAuthProtectedResourceMetadataView):
         return "QMailing"
 
     def get_resource_documentation(self):
-        return f"{settings.QMAILING_BASE_URL}/docs/errors"
+        """How to use the protected resource: /docs/mcp (connecting an agent, every tool, the errors)."""
+        return f"{settings.QMAILING_BASE_URL}/docs/mcp"
 
 
 # --- Dynamic client registration policy.

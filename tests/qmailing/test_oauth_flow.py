@@ -212,6 +212,7 @@ def test_metadata_for_mcp_and_the_origin_lists_every_scope(base):
         assert document.json()["resource"] == resource
         assert document.json()["scopes_supported"] == ALL_SCOPES
         assert document.json()["authorization_servers"] == [base]
+        assert document.json()["resource_documentation"].endswith("/docs/mcp")
     assert requests.get(f"{base}/.well-known/oauth-protected-resource/elsewhere", timeout=10).status_code == 404
 
 
