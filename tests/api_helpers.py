@@ -53,3 +53,27 @@ def problem_of(response, status, code):
     text = response.content.decode()
     assert "Traceback" not in text and "Traceback" not in json.dumps(body) and "<html" not in text.lower()
     return body
+
+
+def tool_problem(result, code=None):
+    """The problem object of an MCP isError tool result (the SDK's CallToolResult, or the JSON-RPC `result` as a
+    dict), checked as agent.mcp.tools.error_result promises: isError, no structured content, one text block whose
+    first line is the detail and whose second is the whole problem as JSON (with `code`, if given)."""
+    if isinstance(result, dict):
+        assert "structuredContent" not in result, result  # absent, not null: a null fails TypeScript clients' schema
+        is_error, structured = result.get("isError"), None
+        texts = [block["text"] for block in result["content"] if block["type"] == "text"]
+    else:
+        is_error, structured = result.is_error, result.structured_content
+        texts = [block.text for block in result.content if block.type == "text"]
+    assert is_error is True, result
+    assert structured is None, f"an error result carries structuredContent: {structured}"
+    assert len(texts) == 1, texts
+    headline, _, rest = texts[0].partition("\n")
+    problem = json.loads(rest)
+    assert headline == " ".join(problem["detail"].split()) and headline, texts[0]
+    assert problem["type"].endswith("#" + problem["code"]) and problem["title"] and problem["status"] >= 400
+    assert "Traceback" not in texts[0]
+    if code is not None:
+        assert problem["code"] == code, problem
+    return problem

@@ -6,8 +6,12 @@ REST twin runs, through agent.pipeline (the plan and scope gates, input validati
 request log, the daily cap), and returns the same JSON object as structured content. Authentication and the
 throttle happened on the HTTP request in front of the SDK (agent.mcp.http), which hands over the Actor.
 
-Every failure a user can act on is a tool result with isError: the problem object (RFC 9457, the same
-body REST answers) as structured content and its `detail` as text. Nothing else builds an error body.
+Every failure a user can act on is a tool result with isError and no structured content: the output
+schema describes a success only, and TypeScript SDK 1.x clients validate structured content against it
+even on isError results, throwing instead of showing the problem
+(docs/development/decisions/0011-error-results-without-structured-content.md). Its one text block is the
+problem's `detail` on one line, then the whole problem object (RFC 9457, the same body REST answers) as
+compact JSON. Nothing else builds an error body.
 """
 
 import json
@@ -73,14 +77,25 @@ def success_result(body):
                                 structured_content=body)
 
 
+def error_text(problem):
+    """The text of an error result: the problem's detail on one line, a newline, the problem as compact JSON.
+
+    An agent reads the first line; the second holds everything the detail tells it to use (errors per
+    field, requiredScopes, requiredPlan, upgradeUrl, downloadUrl, retryAfter), for it or its client to parse.
+    """
+    headline = " ".join(str(problem["detail"]).split())
+    return headline + "\n" + json.dumps(problem, separators=(",", ":"))
+
+
 def error_result(error, *, instance):
+    """An isError result with the problem in its text only (never as structured content: see the module)."""
     problem = problem_details(error, instance=instance)
-    return types.CallToolResult(content=[types.TextContent(type="text", text=problem["detail"])],
-                                structured_content=problem, is_error=True)
+    return types.CallToolResult(content=[types.TextContent(type="text", text=error_text(problem))], is_error=True)
 
 
 def result_of(operation, outcome):
-    """The CallToolResult for a pipeline Outcome: the body as structured content, or the problem with isError."""
+    """The CallToolResult for a pipeline Outcome: the body as structured content, or the problem as text with
+    isError."""
     if outcome.error is not None:
         return error_result(outcome.error, instance=instance_for(operation))
     return success_result(outcome.body)

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from accounts.tokens import token_lookup, token_revoke
-from tests.api_helpers import problem_of, token_for, waiting
+from tests.api_helpers import problem_of, token_for, tool_problem, waiting
 from tests.agent.mcp.conftest import asgi_server, base, mcp_url, rpc  # noqa: F401 — fixtures
 from tests.agent.mcp.test_resources import _ingest_in_thread
 from tests.timing import wait_until
@@ -59,7 +59,7 @@ def test_the_mcp_long_poll_re_checks_its_token_too(mcp_url, owner):
     response, reply = results["call"]
     assert response.status_code == 200
     result = reply["result"]
-    assert result["isError"] is True and result["structuredContent"]["code"] == "unauthenticated"
+    tool_problem(result, "unauthenticated")
     assert "Secret subject" not in response.text
 
 

@@ -16,7 +16,7 @@ from accounts.models import Plan
 from accounts.scopes import SCOPES
 from accounts.services import account_set_plan
 from agent.operations import registry
-from tests.api_helpers import token_for
+from tests.api_helpers import token_for, tool_problem
 from tests.agent.mcp.conftest import rpc, run
 from tests.qmailing.test_permission_matrix import _plan_below, owner_objects, sample_args  # noqa: F401 (fixture)
 
@@ -26,14 +26,16 @@ VERSIONS = ["2025-06-18", "2026-07-28"]
 
 
 def _calls(mcp_url, token, version, calls):
-    """Make each (tool, arguments) call in one connection; the results as plain dicts (isError, structuredContent)."""
+    """Make each (tool, arguments) call in one connection; the results as plain dicts (isError, structuredContent,
+    content), as the JSON-RPC `result` is."""
     if version == "2026-07-28":
         async def scenario():
             async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
                 async with Client(streamable_http_client(mcp_url, http_client=http), mode=version) as client:
                     return [await client.call_tool(name, arguments) for name, arguments in calls]
 
-        return [{"isError": bool(r.is_error), "structuredContent": r.structured_content} for r in run(scenario())]
+        return [{"isError": bool(r.is_error), "structuredContent": r.structured_content,
+                 "content": [block.model_dump() for block in r.content]} for r in run(scenario())]
     response, reply = rpc(mcp_url, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "matrix", "version": "1"}}}, token=token)
     assert reply["result"]["protocolVersion"] == version, response.text
@@ -60,8 +62,8 @@ def test_outsiders_token_gets_not_found_for_every_owner_object(mcp_url, owner, o
              if any(n.endswith("_id") for n in sample_args(op, owner_objects))]
     results = _calls(mcp_url, token_for(outsider), version, aimed)
     for (name, _), result in zip(aimed, results):
-        assert result["isError"] is True, name
-        assert (result["structuredContent"]["status"], result["structuredContent"]["code"]) == (404, "not_found"), name
+        problem = tool_problem(result)
+        assert (problem["status"], problem["code"]) == (404, "not_found"), name
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -73,8 +75,8 @@ def test_a_token_without_the_scope_gets_insufficient_scope_for_every_tool(mcp_ur
         account_set_plan(account=owner, plan_code=Plan.PRO_MAX)  # every plan gate passes; only the scope is left
         token = token_for(owner, scopes=" ".join(s for s in SCOPES if s != scope))
         for (name, _), result in zip(calls, _calls(mcp_url, token, version, calls)):
-            problem = result["structuredContent"]
-            assert result["isError"] is True and problem["code"] == "insufficient_scope", name
+            problem = tool_problem(result)
+            assert problem["code"] == "insufficient_scope", name
             assert problem["requiredScopes"] == [scope], name
 
 
@@ -93,8 +95,7 @@ def test_an_account_on_a_lower_plan_gets_plan_required_for_every_tool_above_it(m
         for start in range(0, len(calls), 20):
             chunk = calls[start:start + 20]
             for (name, _), result in zip(chunk, _calls(mcp_url, token, version, chunk)):
-                problem = result["structuredContent"]
-                assert result["isError"] is True, name
+                problem = tool_problem(result)
                 assert (problem["code"], problem["requiredPlan"]) == ("plan_required", required), name
             settings.QMAILING_RATELIMIT_KEY_PREFIX += "x"  # a fresh day's budget for the next slice
 
@@ -160,6 +161,6 @@ def test_every_write_tool_succeeds_for_its_owner_and_returns_its_output_model(mc
         calls.append((name, _jsonable({k: v for k, v in args.items() if v is not None})))
     results = _calls(mcp_url, token, version, calls)
     for (name, args), result in zip(calls, results):
-        assert result["isError"] is False, (name, args, result["structuredContent"])
+        assert result["isError"] is False, (name, args, result["content"])
         registry()[name].output.model_validate(result["structuredContent"])
     assert set(WRITE_TOOLS) == {name for name, _ in calls}

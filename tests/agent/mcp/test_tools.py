@@ -18,7 +18,7 @@ from mcp_types import INVALID_PARAMS
 from accounts.models import RequestLog
 from mailboxes.inbound.ingest import email_ingest
 from agent.operations import registry
-from tests.api_helpers import token_for
+from tests.api_helpers import token_for, tool_problem
 from tests.mailboxes.inbound_helpers import make_message
 from tests.agent.mcp.conftest import run
 
@@ -91,9 +91,7 @@ def test_get_email_equals_its_rest_twin(base, mcp_url, owner, dns_server):
 
 
 def _problem(result):
-    assert result.is_error is True
-    problem = result.structured_content
-    assert result.content[0].text == problem["detail"]
+    problem = tool_problem(result)
     assert {"type", "title", "status", "detail", "code", "instance"} <= set(problem)
     return problem
 
@@ -154,6 +152,22 @@ def test_unknown_argument_is_refused_naming_it(mcp_url, owner):
     [result] = _calls(mcp_url, token_for(owner), [("qmailing_list_mailboxes", {"limit": 5, "sort": "asc"})])
     problem = _problem(result)
     assert problem["code"] == "validation_error" and "sort" in problem["errors"] and "sort" in problem["detail"]
+
+
+def test_an_error_result_is_the_detail_on_one_line_then_the_problem_as_compact_json(mcp_url, owner):
+    [result] = _calls(mcp_url, token_for(owner), [("qmailing_get_email", {"email_id": "nope", "max_chars": -1})])
+    headline, json_line = result.content[0].text.split("\n")
+    problem = _problem(result)
+    assert headline == problem["detail"] and json_line == json.dumps(problem, separators=(",", ":"))
+    assert set(problem["errors"]) == {"email_id", "max_chars"} and all(problem["errors"].values())
+
+
+def test_a_detail_spanning_lines_is_one_headline():
+    from agent.mcp.tools import error_text
+
+    text = error_text({"detail": "report\r\nfinal.pdf is too large.", "code": "attachment_too_large"})
+    assert text.split("\n")[0] == "report final.pdf is too large."
+    assert json.loads(text.split("\n")[1])["detail"] == "report\r\nfinal.pdf is too large."
 
 
 def test_mistyped_argument_is_refused(mcp_url, owner):
