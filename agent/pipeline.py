@@ -49,13 +49,24 @@ class Outcome:
     error: AppError | None = None
 
 
+# An Invalid names at most this many fields, each name cut to FIELD_NAME_CHARS: unknown arguments are named
+# by the caller, and the problem goes back whole (an MCP error result's text too), so it stays small.
+FIELDS_LISTED = 20
+FIELD_NAME_CHARS = 100
+
+
 def invalid_from_pydantic(error):
-    """An Invalid listing each bad field (dotted paths for nested ones) with its messages."""
+    """An Invalid listing each bad field (dotted paths for nested ones) with its messages, the first
+    FIELDS_LISTED of them."""
     errors = defaultdict(list)
+    more = set()
     for item in error.errors(include_url=False):
-        field = ".".join(str(part) for part in item["loc"]) or "body"
-        errors[field].append(item["msg"])
-    fields = ", ".join(errors)
+        field = (".".join(str(part) for part in item["loc"]) or "body")[:FIELD_NAME_CHARS]
+        if field in errors or len(errors) < FIELDS_LISTED:
+            errors[field].append(item["msg"])
+        else:
+            more.add(field)
+    fields = ", ".join(errors) + (f" and {len(more)} more" if more else "")
     return Invalid(f"Some input is not valid ({fields}). Fix each field listed in errors and send again.",
                    errors=dict(errors))
 

@@ -40,6 +40,18 @@ def test_a_refusal_is_logged_and_no_argument_is_read(actor):
     assert _rows(actor) == [(LIST_MAILBOXES, 429)]
 
 
+def test_field_errors_are_bounded_whatever_the_caller_sends(actor):
+    operation = registry()[LIST_MAILBOXES]
+    unknown = {f"{number}{'x' * 300}": 1 for number in range(500)}
+    outcome = pipeline.invoke(operation, actor, {"limit": "two", **unknown}, source=pipeline.MCP_TOOL)
+    errors = outcome.error.extra["errors"]
+    assert outcome.status == 400 and len(errors) == pipeline.FIELDS_LISTED and "limit" in errors
+    assert all(len(field) <= pipeline.FIELD_NAME_CHARS for field in errors)
+    assert outcome.error.detail.endswith(f"and {501 - pipeline.FIELDS_LISTED} more). Fix each field listed in "
+                                         "errors and send again.")
+    assert len(outcome.error.detail) < 3000
+
+
 def test_json_is_validated_strictly_and_text_laxly(actor):
     operation = registry()[LIST_MAILBOXES]
     assert pipeline.invoke(operation, actor, {"limit": "2"}, source=pipeline.MCP_TOOL).status == 400
