@@ -30,7 +30,8 @@ BROKER_CONSUMERS = ("tests/mailboxes/test_fault_injection.py", "tests/webhooks/t
 # override_settings): these files run in one xdist worker, in the order of a serial run (tests/agent/mcp's
 # session-long server first; test_hardening_rest and test_redis_down after it).
 IN_PROCESS_ASGI = ("tests/agent/mcp/", "tests/qmailing/test_hardening_rest.py", "tests/qmailing/test_redis_down.py")
-OWN_PROCESS_SERVERS = ("tests/agent/mcp/test_daphne.py", "tests/agent/mcp/test_inspector.py")  # daphne in a subprocess
+OWN_PROCESS_SERVERS = ("tests/agent/mcp/test_daphne.py", "tests/agent/mcp/test_inspector.py",  # daphne in a subprocess
+                       "tests/agent/mcp/test_ts_client.py")
 
 
 def _xdist_group(path):

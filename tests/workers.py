@@ -25,7 +25,8 @@ if WORKER:
 # The longest xdist groups (tests/conftest.py names them) are handed out first, so no worker starts one of them
 # while the others run out of work: the run ends when the longest group does, not minutes after it.
 LONGEST_FIRST = ("in-process-asgi", "tests/e2e/test_walk.py", "tests/qmailing/test_schemathesis.py",
-                 "tests/qmailing/test_processes.py", "broker", "tests/agent/mcp/test_inspector.py")
+                 "tests/qmailing/test_processes.py", "broker", "tests/agent/mcp/test_inspector.py",
+                 "tests/agent/mcp/test_ts_client.py")
 
 
 def _group(item):

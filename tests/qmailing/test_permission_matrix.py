@@ -23,9 +23,19 @@ OPERATIONS = sorted(registry())
 CASES = ["no_token", "malformed_token", "revoked_token", "outsider", "missing_scope", "lower_plan"]
 
 
+# The register example's host, and the address the DNS server must give it: a public one.
+WEBHOOK_HOST = ("hooks.example.com", "A", "93.184.215.14")
+
+
 @pytest.fixture
 def owner_objects(owner, dns_server):
     """The owner's objects, by the name of the argument that takes their id."""
+    dns_server.add(*WEBHOOK_HOST)
+    return make_owner_objects(owner)
+
+
+def make_owner_objects(owner):
+    """owner_objects, made by the real services (the resolvers must answer WEBHOOK_HOST)."""
     from domains.services import domain_add
     from mailboxes.inbound.ingest import email_ingest
     from mailboxes.store.drafts import draft_create
@@ -36,8 +46,7 @@ def owner_objects(owner, dns_server):
     email = email_ingest(mailbox=mailbox, raw=make_message(subject="For the owner only",
                                                            attachments=[("notes.txt", "text/plain", b"owner notes")]))
     draft = draft_create(account=owner, mailbox=mailbox, to=["someone@example.org"], text="For the owner only")
-    dns_server.add("hooks.example.com", "A", "93.184.215.14")  # the register example's host: a public address
-    webhook, _ = webhook_register(account=owner, url="https://hooks.example.com/owner", event_types=["*"])
+    webhook, _ = webhook_register(account=owner, url=f"https://{WEBHOOK_HOST[0]}/owner", event_types=["*"])
     return {"webhook_id": webhook.id, "draft_id": draft.id, "mailbox_id": mailbox.id,
             "domain_id": domain_add(account=owner, name="brand.example").id, "email_id": email.id,
             "thread_id": email.thread_id, "reply_to_email_id": email.id}

@@ -3,7 +3,8 @@
 The server is `daphne qmailing.asgi:application` in a subprocess on its own migrated SQLite file (as in
 test_daphne), with the demo account and a token made there by the management commands. The Inspector
 runs `tools/list --strict` (schema portability: exits non-zero on any error-severity finding) on both
-protocol eras, and a `tools/call`. The first run installs Node 22 and the Inspector from the npm
+protocol eras, a `tools/call`, and a call refused (an error result, which the Inspector must show rather than
+throw on: decision 0011). The first run installs Node 22 and the Inspector from the npm
 registry into .cache/mcp-inspector/; if that fails, the test fails (it is never skipped for want of
 npm). It does not depend on the suite's database, so CI runs it in its SQLite pass only and sets
 QMAILING_SKIP_INSPECTOR=1 for the PostgreSQL pass (.ci/run).
@@ -13,6 +14,7 @@ import json
 import os
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -43,8 +45,8 @@ def daphne_server(tmp_path_factory):
         yield f"{base_url}/mcp", token
 
 
-def inspector(url, token, *args):
-    """Run scripts/mcp-inspector; the parsed `result` of its JSON output. Fails on a non-zero exit."""
+def inspector(url, token, *args, exit_code=0):
+    """Run scripts/mcp-inspector; the parsed `result` of its JSON output. Fails on any exit but `exit_code`."""
     started = time.monotonic()
     try:
         done = subprocess.run([str(SCRIPT), url, token, *args, "--format", "json"], cwd=ROOT, capture_output=True,
@@ -54,7 +56,7 @@ def inspector(url, token, *args):
     if done.returncode == 70:  # the script's own code: installing Node 22 / the Inspector failed
         pytest.fail(f"scripts/mcp-inspector could not install or start Node 22 / the MCP Inspector from the npm "
                     f"registry (exit {done.returncode}); CI needs it. Its output:\n{done.stderr[-4000:]}")
-    assert done.returncode == 0, (f"the Inspector exited {done.returncode} for {' '.join(args)} after "
+    assert done.returncode == exit_code, (f"the Inspector exited {done.returncode} for {' '.join(args)} after "
                                   f"{time.monotonic() - started:.1f}s:\n{done.stderr[-4000:]}\n{done.stdout[-2000:]}")
     return json.loads(done.stdout)["result"]
 
@@ -79,3 +81,16 @@ def test_tools_call(daphne_server):
     result = inspector(url, token, "--method", "tools/call", "--tool-name", "qmailing_list_mailboxes")
     assert result["isError"] is False
     assert result["structuredContent"]["items"][0]["address"].startswith("demo@")
+
+
+def test_an_error_result_is_shown_not_thrown(daphne_server):
+    url, token = daphne_server
+    missing = str(uuid.uuid4())
+    # Exit 5 is the CLI's "the tool returned isError" (the result read, as opposed to an SDK error).
+    result = inspector(url, token, "--method", "tools/call", "--tool-name", "qmailing_get_email",
+                       "--tool-arg", f"email_id={missing}", exit_code=5)
+    assert result["isError"] is True and "structuredContent" not in result
+    [block] = result["content"]
+    headline, problem = block["text"].split("\n")
+    problem = json.loads(problem)
+    assert (problem["code"], problem["status"]) == ("not_found", 404) and headline == problem["detail"]

@@ -26,16 +26,14 @@ VERSIONS = ["2025-06-18", "2026-07-28"]
 
 
 def _calls(mcp_url, token, version, calls):
-    """Make each (tool, arguments) call in one connection; the results as plain dicts (isError, structuredContent,
-    content), as the JSON-RPC `result` is."""
+    """Make each (tool, arguments) call in one connection; the results as the JSON-RPC `result` dicts."""
     if version == "2026-07-28":
         async def scenario():
             async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
                 async with Client(streamable_http_client(mcp_url, http_client=http), mode=version) as client:
                     return [await client.call_tool(name, arguments) for name, arguments in calls]
 
-        return [{"isError": bool(r.is_error), "structuredContent": r.structured_content,
-                 "content": [block.model_dump() for block in r.content]} for r in run(scenario())]
+        return [r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in run(scenario())]
     response, reply = rpc(mcp_url, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "matrix", "version": "1"}}}, token=token)
     assert reply["result"]["protocolVersion"] == version, response.text
@@ -131,16 +129,15 @@ def test_every_read_tool_returns_exactly_what_its_rest_twin_returns(base, mcp_ur
 WRITE_TOOLS = sorted(name for name, op in registry().items() if not op.annotations.read_only)
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-def test_every_write_tool_succeeds_for_its_owner_and_returns_its_output_model(mcp_url, owner, outsider, owner_objects,  # noqa: F811
-                                                                             version):
-    """The happy path of every tool that changes something, over MCP; a new write tool must be added here."""
+def succeeding_calls(owner, outsider, objects, *, names, tag):
+    """(tool, arguments) of a call of each tool in `names` that succeeds for `owner` on a PRO_MAX plan, with
+    `objects` (owner_objects): sends go to the outsider's hosted mailbox (delivered at once, nothing leaves the
+    machine), the deletes and the draft's send come last, and `tag` keeps created names apart. It readdresses
+    the owner's draft to the outsider."""
     from mailboxes.store.drafts import draft_create
 
-    account_set_plan(account=owner, plan_code=Plan.PRO_MAX)
-    token = token_for(owner)
     mailbox = owner.mailboxes.get()
-    elsewhere = outsider.mailboxes.get().address  # hosted: delivered at once, nothing leaves the machine
+    elsewhere = outsider.mailboxes.get().address
     spare_draft = draft_create(account=owner, mailbox=mailbox, to=[elsewhere], text="to delete")
     overrides = {
         "qmailing_send_email": {"to": [elsewhere]},
@@ -148,17 +145,26 @@ def test_every_write_tool_succeeds_for_its_owner_and_returns_its_output_model(mc
         "qmailing_send_draft": {},  # the owner's draft, now
         "qmailing_delete_draft": {"draft_id": spare_draft.id},
         "qmailing_delete_webhook": {},
-        "qmailing_add_domain": {"name": f"agent-{version.replace('-', '')}.example"},
-        "qmailing_create_mailbox": {"local_part": f"agent{version.replace('-', '')}", "domain_id": None},
+        "qmailing_add_domain": {"name": f"agent-{tag}.example"},
+        "qmailing_create_mailbox": {"local_part": f"agent{tag}", "domain_id": None},
+        "qmailing_wait_for_events": {"timeout_seconds": 0},  # an answer at once, events or none
     }
-    Draft = spare_draft.__class__
-    Draft.objects.filter(pk=owner_objects["draft_id"]).update(to=[elsewhere])
-    order = sorted(WRITE_TOOLS, key=lambda name: name in ("qmailing_delete_webhook", "qmailing_send_draft"))
+    spare_draft.__class__.objects.filter(pk=objects["draft_id"]).update(to=[elsewhere])
     calls = []
-    for name in order:
-        args = sample_args(registry()[name], owner_objects)
+    for name in sorted(names, key=lambda name: name in ("qmailing_delete_webhook", "qmailing_send_draft")):
+        args = sample_args(registry()[name], objects)
         args.update(overrides.get(name, {}))
         calls.append((name, _jsonable({k: v for k, v in args.items() if v is not None})))
+    return calls
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_write_tool_succeeds_for_its_owner_and_returns_its_output_model(mcp_url, owner, outsider, owner_objects,  # noqa: F811
+                                                                             version):
+    """The happy path of every tool that changes something, over MCP; a new write tool must be added here."""
+    account_set_plan(account=owner, plan_code=Plan.PRO_MAX)
+    token = token_for(owner)
+    calls = succeeding_calls(owner, outsider, owner_objects, names=WRITE_TOOLS, tag=version.replace("-", ""))
     results = _calls(mcp_url, token, version, calls)
     for (name, args), result in zip(calls, results):
         assert result["isError"] is False, (name, args, result["content"])
