@@ -89,7 +89,7 @@ class EmailPage(PageOut):
 
 
 PAGE_TEXT_COLUMNS = ["id", "received_at", "from", "subject", "snippet", "is_read", "has_attachments"]
-PAGE_SNIPPET_CHARS = 80  # of a page's rows, in the MCP text
+PAGE_SNIPPET_CHARS = 72  # of a page's rows, in the MCP text
 
 
 def _to_minute(value):
@@ -148,8 +148,8 @@ class EmailOut(EmailSummary):
     truncated: bool = Field(description="True when text stops before its end; call again with offset=next_offset.")
     next_offset: int | None
     text_clean: str | None = Field(description=(
-        "What the sender wrote, without quoted history and signature (at most max_chars); null when it is the same "
-        "as text (nothing to remove) and when reading on from an offset."))
+        "What the sender wrote, without quoted history and signature (at most max_chars); null when it would repeat "
+        "text (the same characters as far as returned) and when reading on from an offset."))
     text_clean_truncated: bool
     html: str | None = Field(description="The sanitised HTML, only when include_html was true: from offset, at most max_chars.")
     html_truncated: bool | None = Field(description="True when html stops before its end; null without include_html.")
@@ -187,7 +187,8 @@ def get_email(*, actor, args: GetEmailInput) -> EmailOut:
     end = args.offset + args.max_chars
     shown = text[args.offset:end]
     clean = email.text_clean or ""
-    same = args.offset > 0 or clean == text  # nothing to add beside text
+    # Nothing to add beside text: the same characters as far as shown, or reading on (it came with the start).
+    same = args.offset > 0 or clean[:args.max_chars] == shown
     html = email.html or ""
     all_links = {str(k): str(v) for k, v in (email.links or {}).items()}
     links, omitted = (all_links, 0) if args.include_links else cited_links(shown, all_links)

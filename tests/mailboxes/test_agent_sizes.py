@@ -16,7 +16,7 @@ from agent.operations import registry
 from core.pagination import AGENT_DEFAULT_LIMIT
 from mailboxes.inbound.ingest import email_ingest
 from mailboxes.models import Email
-from mailboxes.store.operations import CITED_LINKS_CHARS, DEFAULT_TEXT_CHARS, cited_links
+from mailboxes.store.operations import CITED_LINKS_CHARS, DEFAULT_TEXT_CHARS, PAGE_SNIPPET_CHARS, cited_links
 from tests.api_helpers import token_for
 from tests.mailboxes.inbound.inbox import inbox_messages
 from tests.mailboxes.inbound.newsletter import newsletter_message
@@ -68,6 +68,14 @@ def test_text_clean_is_sent_only_when_it_differs_from_text(actor, mailbox):
     assert different["text_clean"] == "Sounds good, see you then." and "> Shall we" in different["text"]
     _, _, read_on = call(actor, "qmailing_get_email", email_id=str(reply.id), offset=5)
     assert read_on["text_clean"] is None  # already given with the start of the text
+    # Quoted history past what is returned: the text returned is the sender's own, text_clean would repeat it.
+    long_reply = email_ingest(mailbox=mailbox, raw=make_message(subject="Re: Report", text=(
+        "Findings. " * 1000 + "\n\nOn Mon, Jun 15, 2026 at 9:00 AM Ada <ada@example.com> wrote:\n> Send the report?\n")))
+    assert long_reply.text_clean != long_reply.text
+    _, _, cut = call(actor, "qmailing_get_email", email_id=str(long_reply.id), max_chars=5_000)
+    assert cut["text_clean"] is None and cut["text_clean_truncated"] is False and cut["truncated"] is True
+    _, _, whole = call(actor, "qmailing_get_email", email_id=str(long_reply.id), max_chars=20_000)
+    assert whole["text_clean"] == long_reply.text_clean and "> Send the report?" in whole["text"]
 
 
 def test_include_html_obeys_max_chars_and_says_it_was_cut(actor, mailbox):
@@ -108,7 +116,7 @@ def test_list_and_search_default_to_twenty_and_a_page_fits_the_budget(actor, mai
     row = dict(zip(page["columns"], page["rows"][0]))
     assert row["id"] == str(newest.id) and row["subject"] == newest.subject and row["is_read"] is False
     assert row["from"] == f"{newest.from_name} <{newest.from_address}>" and row["received_at"] == newest.received_at.strftime("%Y-%m-%dT%H:%MZ")
-    assert 0 < len(row["snippet"]) <= 80 and newest.snippet.startswith(row["snippet"].rstrip("…"))
+    assert 0 < len(row["snippet"]) <= PAGE_SNIPPET_CHARS and newest.snippet.startswith(row["snippet"].rstrip("…"))
     result = run_tool(operation=registry()["qmailing_list_emails"], actor=actor, arguments={"mailbox_id": str(mailbox.id)})
     assert len(result.structured_content["items"]) == 20 and result.structured_content["items"][0]["thread_id"]
     for name in ("qmailing_list_emails", "qmailing_search_emails", "qmailing_list_threads", "qmailing_list_mailboxes"):
