@@ -211,7 +211,6 @@ class _Converter:
         self.link_has_words = False  # whether the open link's label holds more than image alt text
         self.last_link = None  # the previous cited link, while nothing has been written after it: _Cited
         self.after_citation = False  # the last thing written was a citation "[n]"
-        self.marks = set()  # indexes in out of list markers and quote marks inside link labels (_blank keeps them)
         self.numbers, self.links = {}, {}
         self.preheader, self.preheader_done = [], False
 
@@ -230,10 +229,8 @@ class _Converter:
         if not self.line_has_content:
             quotes = min(self.quote_depth, _MAX_NESTED_MARKERS)
             if quotes:
-                self._mark()
                 out.append("> " * quotes)
             if self.marker:
-                self._mark()
                 out.append("  " * min(len(self.lists) - 1, _MAX_NESTED_MARKERS) + self.marker)
                 self.marker = ""
         self.pending_break, self.pending_space, self.pending_cell = 0, False, False
@@ -245,10 +242,6 @@ class _Converter:
         self.size += len(text) + 3  # about: separators and markers counted as three
         if self.size > MAX_TEXT_CHARS:
             raise _Full
-
-    def _mark(self):
-        if self.link is not None:  # only a link's label is ever dropped (_blank)
-            self.marks.add(len(self.out))
 
     def _break(self, lines):
         self.pending_break = max(self.pending_break, lines)
@@ -324,8 +317,6 @@ class _Converter:
             if target:
                 self.link = (target, len(self.out), len(self.stack))
                 self.link_has_words = False
-                if self.last_link is None:
-                    self.marks = set()
 
     def _void(self, tag, attrs):
         if tag == "br":
@@ -404,8 +395,8 @@ class _Converter:
                 return
             if not previous.has_words and self.link_has_words:
                 self._drop_before(previous, start)  # the image's alt text, now that the words follow
-            else:
-                self.out[previous.end - 1] = ""  # two labels of one link: one citation, after both
+            elif "\n" not in label[:len(label) - len(label.lstrip())]:
+                self.out[previous.end - 1] = ""  # two labels of one link on one line: one citation, after both
         number = self.numbers.get(target)
         if number is None and len(self.numbers) < MAX_LINKS:
             number = self.numbers[target] = len(self.numbers) + 1
@@ -420,13 +411,11 @@ class _Converter:
         """Drop the label of `previous` (just before out[start:]) but not the break and list marker that open it:
         the words that follow take its place on the page, with the larger of the two breaks."""
         before, after = self._separator(previous.start, previous.end), self._separator(start, len(self.out))
-        if before is not None:
-            self.marks.add(before)
-            if after is not None and self.out[after].count("\n") > self.out[before].count("\n"):
-                self.out[before] = self.out[after]
-        self._blank(previous.start, previous.end)
         if before is not None and after is not None:
+            if self.out[after].count("\n") > self.out[before].count("\n"):
+                self.out[before] = self.out[after]
             self.out[after] = ""
+        self._blank(previous.start, previous.end, keep=before)
 
     def _separator(self, start, end):
         """The index of the first piece in out[start:end] if it is a separator (whitespace), else None."""
@@ -435,12 +424,15 @@ class _Converter:
                 return index if not self.out[index].strip() else None
         return None
 
-    def _blank(self, start, end):
-        """Empty the pieces out[start:end] of a dropped label and its citation, but not the list markers and
-        quote marks among them, which belong to the line."""
+    def _blank(self, start, end, keep=None):
+        """Empty the pieces out[start:end] of a dropped label and its citation, but not out[keep] nor the list
+        markers and quote marks among them, which belong to the line: the only pieces that end with a space
+        and are not all spaces (words are written stripped; a <pre> line ending in a space stays too)."""
+        out = self.out
         for index in range(start, end):
-            if index not in self.marks:
-                self.out[index] = ""
+            piece = out[index]
+            if index != keep and not (piece[-1:] == " " and piece.strip()):
+                out[index] = ""
 
     def read(self, html, decode):
         """Read tags and text in one pass (entities decoded by `decode`); script, style and the like are skipped."""

@@ -153,6 +153,9 @@ def test_a_link_elsewhere_to_the_same_url_keeps_its_own_label_and_number():
     text = text_of('<p><a href="https://s.example/a"><img alt="Logo"></a> Welcome back.</p>'
                    '<p><a href="https://s.example/a">Home</a></p>')
     assert text == "Logo [1] Welcome back.\n\nHome [1]"  # words between them: not one link
+    # Other words on the next line: each line keeps its citation.
+    assert text_of('<p><a href="https://s.example/a">Read</a></p><p><a href="https://s.example/a">More</a></p>') == \
+        "Read [1]\n\nMore [1]"
 
 
 def test_adjacent_inline_links_are_separated():
@@ -244,6 +247,10 @@ _TWO_MEGABYTES = {
     "line breaks": lambda: "x<br>" * 400_000,
     "distinct links": lambda: "".join(f'<a href="https://s.example/{index}">l</a>' for index in range(60_000)),
     "deep, then unclosed": lambda: "<div>" * 1_001 + "<a" * 990_000,
+    # Runs of anchors to one URL, each merged into the one before: image and words, repeated words, new words.
+    "one link, many anchors": lambda: ('<a href="https://s.example/x"><img alt="p"></a><a href="https://s.example/x">w</a>'
+                                       '<a href="https://s.example/x">w</a><li><a href="https://s.example/x">v</a>') * 12_500,
+    "one link around everything": lambda: '<a href="https://s.example/x">' + "<li>x" * 400_000,
 }
 
 
