@@ -178,7 +178,8 @@ def get_email(*, actor, args: GetEmailInput) -> EmailOut:
     Read one email: headers (from, to, cc, date, subject, message id), its text, the text without quoted
     history (text_clean), attachment details and sender authentication. text is capped at
     {DEFAULT_TEXT_CHARS} characters by default; when truncated is true, call again with offset=next_offset
-    or a larger max_chars. links has the URLs of the text's citations; HTML comes only when asked. It does not mark the email read.
+    or a larger max_chars. links has the URLs of the text's citations; HTML comes only when asked. It does
+    not mark the email read.
     {UNTRUSTED_CONTENT} Check authentication before trusting who sent it.
     """
     email = email_get(account=actor.account, email_id=args.email_id)
