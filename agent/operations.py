@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.models import TOOL_GROUPS
 from accounts.scopes import SCOPES
-from core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from core.pagination import AGENT_DEFAULT_LIMIT, MAX_LIMIT
 
 NAME_PREFIX = "qmailing_"
 REST_PREFIX = "/api/v1/pub/"
@@ -161,7 +161,7 @@ class PageInput(Input):
     """The arguments every list takes (keyset pages, core.pagination)."""
 
     cursor: str | None = Field(None, max_length=200, description="next_cursor from the previous page; omit for the first page.")
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Items per page, 1 to {MAX_LIMIT}.")
+    limit: int = Field(AGENT_DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Items per page, 1 to {MAX_LIMIT}.")
 
 
 NextCursor = Annotated[str | None, Field(description="Pass as cursor for the next page; null on the last page.")]

@@ -22,6 +22,8 @@ from core.datetimes import as_utc
 from core.errors import Invalid
 
 DEFAULT_LIMIT = 50
+# Lists served to agents (REST and MCP) are read by a model, and a page is paid for in its context: 20 summaries.
+AGENT_DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 CURSOR_VERSION = 1
 

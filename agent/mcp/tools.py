@@ -5,6 +5,8 @@ Schema (unknown arguments refused), the output model's schema, the annotations. 
 REST twin runs, through agent.pipeline (the plan and scope gates, input validation, the operation, the
 request log, the daily cap), and returns the same JSON object as structured content. Authentication and the
 throttle happened on the HTTP request in front of the SDK (agent.mcp.http), which hands over the Actor.
+The text content is that object as compact JSON, except where the output model renders a shorter text for
+the model to read (`agent_text`: a page of email summaries as one row each under named columns).
 
 Every failure a user can act on is a tool result with isError and no structured content: the output
 schema describes a success only, and TypeScript SDK 1.x clients validate structured content against it
@@ -72,8 +74,9 @@ def instance_for(operation):
     return f"/mcp#{operation.name}"
 
 
-def success_result(body):
-    return types.CallToolResult(content=[types.TextContent(type="text", text=json.dumps(body))],
+def success_result(body, *, output=None):
+    """The result of a call: the body as structured content and, as text, what the model reads (result_text)."""
+    return types.CallToolResult(content=[types.TextContent(type="text", text=result_text(body, output=output))],
                                 structured_content=body)
 
 
@@ -87,6 +90,13 @@ def error_text(problem):
     return headline + "\n" + json.dumps(problem, separators=(",", ":"))
 
 
+def result_text(body, *, output=None):
+    """The text content of a result: its JSON object, compact, non-ASCII as is (a model reads the text, and pays
+    for every character of it); or, when the output model has `agent_text` (a page of summaries), that."""
+    render = getattr(output, "agent_text", None)
+    return render(body) if render else json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
 def error_result(error, *, instance):
     """An isError result with the problem in its text only (never as structured content: see the module)."""
     problem = problem_details(error, instance=instance)
@@ -98,7 +108,7 @@ def result_of(operation, outcome):
     isError."""
     if outcome.error is not None:
         return error_result(outcome.error, instance=instance_for(operation))
-    return success_result(outcome.body)
+    return success_result(outcome.body, output=operation.output)
 
 
 def run_tool(*, operation, actor, arguments, started=None):

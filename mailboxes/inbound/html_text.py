@@ -2,6 +2,10 @@
 
 A newsletter is mostly markup and tracking URLs; its text keeps the words and cites each link by number
 ("Shop the sale [3]"), the URLs listed once beside it ({"3": "https://…"}, one number per distinct URL).
+Anchors next to each other that lead to the same URL are one link: a product's image and its name,
+both linked, read "Linen Shirt [7]" once (the image's alt text is dropped beside the words), and two
+labels of one target share one citation. A citation is followed by a space before the next words, so
+links in a row read "Women [3] Men [4]", never "Women [3]Men [4]".
 What a mail client does not show stays out: script and style, elements hidden by inline style
 (display:none, visibility:hidden, opacity:0, zero height with overflow:hidden, 1px text), open-tracking
 pixels, images without alt text, invisible padding (zero-width characters, U+034F, soft hyphens,
@@ -85,6 +89,14 @@ def html_to_text_with_links(html) -> HtmlText:
 
 class _Full(Exception):
     pass
+
+
+class _Cited(NamedTuple):
+    target: str
+    start: int  # out[start:end] is the label and its citation, the last piece
+    end: int
+    words: str
+    has_words: bool  # more than image alt text
 
 
 def _words(value):
@@ -196,6 +208,9 @@ class _Converter:
         self.stack, self.open_counts = [], {}
         self.lists, self.quote_depth, self.pre_depth = [], 0, 0
         self.link = None  # (target, index in out where its label starts, stack depth)
+        self.link_has_words = False  # whether the open link's label holds more than image alt text
+        self.last_link = None  # the previous cited link, while nothing has been written after it: _Cited
+        self.after_citation = False  # the last thing written was a citation "[n]"
         self.numbers, self.links = {}, {}
         self.preheader, self.preheader_done = [], False
 
@@ -209,8 +224,8 @@ class _Converter:
         elif self.line_has_content:
             if self.pending_cell:
                 out.append(" | ")
-            elif self.pending_space:
-                out.append(" ")
+            elif self.pending_space or (self.after_citation and text[:1].isalnum()):
+                out.append(" ")  # and after a citation: "Women [3] Men [4]", not "Women [3]Men [4]"
         if not self.line_has_content:
             quotes = min(self.quote_depth, _MAX_NESTED_MARKERS)
             if quotes:
@@ -219,6 +234,9 @@ class _Converter:
                 out.append("  " * min(len(self.lists) - 1, _MAX_NESTED_MARKERS) + self.marker)
                 self.marker = ""
         self.pending_break, self.pending_space, self.pending_cell = 0, False, False
+        self.after_citation = False
+        if self.last_link is not None and self.link is None:
+            self.last_link = None  # words between two links: they are no longer next to each other
         out.append(text)
         self.started = self.line_has_content = True
         self.size += len(text) + 3  # about: separators and markers counted as three
@@ -235,6 +253,7 @@ class _Converter:
             self.pending_space = True
         words = " ".join(value.split())
         if words:
+            self.link_has_words = True
             self._write(words)
             if value[-1:].isspace():
                 self.pending_space = True
@@ -250,6 +269,7 @@ class _Converter:
             line = without_padding(line)
             if line.strip():
                 self.pending_space = False
+                self.link_has_words = True
                 self._write(line)
 
     # Elements.
@@ -296,6 +316,7 @@ class _Converter:
             target = _link_target(attrs.get("href"))
             if target:
                 self.link = (target, len(self.out), len(self.stack))
+                self.link_has_words = False
 
     def _void(self, tag, attrs):
         if tag == "br":
@@ -357,13 +378,25 @@ class _Converter:
         (kind, target), start, _ = self.link
         self.link = None
         label = "".join(self.out[start:])
+        previous, self.last_link = self.last_link, None
         if not label.strip():
-            return  # nothing shown: an image without alt text, or an empty anchor
+            self.last_link = previous  # nothing shown (an image without alt text): the previous link stays next
+            return
         if kind == "mail":
             if target.lower() not in label.lower():
                 self.out.append(f" ({target})")
                 self.size += len(target) + 3
             return
+        words = " ".join(label.split()).lower()
+        if previous is not None and previous.target == target:
+            if words == previous.words or (previous.has_words and not self.link_has_words):
+                self._blank(start, len(self.out))  # the same words again, or an image beside its words
+                self.last_link, self.after_citation = previous, True
+                return
+            if not previous.has_words and self.link_has_words:
+                self._drop_before(previous, start)  # the image's alt text, now that the words follow
+            elif "\n" not in label[:len(label) - len(label.lstrip())]:
+                self.out[previous.end - 1] = ""  # two labels of one link on one line: one citation, after both
         number = self.numbers.get(target)
         if number is None and len(self.numbers) < MAX_LINKS:
             number = self.numbers[target] = len(self.numbers) + 1
@@ -371,6 +404,35 @@ class _Converter:
         if number is not None:
             self.out.append(f" [{number}]")
             self.size += 6
+            self.after_citation = True
+            self.last_link = _Cited(target, start, len(self.out), words, self.link_has_words)
+
+    def _drop_before(self, previous, start):
+        """Drop the label of `previous` (just before out[start:]) but not the break and list marker that open it:
+        the words that follow take its place on the page, with the larger of the two breaks."""
+        before, after = self._separator(previous.start, previous.end), self._separator(start, len(self.out))
+        if before is not None and after is not None:
+            if self.out[after].count("\n") > self.out[before].count("\n"):
+                self.out[before] = self.out[after]
+            self.out[after] = ""
+        self._blank(previous.start, previous.end, keep=before)
+
+    def _separator(self, start, end):
+        """The index of the first piece in out[start:end] if it is a separator (whitespace), else None."""
+        for index in range(start, end):
+            if self.out[index]:
+                return index if not self.out[index].strip() else None
+        return None
+
+    def _blank(self, start, end, keep=None):
+        """Empty the pieces out[start:end] of a dropped label and its citation, but not out[keep] nor the list
+        markers and quote marks among them, which belong to the line: the only pieces that end with a space
+        and are not all spaces (words are written stripped; a <pre> line ending in a space stays too)."""
+        out = self.out
+        for index in range(start, end):
+            piece = out[index]
+            if index != keep and not (piece[-1:] == " " and piece.strip()):
+                out[index] = ""
 
     def read(self, html, decode):
         """Read tags and text in one pass (entities decoded by `decode`); script, style and the like are skipped."""

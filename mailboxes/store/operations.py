@@ -6,6 +6,8 @@ newsletter must not flood a context window), says so with `truncated`, and tells
 
 import base64
 import binascii
+import json
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
@@ -28,9 +30,12 @@ from core.errors import Invalid
 from agent.operations import UNTRUSTED_CONTENT  # noqa: F401 - the docstrings say {UNTRUSTED_CONTENT}
 from agent.operations import Input, NextCursor, Output, PageInput, PageOut, With, operation
 
-DEFAULT_TEXT_CHARS = 8_000  # what get_email returns of `text` and `text_clean` unless asked for more
-MAX_TEXT_CHARS = 100_000  # the most one call returns of either
-MAX_HTML_CHARS = 200_000  # sanitised HTML, only when asked
+# What get_email returns of `text` (and of `text_clean`, `html`) unless asked for more: with the URLs of its
+# citations and the headers, a 139 KB newsletter's whole result stays under 10,000 characters of JSON.
+DEFAULT_TEXT_CHARS = 6_000
+MAX_TEXT_CHARS = 100_000  # the most one call returns of any of them
+CITED_LINKS_CHARS = 2_000  # the URLs of the text's citations that come with it, first cited first
+_CITATION = re.compile(r"\[(\d{1,4})\]")
 
 
 class Address(BaseModel):
@@ -71,6 +76,38 @@ class EmailPage(PageOut):
     items: list[EmailSummary]
     next_cursor: NextCursor
 
+    @staticmethod
+    def agent_text(body) -> str:
+        """The MCP text of a page (agent.mcp.tools.result_text): one row per email under named columns, what a
+        model needs to pick one (the structured content keeps every field). A page of 20 is about 6,000 characters
+        where 20 objects with their keys were 15,000 (realistic subjects, senders and snippets)."""
+        rows = [[item["id"], _to_minute(item["received_at"]), _sender(item["from"]), item["subject"],
+                 _shortened(item["snippet"], PAGE_SNIPPET_CHARS), item["is_read"], item["has_attachments"]]
+                for item in body["items"]]
+        return json.dumps({"columns": PAGE_TEXT_COLUMNS, "rows": rows, "next_cursor": body["next_cursor"]},
+                          separators=(",", ":"), ensure_ascii=False)
+
+
+PAGE_TEXT_COLUMNS = ["id", "received_at", "from", "subject", "snippet", "is_read", "has_attachments"]
+PAGE_SNIPPET_CHARS = 72  # of a page's rows, in the MCP text
+
+
+def _to_minute(value):
+    """An ISO 8601 UTC time to the minute: "2026-06-12T09:30Z"."""
+    return value[:16] + "Z" if value and len(value) > 17 else value
+
+
+def _sender(address):
+    return f"{address['name']} <{address['address']}>" if address.get("name") else address["address"]
+
+
+def _shortened(text, limit):
+    """`text` cut at a word boundary to at most `limit` characters, with "…" when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[limit // 2:] else cut) + "…"
+
 
 class ListEmailsInput(PageInput):
     mailbox_id: UUID = Field(description="The mailbox id, from qmailing_list_mailboxes.")
@@ -110,21 +147,27 @@ class EmailOut(EmailSummary):
     text_length: int = Field(description="Characters in the whole text.")
     truncated: bool = Field(description="True when text stops before its end; call again with offset=next_offset.")
     next_offset: int | None
-    text_clean: str = Field(description="What the sender wrote, without quoted history and signature (at most max_chars).")
+    text_clean: str | None = Field(description=(
+        "What the sender wrote, without quoted history and signature (at most max_chars); null when it would repeat "
+        "text (the same characters as far as returned) and when reading on from an offset."))
     text_clean_truncated: bool
-    html: str | None = Field(description="The sanitised HTML, only when include_html was true.")
-    links: dict[str, str] | None = Field(description="Link number → URL, only when include_links was true.")
+    html: str | None = Field(description="The sanitised HTML, only when include_html was true: from offset, at most max_chars.")
+    html_truncated: bool | None = Field(description="True when html stops before its end; null without include_html.")
+    links: dict[str, str] = Field(description=(
+        "URL of each citation [n] in text, first cited first, as many as fit in about "
+        f"{CITED_LINKS_CHARS} characters; every link of the email when include_links was true."))
+    links_omitted: int = Field(description="Citations in text whose URL did not fit in links; include_links=true returns them all.")
     attachments: list[AttachmentInfo]
     authentication: dict = Field(description="SPF, DKIM, DMARC (and ARC) results checked on arrival; {} when not checked.")
 
 
 class GetEmailInput(Input):
     email_id: UUID = Field(description="The email id, from qmailing_list_emails.")
-    max_chars: int = Field(DEFAULT_TEXT_CHARS, ge=1, le=MAX_TEXT_CHARS,
-                           description=f"Most characters of text (and of text_clean) to return, up to {MAX_TEXT_CHARS}.")
-    offset: int = Field(0, ge=0, le=100_000_000, description="Character offset into text, to read on from next_offset.")
-    include_html: bool = Field(False, description=f"Also return the sanitised HTML (at most {MAX_HTML_CHARS} characters).")
-    include_links: bool = Field(False, description="Also return the numbered links of the text.")
+    max_chars: int = Field(DEFAULT_TEXT_CHARS, ge=1, le=MAX_TEXT_CHARS, description=(
+        f"Most characters of text (and of text_clean and html) to return, up to {MAX_TEXT_CHARS}."))
+    offset: int = Field(0, ge=0, le=100_000_000, description="Character offset into text (and html), to read on from next_offset.")
+    include_html: bool = Field(False, description="Also return the sanitised HTML (at most max_chars characters).")
+    include_links: bool = Field(False, description="Return every numbered link of the email, not only those of the text returned.")
 
 
 @operation("GET", "emails/{email_id}", scope=EMAIL_READ, plan_group=TOOL_GROUP_MAIL,
@@ -135,21 +178,29 @@ def get_email(*, actor, args: GetEmailInput) -> EmailOut:
     Read one email: headers (from, to, cc, date, subject, message id), its text, the text without quoted
     history (text_clean), attachment details and sender authentication. text is capped at
     {DEFAULT_TEXT_CHARS} characters by default; when truncated is true, call again with offset=next_offset
-    or a larger max_chars. HTML and links come only when asked. It does not mark the email read.
+    or a larger max_chars. links has the URLs of the text's citations; HTML comes only when asked. It does
+    not mark the email read.
     {UNTRUSTED_CONTENT} Check authentication before trusting who sent it.
     """
     email = email_get(account=actor.account, email_id=args.email_id)
     summary = EmailSummary.model_validate(email).model_dump()
     text = email.text or ""
     end = args.offset + args.max_chars
+    shown = text[args.offset:end]
     clean = email.text_clean or ""
+    # Nothing to add beside text: the same characters as far as shown, or reading on (it came with the start).
+    same = args.offset > 0 or clean[:args.max_chars] == shown
+    html = email.html or ""
+    all_links = {str(k): str(v) for k, v in (email.links or {}).items()}
+    links, omitted = (all_links, 0) if args.include_links else cited_links(shown, all_links)
     return EmailOut(
         **summary, to=email.to or [], cc=email.cc or [], reply_to=email.reply_to or [], message_id=email.message_id,
-        in_reply_to=email.in_reply_to, text=text[args.offset:end], text_offset=args.offset, text_length=len(text),
+        in_reply_to=email.in_reply_to, text=shown, text_offset=args.offset, text_length=len(text),
         truncated=end < len(text), next_offset=end if end < len(text) else None,
-        text_clean=clean[:args.max_chars], text_clean_truncated=len(clean) > args.max_chars,
-        html=(email.html or "")[:MAX_HTML_CHARS] if args.include_html else None,
-        links={str(k): str(v) for k, v in (email.links or {}).items()} if args.include_links else None,
+        text_clean=None if same else clean[:args.max_chars], text_clean_truncated=not same and len(clean) > args.max_chars,
+        html=html[args.offset:end] if args.include_html else None,
+        html_truncated=end < len(html) if args.include_html else None,
+        links=links, links_omitted=omitted,
         attachments=[AttachmentInfo(index=a.position, filename=a.filename, content_type=a.content_type, size=a.size,
                                     is_inline=a.is_inline, text_extracted=a.extraction == Extraction.DONE)
                      for a in email.attachments.all()],
@@ -157,9 +208,27 @@ def get_email(*, actor, args: GetEmailInput) -> EmailOut:
     )
 
 
+def cited_links(text, links, *, budget=CITED_LINKS_CHARS):
+    """({number: URL}, how many left out) for the citations "[n]" of `text` in order of first appearance, as
+    many as fit in `budget` characters of compact JSON; from the first that does not fit on, they are counted."""
+    chosen, left_out, used = {}, set(), 0
+    for match in _CITATION.finditer(text):
+        number = match.group(1)
+        if number not in links or number in chosen or number in left_out:
+            continue
+        cost = len(number) + len(links[number]) + 6  # "n":"url",
+        if left_out or used + cost > budget:
+            left_out.add(number)
+        else:
+            chosen[number] = links[number]
+            used += cost
+    return chosen, len(left_out)
+
+
 # --- search, threads, update, send, attachments -------------------------------------------------------------
 
 DEFAULT_THREAD_MESSAGE_CHARS = 2_000  # each message of get_thread, unless asked for more
+MAX_THREAD_MESSAGE_CHARS = 8_000
 MAX_THREAD_MESSAGES = 100
 SEND_ATTACHMENT_BYTES = settings.QMAILING_OUTBOUND_MAX_ATTACHMENT_BYTES
 _BASE64_CHARS = (SEND_ATTACHMENT_BYTES + 2) // 3 * 4 + 4
@@ -243,8 +312,8 @@ class ThreadOut(ThreadSummary):
 
 class GetThreadInput(Input):
     thread_id: UUID = Field(description="The thread id, from qmailing_list_threads or an email's thread_id.")
-    max_chars_per_message: int = Field(DEFAULT_THREAD_MESSAGE_CHARS, ge=1, le=DEFAULT_TEXT_CHARS, description=(
-        f"Most characters of each message's text, up to {DEFAULT_TEXT_CHARS}."))
+    max_chars_per_message: int = Field(DEFAULT_THREAD_MESSAGE_CHARS, ge=1, le=MAX_THREAD_MESSAGE_CHARS, description=(
+        f"Most characters of each message's text, up to {MAX_THREAD_MESSAGE_CHARS}."))
     max_messages: int = Field(50, ge=1, le=MAX_THREAD_MESSAGES, description=(
         f"Most messages to return (the newest), up to {MAX_THREAD_MESSAGES}."))
 

@@ -3,6 +3,7 @@
 import pytest
 
 from mailboxes.services import mailbox_create
+from mailboxes.store.operations import DEFAULT_TEXT_CHARS
 from agent.operations import registry
 from tests.api_helpers import call, token_for
 
@@ -134,14 +135,17 @@ def test_get_email_caps_text_and_says_how_to_read_on(client, owner, mail_token, 
     email = _receive(mailbox, subject="Big", text=body, html="<p>Big <a href='https://example.com/x'>link</a></p>")
     get_email = op("qmailing_get_email")
     first = call(client, get_email, token=mail_token, args={"email_id": email.id}).json()
-    assert len(first["text"]) == 8000 and first["truncated"] is True and first["next_offset"] == 8000
-    assert first["text_length"] == len(email.text) and first["html"] is None and first["links"] is None
+    assert len(first["text"]) == DEFAULT_TEXT_CHARS and first["truncated"] is True
+    assert first["next_offset"] == DEFAULT_TEXT_CHARS
+    assert first["text_length"] == len(email.text) and first["html"] is None and first["links"] == {}
     assert first["to"][0]["address"] == "owner@example.org" and first["subject"] == "Big"
     assert first["authentication"] == {} and first["is_read"] is False
     last = call(client, get_email, token=mail_token,
                 args={"email_id": email.id, "offset": 30000, "max_chars": 100000, "include_html": "true"}).json()
     assert last["text"] == email.text[30000:] and last["truncated"] is False and last["next_offset"] is None
-    assert "<a" in last["html"]
+    assert last["html"] == "" and last["html_truncated"] is False  # html is read through the same window
+    html = call(client, get_email, token=mail_token, args={"email_id": email.id, "include_html": "true"}).json()
+    assert "<a" in html["html"] and html["html_truncated"] is False
     email.refresh_from_db()
     assert email.is_read is False  # reading through the API does not change flags
     too_much = call(client, get_email, token=mail_token, args={"email_id": email.id, "max_chars": 100001})

@@ -11,6 +11,7 @@ import pytest
 from mailboxes.inbound.ingest import email_ingest
 from mailboxes.models import Email
 from mailboxes.store.download import DOWNLOAD_TTL_SECONDS, INLINE_ATTACHMENT_BYTES, download_token
+from mailboxes.store.operations import DEFAULT_TEXT_CHARS
 from agent.operations import registry
 from tests.api_helpers import call, token_for
 from tests.mailboxes.inbound.newsletter import newsletter_message
@@ -129,7 +130,7 @@ def test_newsletter_fits_the_default_cap_with_its_links(client, owner, mailbox, 
     assert len(raw) > 140_000
     email = email_ingest(mailbox=mailbox, raw=raw)
     body = call(client, op("qmailing_get_email"), token=token, args={"email_id": email.id, "include_links": "true"}).json()
-    assert 0 < len(body["text"]) <= 8000
+    assert 0 < len(body["text"]) <= DEFAULT_TEXT_CHARS and body["truncated"] is False
     assert len(body["links"]) > 50 and all(url.startswith("http") for url in body["links"].values())
     refs = set(re.findall(r"\[(\d+)\]", body["text"]))
     assert refs and refs <= set(body["links"])  # every reference in the text resolves to a kept link

@@ -130,7 +130,45 @@ def test_repeated_url_gets_one_number():
     result = html_to_text_with_links(
         '<a href="https://s.example/x">One</a> <a href="https://s.example/y">Two</a> '
         '<a href="https://s.example/x">Again</a> <a href="https://s.example/x"><img alt="Pic"></a>')
-    assert result == ("One [1] Two [2] Again [1] Pic [1]", {"1": "https://s.example/x", "2": "https://s.example/y"})
+    # The image beside "Again" leads where it does: the same link, shown once.
+    assert result == ("One [1] Two [2] Again [1]", {"1": "https://s.example/x", "2": "https://s.example/y"})
+
+
+def test_an_image_and_its_title_linked_to_one_url_are_shown_once():
+    product = ('<table><tr><td><a href="https://s.example/p1"><img alt="Linen Shirt in sand"></a></td></tr>'
+               '<tr><td><a href="https://s.example/p1">Linen Shirt</a></td></tr>'
+               '<tr><td>$40.00 <a href="https://s.example/buy1">Buy now</a></td></tr></table>')
+    result = html_to_text_with_links("<p>Picked for you</p>" + product)
+    assert result == ("Picked for you\n\nLinen Shirt [1]\n$40.00 Buy now [2]",
+                      {"1": "https://s.example/p1", "2": "https://s.example/buy1"})
+    # The image after its title, and both titles of one target: still one number, cited once.
+    assert text_of('<a href="https://s.example/a">Tote</a> <a href="https://s.example/a"><img alt="Tote bag"></a>'
+                   ' and more') == "Tote [1] and more"
+    assert text_of('<a href="https://s.example/a">Read</a> <a href="https://s.example/a">the story</a>') == \
+        "Read the story [1]"
+    assert text_of('<a href="https://s.example/a">Sale</a><a href="https://s.example/a">Sale</a>') == "Sale [1]"
+
+
+def test_a_link_elsewhere_to_the_same_url_keeps_its_own_label_and_number():
+    text = text_of('<p><a href="https://s.example/a"><img alt="Logo"></a> Welcome back.</p>'
+                   '<p><a href="https://s.example/a">Home</a></p>')
+    assert text == "Logo [1] Welcome back.\n\nHome [1]"  # words between them: not one link
+    # Other words on the next line: each line keeps its citation.
+    assert text_of('<p><a href="https://s.example/a">Read</a></p><p><a href="https://s.example/a">More</a></p>') == \
+        "Read [1]\n\nMore [1]"
+
+
+def test_adjacent_inline_links_are_separated():
+    nav = "".join(f'<a href="https://s.example/{name}">{name}</a>' for name in ("Women", "Men", "Kids"))
+    assert text_of(f"<div>{nav}</div>") == "Women [1] Men [2] Kids [3]"
+    assert text_of('<p>See <a href="https://s.example/a">this</a>, then <a href="https://s.example/b">that</a>.</p>') == \
+        "See this [1], then that [2]."  # punctuation still sits against its citation
+
+
+def test_a_dropped_image_label_keeps_the_list_marker_and_the_break():
+    html = ('<p>Intro</p><ul><li><a href="https://s.example/a"><img alt="Pic"></a>'
+            '<a href="https://s.example/a">Hat</a></li></ul>')
+    assert text_of(html) == "Intro\n\n- Hat [1]"
 
 
 @pytest.mark.parametrize("href", [
@@ -209,6 +247,10 @@ _TWO_MEGABYTES = {
     "line breaks": lambda: "x<br>" * 400_000,
     "distinct links": lambda: "".join(f'<a href="https://s.example/{index}">l</a>' for index in range(60_000)),
     "deep, then unclosed": lambda: "<div>" * 1_001 + "<a" * 990_000,
+    # Runs of anchors to one URL, each merged into the one before: image and words, repeated words, new words.
+    "one link, many anchors": lambda: ('<a href="https://s.example/x"><img alt="p"></a><a href="https://s.example/x">w</a>'
+                                       '<a href="https://s.example/x">w</a><li><a href="https://s.example/x">v</a>') * 12_500,
+    "one link around everything": lambda: '<a href="https://s.example/x">' + "<li>x" * 400_000,
 }
 
 
