@@ -10,6 +10,7 @@ import requests
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
 
+from accounts.oauth_apps import oauth_app_list
 from agent.oauth import ConsentView
 from agent.oauth_validator import MAILBOX_IDS_CREDENTIAL, SingleUseCodeValidator
 from tests.conftest import make_user
@@ -74,6 +75,9 @@ def test_the_chosen_mailboxes_limit_the_token_and_every_refresh_of_it(base, pers
         tokens = refreshed.json()
         assert _mailbox_ids_seen(base, tokens["access_token"]) == {str(chosen.pk)}
         assert _get(base, tokens["access_token"], f"mailboxes/{other.pk}").status_code == 404
+    # Settings → Developers shows the app's limit.
+    [app] = oauth_app_list(account=person.account)
+    assert (app.mailbox_addresses, app.mailboxes_known) == ([chosen.address], True)
 
 
 def test_without_a_choice_the_token_reaches_every_mailbox(base, person):
@@ -88,6 +92,8 @@ def test_without_a_choice_the_token_reaches_every_mailbox(base, person):
     assert _mailbox_ids_seen(base, tokens["access_token"]) == every
     refreshed = _token(base, grant_type="refresh_token", refresh_token=tokens["refresh_token"], client_id=client_id)
     assert _mailbox_ids_seen(base, refreshed.json()["access_token"]) == every
+    [app] = oauth_app_list(account=person.account)
+    assert app.mailbox_addresses is None
 
 
 def test_another_accounts_mailbox_refuses_the_authorization(base, person, monkeypatch):
