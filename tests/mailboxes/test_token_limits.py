@@ -2,6 +2,7 @@
 mailboxes are all gone, and where a limit is set (token_issue, `issue_token --mailboxes`)."""
 
 import io
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -105,3 +106,16 @@ def test_issue_token_refuses_an_address_that_is_not_the_accounts(owner, outsider
                      "--mailboxes", addresses, stdout=io.StringIO(), stderr=io.StringIO())
     assert "mailbox" in str(refused.value)
     assert personal_token_list(account=owner).count() == before
+
+
+def test_the_docs_name_exactly_the_account_wide_operations():
+    from pathlib import Path
+
+    from django.conf import settings
+
+    text = Path(settings.BASE_DIR, "docs/agents/tokens-and-oauth.md").read_text()
+    section = text.split("## Tokens limited to chosen mailboxes")[1].split("\n## ")[0]
+    named = set(re.findall(r"`([a-z_]+)`", section.split("account-wide")[1].split("The limit is")[0]))
+    account_wide = {name.removeprefix("qmailing_") for name, op in registry().items() if op.account_wide}
+    assert account_wide == named & {name.removeprefix("qmailing_") for name in registry()}
+    assert account_wide >= {"list_domains", "add_domain", "create_mailbox", "register_webhook", "list_webhooks"}
