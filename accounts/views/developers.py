@@ -76,7 +76,8 @@ class ScopesForm(forms.Form):
         widget=forms.RadioSelect, required=False, initial=ALL_MAILBOXES, label="Mailboxes",
         help_text="A token for some mailboxes cannot manage domains or webhooks, nor create mailboxes.")
     mailboxes = forms.MultipleChoiceField(choices=(), widget=forms.CheckboxSelectMultiple, required=False,
-                                          label="Which mailboxes")
+                                          label="Which mailboxes",
+                                          help_text="Read only with “Only the mailboxes ticked below”.")
 
     def __init__(self, *args, account, **kwargs):
         super().__init__(*args, **kwargs)
