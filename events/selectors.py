@@ -22,7 +22,8 @@ def event_latest_cursor(*, account_id) -> int:
     return Account.objects.filter(pk=account_id).values_list("event_cursor", flat=True).first() or 0
 
 
-def event_batch(*, account_id, after=None, mailbox_id=None, types=None, limit=MAX_EVENTS, mailbox_ids=None) -> EventBatch:
+def event_batch(*, account_id, after=None, mailbox_id=None, types=None, limit=MAX_EVENTS,
+                mailbox_ids=None) -> EventBatch:
     """The account's events after `after` (from now when None), oldest first, at most `limit`; for a token limited
     to some mailboxes (`mailbox_ids`), only theirs (an event of no mailbox, such as a domain's, is the account's).
 

@@ -7,7 +7,8 @@ from core.tenancy import within_mailboxes
 
 
 def mailbox_list(*, account, mailbox_ids=None):
-    return within_mailboxes(Mailbox.objects.filter(account=account), mailbox_ids, field="pk").select_related("domain").prefetch_related("groups").order_by("domain__name", "local_part")
+    mailboxes = within_mailboxes(Mailbox.objects.filter(account=account), mailbox_ids, field="pk")
+    return mailboxes.select_related("domain").prefetch_related("groups").order_by("domain__name", "local_part")
 
 
 def access_mailbox(*, account, mailbox_id, mailbox_ids=None):

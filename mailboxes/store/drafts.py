@@ -57,7 +57,8 @@ def draft_count(*, account, mailbox=None) -> int:
 def access_draft(*, account, draft_id, mailbox_ids=None) -> Draft:
     """The account's draft, or NotFound (the same for missing, foreign and outside `mailbox_ids`)."""
     try:
-        return (within_mailboxes(Draft.objects.select_related("mailbox__domain"), mailbox_ids).prefetch_related("attachments")
+        return (within_mailboxes(Draft.objects.select_related("mailbox__domain"), mailbox_ids)
+                .prefetch_related("attachments")
                 .get(pk=draft_id, account=account))
     except (Draft.DoesNotExist, ValidationError, ValueError, TypeError):
         raise NotFound("No draft with this id exists in your account.")

@@ -31,7 +31,8 @@ def _folder_emails(*, account, mailbox, folder, mailbox_ids=None):
 def email_list(*, account, mailbox, folder=Folder.INBOX, cursor=None, before=None, limit=50, mailbox_ids=None) -> Page:
     """One page of a folder (or the STARRED view: starred mail outside TRASH and SPAM), newest first; `before`
     (a page's prev_cursor) pages back towards the newest. `mailbox=None` lists the folder across the account."""
-    emails = _folder_emails(account=account, mailbox=mailbox, folder=folder, mailbox_ids=mailbox_ids).defer(*LIST_DEFERRED)
+    emails = _folder_emails(account=account, mailbox=mailbox, folder=folder, mailbox_ids=mailbox_ids)
+    emails = emails.defer(*LIST_DEFERRED)
     if mailbox is None:
         emails = emails.select_related("mailbox__domain")
     return keyset_page(emails, cursor=cursor, before=before, limit=limit)
@@ -64,7 +65,8 @@ def email_get(*, account, email_id, mailbox_ids=None) -> Email:
     """The account's email with its attachments, or NotFound (the same for missing, foreign and outside
     `mailbox_ids`)."""
     try:
-        return (within_mailboxes(Email.objects.defer("search_vector"), mailbox_ids).select_related("mailbox__domain", "thread").prefetch_related("attachments")
+        return (within_mailboxes(Email.objects.defer("search_vector"), mailbox_ids)
+                .select_related("mailbox__domain", "thread").prefetch_related("attachments")
                 .get(pk=email_id, account=account))
     except (Email.DoesNotExist, ValidationError, ValueError, TypeError):
         raise NotFound("No email with this id exists in your account.")

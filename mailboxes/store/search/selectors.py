@@ -48,8 +48,8 @@ def email_search(*, account, query, mailbox=None, folder=None, from_=None, to=No
                  has_attachment=None, date_from=None, date_to=None, cursor=None, limit=50, mailbox_ids=None):
     """The account's emails matching `query` (web-search syntax) and the filters, newest first.
 
-    Without a mailbox it spans every mailbox of the account (of `mailbox_ids`, a limited token's); without a folder it leaves out TRASH
-    and SPAM, as mail clients do. An empty query with filters lists what the filters match.
+    Without a mailbox it spans every mailbox of the account (of `mailbox_ids`, a limited token's); without a
+    folder it leaves out TRASH and SPAM, as mail clients do. An empty query with filters lists what the filters match.
     """
     query = (query or "").replace("\x00", " ").strip()
     if len(query) > MAX_QUERY_LENGTH:
