@@ -12,6 +12,8 @@ consent page's choice with the authorization code, then with the refresh-token f
 """
 
 from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef, Q
+from oauth2_provider.models import get_refresh_token_model
 
 from core.errors import Invalid
 from mailboxes.models import Mailbox, OAuthMailboxLimit, TokenMailboxLimit
@@ -72,3 +74,12 @@ def oauth_limit_on_refresh(*, access_token, token_family):
     limit = OAuthMailboxLimit.objects.filter(token_family=token_family).first() if token_family else None
     if limit is not None:
         token_limit_set(token=access_token, mailboxes=list(limit.mailboxes.all()))
+
+
+def oauth_limits_purge() -> int:
+    """Forget the OAuth limits nothing can use any more: a code that expired unexchanged (its Grant deleted, no
+    family) or a family with no refresh token left. Returns how many were deleted."""
+    live_families = get_refresh_token_model().objects.filter(token_family=OuterRef("token_family"))
+    _, deleted = (OAuthMailboxLimit.objects.filter(grant__isnull=True)
+                  .filter(Q(token_family__isnull=True) | ~Exists(live_families)).delete())
+    return deleted.get(OAuthMailboxLimit._meta.label, 0)  # not counting their mailbox links

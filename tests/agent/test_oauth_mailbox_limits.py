@@ -13,6 +13,7 @@ from oauthlib.oauth2.rfc6749 import errors
 from accounts.oauth_apps import oauth_app_list
 from agent.oauth import ConsentView
 from agent.oauth_validator import MAILBOX_IDS_CREDENTIAL, SingleUseCodeValidator
+from mailboxes.token_limits import oauth_limits_purge
 from tests.conftest import make_user
 from tests.qmailing.test_oauth_flow import REDIRECT_URI, _authorize, _register, _token
 from tests.qmailing.test_permission_matrix import other_mailbox
@@ -78,6 +79,7 @@ def test_the_chosen_mailboxes_limit_the_token_and_every_refresh_of_it(base, pers
     # Settings → Developers shows the app's limit.
     [app] = oauth_app_list(account=person.account)
     assert (app.mailbox_addresses, app.mailboxes_known) == ([chosen.address], True)
+    assert oauth_limits_purge() == 0  # the family lives on: its limit stays for the next refresh
 
 
 def test_without_a_choice_the_token_reaches_every_mailbox(base, person):
@@ -134,3 +136,7 @@ def test_the_validator_keeps_the_choice_with_the_code_and_refuses_a_malformed_id
     assert list(Grant.objects.values_list("code", flat=True)) == ["chosen"]
     validator.save_authorization_code(application.client_id, {"code": "all"}, request(None))
     assert Grant.objects.filter(code="all", mailbox_limit__isnull=True).exists()
+    # A code that is never exchanged leaves a limit nothing can use: the daily purge forgets it.
+    assert oauth_limits_purge() == 0
+    Grant.objects.filter(code="chosen").delete()
+    assert oauth_limits_purge() == 1
