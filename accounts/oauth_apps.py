@@ -51,6 +51,10 @@ class OAuthApp:
     last_used: datetime | None = None
     access_tokens: int = 0
     people: list = field(default_factory=list)
+    # The addresses its tokens are limited to (their union), or None when one reaches every mailbox; empty with
+    # mailboxes_known False when it holds no access token to read a limit from (only a code or a refresh token).
+    mailbox_addresses: list | None = field(default_factory=list)
+    mailboxes_known: bool = False
 
 
 def oauth_app_list(*, account, now=None):
@@ -80,6 +84,16 @@ def oauth_app_list(*, account, now=None):
         RequestLog.objects.filter(account=account, token_id__in=token_ids).values("token_id")
         .annotate(last=Max("created_at")).values_list("token_id", "last")
     ) if token_ids else {}
+
+    # Each live access token's mailbox limit (kept by mailboxes as TokenMailboxLimit; read through the relation).
+    limits = {}
+    for token_id, limited, local_part, domain in (
+            get_access_token_model().objects.filter(pk__in=token_ids)
+            .values_list("pk", "mailbox_limit__pk", "mailbox_limit__mailboxes__local_part",
+                         "mailbox_limit__mailboxes__domain__name")):
+        addresses = limits.setdefault(token_id, set() if limited else None)
+        if addresses is not None and local_part:
+            addresses.add(f"{local_part}@{domain}")
 
     apps = {}
     for app_id in app_ids:
@@ -111,6 +125,14 @@ def oauth_app_list(*, account, now=None):
     for row in grants:
         if row["application_id"] in apps:
             note(apps[row["application_id"]], scope=row["scope"], started=row["created"], email=row["user__email"])
+    for row in access + [{"id": row["access_token_id"], "application_id": row["application_id"]} for row in refresh]:
+        app = apps.get(row["application_id"])
+        if app is None or row["id"] not in limits:
+            continue
+        addresses = limits[row["id"]]
+        app.mailbox_addresses = (None if addresses is None or app.mailbox_addresses is None
+                                 else sorted(set(app.mailbox_addresses) | addresses))
+        app.mailboxes_known = True
     return sorted(apps.values(), key=lambda app: (app.authorised_at or now, app.id), reverse=True)
 
 

@@ -17,3 +17,7 @@ account_closing = Signal()
 # A closed account is about to be deleted: receivers delete what a database cascade would leave behind
 # (files first). Sent before the rows go, outside any transaction. kwargs: account.
 account_deleting = Signal()
+
+# A personal token was issued (accounts.tokens.token_issue), inside its transaction. kwargs: access_token,
+# account, mailbox_ids (the mailboxes it is limited to; None for all). mailboxes keeps the limit.
+token_issued = Signal()

@@ -20,6 +20,7 @@ import zlib
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -28,6 +29,7 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 
 from accounts.models import Account
 from accounts.scopes import SCOPES, unknown_scopes
+from accounts.signals import token_issued
 from core.errors import Conflict, Invalid, NotFound
 
 ACCESS_TOKEN_PREFIX = "qm_live_"
@@ -104,8 +106,10 @@ def _client_application(*, account, user, client):
     )
 
 
-def token_issue(*, account, user, client, scopes):
-    """Issue a personal token for `user` of `account`, bound to `client`, with `scopes`.
+def token_issue(*, account, user, client, scopes, mailbox_ids=None):
+    """Issue a personal token for `user` of `account`, bound to `client`, with `scopes`, limited to the mailboxes
+    `mailbox_ids` (None: every mailbox of the account; kept by mailboxes through accounts.signals.token_issued,
+    Invalid for a mailbox that is not the account's).
 
     Returns (plaintext, access_token). The plaintext exists only in this return value: the database
     keeps its SHA-256 checksum. Show it once.
@@ -139,6 +143,8 @@ def token_issue(*, account, user, client, scopes):
         )
         set_token_value(access_token, plaintext)
         access_token.save()
+        token_issued.send(sender=AccessToken, access_token=access_token, account=account,
+                          mailbox_ids=None if mailbox_ids is None else list(mailbox_ids))
     return plaintext, access_token
 
 
@@ -192,3 +198,14 @@ def token_lookup(plaintext):
     checksum = hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
     return (AccessToken.objects.select_related("user__account__plan", "application")
             .filter(token_checksum=checksum).first())
+
+
+def token_mailbox_addresses(access_token):
+    """The addresses of the mailboxes a token is limited to, sorted (an empty list when each was deleted), or
+    None when it reaches every mailbox. Read through the reverse relation mailboxes keeps the limit under
+    (mailboxes.models.TokenMailboxLimit); prefetch `mailbox_limit__mailboxes__domain` for a list."""
+    try:
+        limit = access_token.mailbox_limit
+    except ObjectDoesNotExist:
+        return None
+    return sorted(mailbox.address for mailbox in limit.mailboxes.all())

@@ -6,12 +6,15 @@
    expired, with an active user who has an account; otherwise Unauthenticated (401).
 2. throttle: QMAILING_TOKEN_REQUESTS_PER_MINUTE calls per token per minute; RateLimited (429).
 3. plan: the operation's tool group must be in the account's plan; PlanRequired (402).
-4. scope: the token must carry the operation's scope; ScopeMissing (403).
+4. scope: the token must carry the operation's scope; ScopeMissing (403). An account-wide operation
+   (Operation.account_wide) also needs a token for every mailbox; TokenLimited (403) otherwise.
 5. daily cap: the plan's daily_request_cap per account per UTC day (FREE: 25); RateLimited (429) with
    Retry-After = seconds to midnight UTC. Charged last (agent.pipeline charges it once the arguments are
    valid too), so a call refused before its operation runs never uses up the day: fair to an agent that
    learns a tool is not in its plan.
-Ownership (404) is the operation's own access_* helper, so it is checked against the object itself.
+Ownership (404) is the operation's own access_* helper, so it is checked against the object itself; for a token
+limited to some mailboxes the Actor carries their ids (`mailbox_ids`), which those helpers and the list
+selectors take, so a mailbox outside the set answers as another account's does.
 
 Counters use core.ratelimit (Redis with REDIS_URL, in-process otherwise). `headers` receives
 X-RateLimit-Limit/Remaining/Reset for the tightest budget that applied, on success and on refusal.
@@ -27,17 +30,23 @@ from accounts.selectors import plan_lowest_with_group
 from accounts.tokens import token_format_ok, token_lookup
 from agent import oauth
 from core import ratelimit
-from core.errors import AppError, PlanRequired, RateLimited, ScopeMissing, Unauthenticated
+from core.errors import AppError, PlanRequired, RateLimited, ScopeMissing, TokenLimited, Unauthenticated
+from mailboxes.token_limits import token_mailbox_ids
 
 
 @dataclass(frozen=True)
 class Actor:
-    """Who is calling: the account (the tenant every access_* helper restricts to), the person, the token."""
+    """Who is calling: the account (the tenant every access_* helper restricts to), the person, the token.
+
+    `mailbox_ids` is the set of mailbox ids the token is limited to (mailboxes.token_limits), None when it
+    reaches every mailbox of the account: every selector an operation calls takes it with the account.
+    """
 
     account: object
     user: object
     token: object
     scopes: frozenset
+    mailbox_ids: frozenset | None = None
 
 
 def now():
@@ -68,7 +77,8 @@ def authenticate(authorization, *, origin=None):
     if not oauth.token_allows_origin(access_token, origin or settings.QMAILING_BASE_URL):
         raise Unauthenticated("This token was issued for another service, not for QMailing. "
                               "Connect again to get a token for this server.", bearer_error="invalid_token")
-    return Actor(account=user.account, user=user, token=access_token, scopes=frozenset(access_token.scope.split()))
+    return Actor(account=user.account, user=user, token=access_token, scopes=frozenset(access_token.scope.split()),
+                 mailbox_ids=token_mailbox_ids(token=access_token))
 
 
 def _seconds_to_midnight_utc(moment):
@@ -132,6 +142,10 @@ def authorize(actor, operation):
     if operation.scope not in actor.scopes:
         raise ScopeMissing(f"This token lacks the {operation.scope} scope that {operation.title} needs. "
                            f"Issue a token with {operation.scope}.", required_scopes=[operation.scope])
+    if operation.account_wide and actor.mailbox_ids is not None:
+        raise TokenLimited(f"{operation.title} acts on the whole account, and this token is limited to some "
+                           "mailboxes. Use a token for all mailboxes (issue one under Settings → Developers, or "
+                           "connect again choosing all mailboxes).")
 
 
 def bearer_challenge(challenge, *, origin, resource_path):

@@ -12,6 +12,13 @@ validator (OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"]) keeps a UsedAuthorizationC
   is refused too (a wrong code_verifier gets invalid_grant, a missing one invalid_request).
 
 Records are forgotten after USED_CODE_RETENTION (oauth_purge_used_codes, run by the daily OAuth purge task).
+
+It also carries a limit to chosen mailboxes (mailboxes.token_limits) from the consent page to the tokens. The
+consent view passes the person's choice to DOT as the credential `qmailing_mailbox_ids` (a list of mailbox
+ids; absent or None for every mailbox), which oauthlib sets on its request. `save_authorization_code` keeps
+it with the code (a mailbox that is not the person's account's refuses the authorization: access_denied);
+`_save_bearer_token` gives it to the access token the code buys and, through the refresh-token family, to
+every access token a refresh issues.
 """
 
 import hashlib
@@ -30,6 +37,9 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import (
 )
 
 from agent.models import UsedAuthorizationCode
+from core.errors import Invalid
+from mailboxes.token_limits import (account_mailboxes_chosen, oauth_limit_for_grant, oauth_limit_on_exchange,
+                                    oauth_limit_on_refresh)
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +47,8 @@ logger = logging.getLogger(__name__)
 # a day of memory is ample, and the daily purge bounds the table.
 USED_CODE_RETENTION = timedelta(days=1)
 PKCE_CHECKS = {"S256": code_challenge_method_s256, "plain": code_challenge_method_plain}
+# The credential the consent view passes to DOT's create_authorization_response: the chosen mailboxes' ids.
+MAILBOX_IDS_CREDENTIAL = "qmailing_mailbox_ids"
 
 
 def _checksum(value):
@@ -108,6 +120,24 @@ class SingleUseCodeValidator(OAuth2Validator):
     def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs):
         return request.authorization_grant.redirect_uri_allowed(redirect_uri)
 
+    def save_authorization_code(self, client_id, code, request, *args, **kwargs):
+        """DOT's Grant, and with it the mailboxes chosen on the consent page (`request.qmailing_mailbox_ids`)."""
+        mailbox_ids = getattr(request, MAILBOX_IDS_CREDENTIAL, None)
+        mailboxes = None
+        if mailbox_ids is not None:
+            account = getattr(request.user, "account", None)
+            try:
+                if account is None:
+                    raise Invalid("No account.")
+                mailboxes = account_mailboxes_chosen(account=account, mailbox_ids=mailbox_ids)
+            except Invalid:
+                raise errors.AccessDeniedError(description="The chosen mailboxes are not all in your account.",
+                                               request=request) from None
+        with transaction.atomic():  # a code is never issued without the limit it was chosen with
+            grant = self._create_authorization_code(request, code)
+            if mailboxes is not None:
+                oauth_limit_for_grant(grant=grant, mailboxes=mailboxes)
+
     def save_bearer_token(self, token, request, *args, **kwargs):
         try:
             return super().save_bearer_token(token, request, *args, **kwargs)
@@ -120,6 +150,21 @@ class SingleUseCodeValidator(OAuth2Validator):
         super()._save_bearer_token(token, request, *args, **kwargs)
         if request.grant_type == "authorization_code":
             self._record_exchange(token, request)
+        self._carry_mailbox_limit(token, request)
+
+    def _carry_mailbox_limit(self, token, request):
+        """The access token just saved gets the mailbox limit of its code (an exchange) or family (a refresh)."""
+        access_token = (get_access_token_model().objects.filter(token_checksum=_checksum(token["access_token"]))
+                        .first())
+        if access_token is None:
+            return
+        family = (get_refresh_token_model().objects.filter(access_token=access_token)
+                  .values_list("token_family", flat=True).first())
+        if request.grant_type == "authorization_code":
+            oauth_limit_on_exchange(grant=getattr(request, "authorization_grant", None), access_token=access_token,
+                                    token_family=family)
+        elif request.grant_type == "refresh_token":
+            oauth_limit_on_refresh(access_token=access_token, token_family=family)
 
     def _record_exchange(self, token, request):
         access_token_checksum = _checksum(token["access_token"])

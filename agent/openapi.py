@@ -44,8 +44,10 @@ ERRORS = {
     "400": "Invalid input: `errors` lists each bad field.",
     "401": "No usable token (missing, malformed, expired or revoked).",
     "402": "The account's plan does not include this operation, or a plan limit is used up.",
-    "403": "The token lacks a scope (`requiredScopes`) or the action is not allowed.",
-    "404": "No such object in your account (also the answer for another account's object).",
+    "403": ("The token lacks a scope (`requiredScopes`), the action is not allowed, or the operation acts on the "
+            "whole account and the token is limited to some mailboxes (`token_limited_to_mailboxes`)."),
+    "404": ("No such object in your account (also the answer for another account's object, and for one outside a "
+            "token's chosen mailboxes)."),
     "406": "The client does not accept JSON.",
     "409": "The request conflicts with the current state.",
     "413": "The request or the object is too large.",

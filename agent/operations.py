@@ -77,6 +77,9 @@ class Operation:
     handler_async: Callable[..., Any] | None = None
     success_status: int = 200
     example_prompt: str = ""  # what a user might ask that leads an agent to this tool (the /docs/mcp page)
+    # It acts on the whole account (domains, webhooks, new mailboxes), not within mailboxes: a token limited to
+    # some mailboxes is refused it (agent.gates.authorize, 403 token_limited_to_mailboxes).
+    account_wide: bool = False
     path_params: tuple = field(init=False, default=())
 
     def __post_init__(self):
@@ -225,7 +228,7 @@ def _models(handler):
 
 
 def operation(method, path, *, scope, plan_group, name=None, example_prompt="", success_status=200,
-              open_world=False, handler_async=None, **annotation_overrides):
+              open_world=False, handler_async=None, account_wide=False, **annotation_overrides):
     """Declare the decorated handler as an operation (see the module docstring) and register it.
 
     `name` overrides qmailing_ + the function's name; `annotation_overrides` (read_only, destructive,
@@ -239,7 +242,7 @@ def operation(method, path, *, scope, plan_group, name=None, example_prompt="", 
             input=input_model, output=output_model, scope=scope, plan_group=plan_group,
             annotations=annotations_for(method, open_world=open_world, **annotation_overrides),
             method=method, path=path, handler=handler, handler_async=handler_async,
-            success_status=success_status, example_prompt=example_prompt))
+            success_status=success_status, example_prompt=example_prompt, account_wide=account_wide))
         return handler
     return declare
 

@@ -95,6 +95,15 @@ class Forbidden(AppError):
     title = "Not allowed"
 
 
+class TokenLimited(AppError):
+    """The operation acts on the whole account (domains, webhooks, new mailboxes) and the token is limited to
+    some mailboxes: only a token for every mailbox may call it."""
+
+    status = 403
+    code = "token_limited_to_mailboxes"
+    title = "Token limited to some mailboxes"
+
+
 class NotFound(AppError):
     """Also the answer for an object that exists but belongs to someone else."""
 

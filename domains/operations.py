@@ -28,7 +28,7 @@ class DomainPage(PageOut):
 
 
 @operation("GET", "domains", scope=DOMAIN_READ, plan_group=TOOL_GROUP_MAIL,
-           example_prompt="Which of my domains are verified?")
+           account_wide=True, example_prompt="Which of my domains are verified?")
 def list_domains(*, actor, args: PageInput) -> DomainPage:
     """List domains
 
@@ -64,7 +64,7 @@ class DomainIdInput(Input):
 
 
 @operation("GET", "domains/{domain_id}/dns-records", scope=DOMAIN_READ, plan_group=TOOL_GROUP_MAIL,
-           example_prompt="Which DNS records do I still need to add for brand.example?")
+           account_wide=True, example_prompt="Which DNS records do I still need to add for brand.example?")
 def get_dns_records(*, actor, args: DomainIdInput) -> DnsChecklistOut:
     """Get a domain's DNS records
 
@@ -87,7 +87,7 @@ class AddDomainInput(Input):
 
 
 @operation("POST", "domains", scope=DOMAIN_WRITE, plan_group=TOOL_GROUP_MAIL, success_status=201,
-           example_prompt="Add my new domain shop.example to QMailing.")
+           account_wide=True, example_prompt="Add my new domain shop.example to QMailing.")
 def add_domain(*, actor, args: AddDomainInput) -> DomainOut:
     """Add a domain
 
@@ -101,7 +101,7 @@ def add_domain(*, actor, args: AddDomainInput) -> DomainOut:
 
 # Checking again with the same DNS gives the same answer, which the POST alone would not say.
 @operation("POST", "domains/{domain_id}/verify", scope=DOMAIN_WRITE, plan_group=TOOL_GROUP_MAIL,
-           open_world=True, idempotent=True,
+           account_wide=True, open_world=True, idempotent=True,
            example_prompt="I've added the DNS records for shop.example; check them now.")
 def verify_domain(*, actor, args: DomainIdInput) -> DnsChecklistOut:
     """Verify a domain

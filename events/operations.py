@@ -60,8 +60,8 @@ def _token_recheck(actor):
     return recheck
 
 
-def _own_mailbox_id(*, account, mailbox_id):
-    return access_mailbox(account=account, mailbox_id=mailbox_id).pk
+def _own_mailbox_id(*, account, mailbox_id, mailbox_ids):
+    return access_mailbox(account=account, mailbox_id=mailbox_id, mailbox_ids=mailbox_ids).pk
 
 
 _own_mailbox_id_async = database_sync_to_async(_own_mailbox_id, thread_sensitive=False)
@@ -69,11 +69,11 @@ _own_mailbox_id_async = database_sync_to_async(_own_mailbox_id, thread_sensitive
 
 async def _wait_for_events_async(*, actor, args):
     """wait_for_events on the event loop (MCP): the wait holds neither a thread nor a database connection."""
-    mailbox_id = await _own_mailbox_id_async(account=actor.account, mailbox_id=args.mailbox_id) \
-        if args.mailbox_id else None
+    mailbox_id = await _own_mailbox_id_async(account=actor.account, mailbox_id=args.mailbox_id,
+                                             mailbox_ids=actor.mailbox_ids) if args.mailbox_id else None
     batch = await event_wait_async(account_id=actor.account.pk, after=args.cursor, mailbox_id=mailbox_id,
                                    types=args.types, limit=args.limit, timeout=args.timeout_seconds,
-                                   recheck=_token_recheck(actor))
+                                   recheck=_token_recheck(actor), mailbox_ids=actor.mailbox_ids)
     return batch
 
 
@@ -89,10 +89,12 @@ def wait_for_events(*, actor, args: WaitForEventsInput) -> EventsOut:
     {UNTRUSTED_CONTENT}
     """
     # REST's wait holds a thread (MCP awaits _wait_for_events_async), so an account may hold only so many.
-    mailbox_id = access_mailbox(account=actor.account, mailbox_id=args.mailbox_id).pk if args.mailbox_id else None
+    mailbox_id = _own_mailbox_id(account=actor.account, mailbox_id=args.mailbox_id,
+                                 mailbox_ids=actor.mailbox_ids) if args.mailbox_id else None
     waits = wait_slots.hold(actor.account.pk, cap=settings.QMAILING_REST_WAITS_PER_ACCOUNT) \
         if args.timeout_seconds > 0 else nullcontext()
     with waits:
         batch = event_wait(account_id=actor.account.pk, after=args.cursor, mailbox_id=mailbox_id, types=args.types,
-                           limit=args.limit, timeout=args.timeout_seconds, recheck=_token_recheck(actor))
+                           limit=args.limit, timeout=args.timeout_seconds, recheck=_token_recheck(actor),
+                           mailbox_ids=actor.mailbox_ids)
     return batch

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from accounts.models import Account
 from core.errors import Invalid
+from core.tenancy import within_mailboxes
 from events.models import Event
 
 MAX_EVENTS = 100
@@ -21,8 +22,10 @@ def event_latest_cursor(*, account_id) -> int:
     return Account.objects.filter(pk=account_id).values_list("event_cursor", flat=True).first() or 0
 
 
-def event_batch(*, account_id, after=None, mailbox_id=None, types=None, limit=MAX_EVENTS) -> EventBatch:
-    """The account's events after `after` (from now when None), oldest first, at most `limit`.
+def event_batch(*, account_id, after=None, mailbox_id=None, types=None, limit=MAX_EVENTS,
+                mailbox_ids=None) -> EventBatch:
+    """The account's events after `after` (from now when None), oldest first, at most `limit`; for a token limited
+    to some mailboxes (`mailbox_ids`), only theirs (an event of no mailbox, such as a domain's, is the account's).
 
     Cursors are handed out under a lock on the account row and commit in order, so every event up
     to the account's committed cursor is visible: reading that first and the events up to it never
@@ -34,7 +37,8 @@ def event_batch(*, account_id, after=None, mailbox_id=None, types=None, limit=MA
     if after > latest:
         raise Invalid("This cursor is ahead of the event log. Pass next_cursor from an earlier answer, or omit "
                       "cursor to start from now.", field="cursor")
-    events = Event.objects.filter(account_id=account_id, cursor__gt=after, cursor__lte=latest)
+    events = within_mailboxes(Event.objects.filter(account_id=account_id, cursor__gt=after, cursor__lte=latest),
+                              mailbox_ids)
     if mailbox_id is not None:
         events = events.filter(mailbox_id=mailbox_id)
     if types:

@@ -168,7 +168,7 @@ def poll_seconds():
 
 
 async def event_wait_async(*, account_id, after=None, mailbox_id=None, types=None, limit=MAX_EVENTS,
-                           timeout=MAX_WAIT_SECONDS, recheck=None) -> EventBatch:
+                           timeout=MAX_WAIT_SECONDS, recheck=None, mailbox_ids=None) -> EventBatch:
     """event_batch, waiting up to `timeout` seconds for a first matching event when there is none yet.
 
     `recheck` (an async callable that raises when the caller may no longer read, e.g. its token was revoked)
@@ -183,7 +183,7 @@ async def event_wait_async(*, account_id, after=None, mailbox_id=None, types=Non
         # takes one from the pool, which checks it, instead of failing this call.
         await sync_to_async(_release_connections, thread_sensitive=True)()
         first = batch = await read(account_id=account_id, after=after, mailbox_id=mailbox_id, types=types,
-                                   limit=limit)
+                                   limit=limit, mailbox_ids=mailbox_ids)
         woke = False
         while not batch.events:
             remaining = deadline - time.monotonic()
@@ -199,7 +199,7 @@ async def event_wait_async(*, account_id, after=None, mailbox_id=None, types=Non
             if recheck is not None:
                 await recheck()
             batch = await read(account_id=account_id, after=batch.next_cursor, mailbox_id=mailbox_id, types=types,
-                               limit=limit)
+                               limit=limit, mailbox_ids=mailbox_ids)
         if woke and batch.events and recheck is not None:
             await recheck()
         batch.after = first.after

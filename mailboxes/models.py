@@ -3,6 +3,7 @@ import uuid
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.utils import timezone
+from oauth2_provider.settings import oauth2_settings
 
 
 class Mailbox(models.Model):
@@ -378,3 +379,37 @@ class DraftAttachment(models.Model):
 
     def __str__(self):
         return self.filename
+
+
+class TokenMailboxLimit(models.Model):
+    """An API/MCP token limited to some of its account's mailboxes (mailboxes.token_limits).
+
+    The row is the marker: a token without one reaches every mailbox of its account, a token with one reaches
+    only `mailboxes`. Those may come to be none (each deleted): the token then reaches nothing, never everything.
+    """
+
+    token = models.OneToOneField(oauth2_settings.ACCESS_TOKEN_MODEL, on_delete=models.CASCADE, primary_key=True,
+                                 related_name="mailbox_limit")
+    mailboxes = models.ManyToManyField(Mailbox, related_name="+", blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self):
+        return f"Mailbox limit of token #{self.pk}"
+
+
+class OAuthMailboxLimit(models.Model):
+    """The mailboxes a person chose on the OAuth consent page (agent.oauth_validator).
+
+    Kept with the authorization code (DOT's Grant) until it is exchanged, then with the refresh-token family
+    that exchange started: every access token issued from the code, and from each refresh after it, gets a
+    TokenMailboxLimit with these mailboxes, even once an earlier access token of the family is gone.
+    """
+
+    grant = models.OneToOneField(oauth2_settings.GRANT_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="mailbox_limit")
+    token_family = models.UUIDField(null=True, blank=True, unique=True)  # DOT's RefreshToken.token_family
+    mailboxes = models.ManyToManyField(Mailbox, related_name="+", blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self):
+        return f"OAuth mailbox limit #{self.pk}"

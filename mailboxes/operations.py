@@ -42,7 +42,7 @@ def list_mailboxes(*, actor, args: PageInput) -> MailboxPage:
     counts), newest first, one page at a time. Start here: the other tools take a mailbox id from this
     list. Pass next_cursor back as cursor for more.
     """
-    return mailbox_page(account=actor.account, cursor=args.cursor, limit=args.limit)
+    return mailbox_page(account=actor.account, cursor=args.cursor, limit=args.limit, mailbox_ids=actor.mailbox_ids)
 
 
 class MailboxIdInput(Input):
@@ -57,7 +57,7 @@ def get_mailbox(*, actor, args: MailboxIdInput) -> MailboxOut:
     Get one mailbox of the user's account by id: address, display name, status, message and unread counts,
     storage used and forwarding. Use it to check a mailbox before reading or sending from it.
     """
-    return access_mailbox(account=actor.account, mailbox_id=args.mailbox_id)
+    return access_mailbox(account=actor.account, mailbox_id=args.mailbox_id, mailbox_ids=actor.mailbox_ids)
 
 
 class CreateMailboxInput(Input):
@@ -74,7 +74,7 @@ class CreateMailboxInput(Input):
 
 
 @operation("POST", "mailboxes", scope=MAILBOX_WRITE, plan_group=TOOL_GROUP_MAIL, success_status=201,
-           example_prompt="Create a mailbox support@brand.example with the display name Brand Support.")
+           account_wide=True, example_prompt="Create a mailbox support@brand.example with the display name Brand Support.")
 def create_mailbox(*, actor, args: CreateMailboxInput) -> MailboxOut:
     """Create a mailbox
 

@@ -1,15 +1,17 @@
-"""What mailboxes does when an account is created, closed or deleted (accounts.signals), in the sender's transaction."""
+"""What mailboxes does when an account is created, closed or deleted, or a token issued (accounts.signals), in the
+sender's transaction."""
 
 import re
 
 from django.dispatch import receiver
 
-from accounts.signals import account_closing, account_created, account_deleting
+from accounts.signals import account_closing, account_created, account_deleting, token_issued
 from domains.services import shared_domain_get
 from mailboxes.addresses import ROLE_NAMES, SYSTEM_NAMES
 from mailboxes.models import Draft, Mailbox
 from mailboxes.services import mailbox_create, mailbox_delete
 from mailboxes.store.drafts import draft_delete
+from mailboxes.token_limits import account_mailboxes_chosen, token_limit_set
 
 
 def _first_free_local_part(base, domain):
@@ -45,3 +47,12 @@ def delete_mail(*, account, **kwargs):
         draft_delete(draft=draft)
     for mailbox in account.mailboxes.all():
         mailbox_delete(mailbox=mailbox)
+
+
+@receiver(token_issued, dispatch_uid="mailboxes.token_mailbox_limit")
+def limit_issued_token(*, access_token, account, mailbox_ids, **kwargs):
+    """A token issued with chosen mailboxes gets its limit in the token's transaction: a mailbox that is not the
+    account's refuses the whole issue."""
+    if mailbox_ids is not None:
+        token_limit_set(token=access_token,
+                        mailboxes=account_mailboxes_chosen(account=account, mailbox_ids=mailbox_ids))

@@ -3,27 +3,32 @@ from django.core.exceptions import ValidationError
 from domains.models import Domain
 from mailboxes.models import Group, Mailbox
 from core.errors import NotFound
+from core.tenancy import within_mailboxes
 
 
-def mailbox_list(*, account):
-    return Mailbox.objects.filter(account=account).select_related("domain").prefetch_related("groups").order_by("domain__name", "local_part")
+def mailbox_list(*, account, mailbox_ids=None):
+    mailboxes = within_mailboxes(Mailbox.objects.filter(account=account), mailbox_ids, field="pk")
+    return mailboxes.select_related("domain").prefetch_related("groups").order_by("domain__name", "local_part")
 
 
-def access_mailbox(*, account, mailbox_id):
-    """The account's mailbox with this id, or NotFound — the same answer for missing and foreign."""
+def access_mailbox(*, account, mailbox_id, mailbox_ids=None):
+    """The account's mailbox with this id, or NotFound — the same answer for missing and foreign, and for one
+    outside `mailbox_ids` (the mailboxes a limited token reaches; None: every one)."""
     try:
-        return Mailbox.objects.select_related("domain").get(pk=mailbox_id, account=account)
+        return within_mailboxes(Mailbox.objects.select_related("domain"), mailbox_ids, field="pk").get(
+            pk=mailbox_id, account=account)
     except (Mailbox.DoesNotExist, ValidationError, ValueError):
         raise NotFound("No mailbox with this id exists in your account.")
 
 
-def own_mailbox(*, account, mailbox):
-    """A mailbox given as an object or an id, checked to be the account's; NotFound otherwise."""
+def own_mailbox(*, account, mailbox, mailbox_ids=None):
+    """A mailbox given as an object or an id, checked to be the account's (and among `mailbox_ids`, when given);
+    NotFound otherwise."""
     if isinstance(mailbox, Mailbox):
-        if mailbox.account_id != account.pk:
+        if mailbox.account_id != account.pk or (mailbox_ids is not None and mailbox.pk not in mailbox_ids):
             raise NotFound("No mailbox with this id exists in your account.")
         return mailbox
-    return access_mailbox(account=account, mailbox_id=mailbox)
+    return access_mailbox(account=account, mailbox_id=mailbox, mailbox_ids=mailbox_ids)
 
 
 def mailbox_by_address(*, address):
@@ -48,9 +53,10 @@ def access_group(*, account, group_id):
         raise NotFound("No group with this id exists in your account.")
 
 
-def mailbox_page(*, account, cursor=None, limit=50):
+def mailbox_page(*, account, cursor=None, limit=50, mailbox_ids=None):
     """One keyset page of the account's mailboxes, newest first (the API's list; see core.pagination)."""
     from core.pagination import keyset_page
 
-    return keyset_page(Mailbox.objects.filter(account=account).select_related("domain"), cursor=cursor, limit=limit,
+    mailboxes = within_mailboxes(Mailbox.objects.filter(account=account), mailbox_ids, field="pk")
+    return keyset_page(mailboxes.select_related("domain"), cursor=cursor, limit=limit,
                        time_field="created_at")

@@ -10,9 +10,10 @@ from accounts.tokens import token_issue
 ALL_SCOPES = " ".join(SCOPES)
 
 
-def token_for(account, scopes=ALL_SCOPES, client="Test client"):
+def token_for(account, scopes=ALL_SCOPES, client="Test client", mailbox_ids=None):
+    """A personal token of `account` (limited to `mailbox_ids` when given), issued through the real service."""
     user = account.users.order_by("pk").first()
-    plaintext, _ = token_issue(account=account, user=user, client=client, scopes=scopes)
+    plaintext, _ = token_issue(account=account, user=user, client=client, scopes=scopes, mailbox_ids=mailbox_ids)
     return plaintext
 
 

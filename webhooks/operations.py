@@ -37,7 +37,7 @@ class WebhookPage(PageOut):
 
 
 @operation("GET", "webhooks", scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS,
-           example_prompt="Which webhooks do I have, and are they healthy?")
+           account_wide=True, example_prompt="Which webhooks do I have, and are they healthy?")
 def list_webhooks(*, actor, args: PageInput) -> WebhookPage:
     """List webhooks
 
@@ -63,7 +63,7 @@ class RegisterWebhookInput(Input):
 
 
 @operation("POST", "webhooks", scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS, success_status=201,
-           open_world=True, example_prompt="Send every new email in my account to https://hooks.example.com/qmailing.")
+           account_wide=True, open_world=True, example_prompt="Send every new email in my account to https://hooks.example.com/qmailing.")
 def register_webhook(*, actor, args: RegisterWebhookInput) -> RegisteredWebhookOut:
     """Register a webhook
 
@@ -82,7 +82,7 @@ class DeleteWebhookInput(Input):
 
 
 @operation("DELETE", "webhooks/{webhook_id}", scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS,
-           example_prompt="Stop sending my events to the old CRM webhook.")
+           account_wide=True, example_prompt="Stop sending my events to the old CRM webhook.")
 def delete_webhook(*, actor, args: DeleteWebhookInput) -> WebhookOut:
     """Delete a webhook
 
@@ -99,7 +99,7 @@ class RotateWebhookSecretInput(Input):
 
 
 @operation("POST", "webhooks/{webhook_id}/rotate-secret", scope=WEBHOOK_MANAGE, plan_group=TOOL_GROUP_WEBHOOKS,
-           example_prompt="Our webhook secret leaked; give the CRM endpoint a new one.")
+           account_wide=True, example_prompt="Our webhook secret leaked; give the CRM endpoint a new one.")
 def rotate_webhook_secret(*, actor, args: RotateWebhookSecretInput) -> RegisteredWebhookOut:
     """Rotate a webhook secret
 

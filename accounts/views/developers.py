@@ -3,8 +3,8 @@ and its API usage.
 
 Wizard steps (STEPS; the page shows where you are):
 1-2. pick a client and a use case (GET form on the index page; Claude.ai leaves for its OAuth explanation);
-3. adjust the scopes the use case proposed (GET /connect/), then POST;
-4. the POST issues the token and renders it in that response only: never stored, never in a session or
+3-4. adjust the scopes the use case proposed and choose the mailboxes, all or some (GET /connect/), then POST;
+5. the POST issues the token and renders it in that response only: never stored, never in a session or
    a redirect URL, `Cache-Control: no-store`. A one-time nonce in the step-3 form makes a browser's
    re-POST (reload) issue nothing and show nothing.
 """
@@ -25,17 +25,21 @@ from accounts.connect import (
 from accounts.oauth_apps import access_oauth_app, oauth_app_list, oauth_app_revoke
 from accounts.request_log import account_usage, usage_breakdown, with_last_used
 from accounts.scopes import MAILBOX_READ, SCOPES
-from accounts.tokens import MAX_CLIENT_NAME, TOKEN_LIMIT_REACHED, personal_token_list, token_issue, token_list, token_revoke
+from accounts.tokens import (MAX_CLIENT_NAME, TOKEN_LIMIT_REACHED, personal_token_list, token_issue, token_list,
+                             token_mailbox_addresses, token_revoke)
 from core.errors import AppError, NotFound
 from core.forms import add_app_error
 from accounts.web import account_view
 from core.web import nonce_issue, nonce_use
+
+ALL_MAILBOXES, SOME_MAILBOXES = "all", "some"
 
 # The wizard's steps, each with the one sentence that says what it is for.
 STEPS = [
     ("Client", "Pick the app your agent runs in: the token and its config snippet are made for it."),
     ("Use case", "Say what the agent will do; that proposes the smallest set of scopes for it."),
     ("Scopes", "Untick anything this client should not be allowed to do; you can issue another token later."),
+    ("Mailboxes", "Let it reach every mailbox, or only the ones you tick: the others stay invisible to it."),
     ("Token", "Copy the token and the snippet into your client now: the token is shown only this once."),
 ]
 
@@ -67,6 +71,32 @@ class ScopesForm(forms.Form):
     nonce = forms.CharField(max_length=64, widget=forms.HiddenInput)
     scopes = forms.MultipleChoiceField(choices=list(SCOPES.items()), widget=forms.CheckboxSelectMultiple,
                                        label="Scopes", error_messages={"required": "Choose at least one scope."})
+    mailbox_access = forms.ChoiceField(
+        choices=[(ALL_MAILBOXES, "All mailboxes"), (SOME_MAILBOXES, "Only the mailboxes ticked below")],
+        widget=forms.RadioSelect, required=False, initial=ALL_MAILBOXES, label="Mailboxes",
+        help_text="A token for some mailboxes cannot manage domains or webhooks, nor create mailboxes.")
+    mailboxes = forms.MultipleChoiceField(choices=(), widget=forms.CheckboxSelectMultiple, required=False,
+                                          label="Which mailboxes",
+                                          help_text="Read only with “Only the mailboxes ticked below”.")
+
+    def __init__(self, *args, account, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Through the account's relation: accounts imports nothing of the mailboxes app (layers).
+        self.fields["mailboxes"].choices = [
+            (str(mailbox.pk), mailbox.address)
+            for mailbox in account.mailboxes.select_related("domain").order_by("domain__name", "local_part")]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("mailbox_access") == SOME_MAILBOXES and not data.get("mailboxes"):
+            self.add_error("mailboxes", "Tick at least one mailbox, or choose all mailboxes.")
+        return data
+
+    def mailbox_ids(self):
+        """The chosen mailboxes' ids, or None for all of them."""
+        if self.cleaned_data.get("mailbox_access") != SOME_MAILBOXES:
+            return None
+        return self.cleaned_data["mailboxes"]
 
     def client_label(self):
         data = self.cleaned_data
@@ -82,7 +112,10 @@ def _steps(*current):
 
 def _index_context(account, client_form=None):
     now = timezone.now()
-    tokens = list(with_last_used(personal_token_list(account=account)))
+    tokens = list(with_last_used(personal_token_list(account=account))
+                  .prefetch_related("mailbox_limit__mailboxes__domain"))
+    for token in tokens:
+        token.mailbox_addresses = token_mailbox_addresses(token)
     oauth_apps = oauth_app_list(account=account, now=now)
     return {
         "account": account,
@@ -117,17 +150,17 @@ def connect(request, account):
         _, text = snippet(client=CLAUDE_AI, token=None, urls=urls)
         return render(request, "accounts/connect_claude_ai.html", {
             "snippet": text, "urls": urls, "verify_tool": VERIFY_TOOL, "verify_prompt": VERIFY_PROMPT})
-    form = ScopesForm(initial={
+    form = ScopesForm(account=account, initial={
         "client": client_form.cleaned_data["client"], "name": client_form.cleaned_data["name"],
         "scopes": USE_CASES[client_form.cleaned_data["use_case"]][1], "nonce": nonce_issue(request, "developers_connect"),
     })
     return render(request, "accounts/connect_scopes.html",
-                  {"form": form, "client_label": client_form.client_label(), "steps": _steps(3),
+                  {"form": form, "client_label": client_form.client_label(), "steps": _steps(3, 4),
                    "use_case": USE_CASES[client_form.cleaned_data["use_case"]][0]})
 
 
 def _issue(request, account):
-    form = ScopesForm(request.POST)
+    form = ScopesForm(request.POST, account=account)
     if form.is_valid() and not nonce_use(request, "developers_connect", form.cleaned_data["nonce"]):
         messages.warning(request, "That form was already used, and its token was shown once. If you did not save "
                                   "it, revoke it below and connect again.")
@@ -135,7 +168,7 @@ def _issue(request, account):
     if form.is_valid():
         try:
             plaintext, access_token = token_issue(account=account, user=request.user, client=form.client_label(),
-                                                  scopes=form.cleaned_data["scopes"])
+                                                  scopes=form.cleaned_data["scopes"], mailbox_ids=form.mailbox_ids())
         except AppError as exc:
             if exc.code == TOKEN_LIMIT_REACHED:
                 # The way out is a revoke button, and those are on the token list, not on this form.
@@ -150,15 +183,16 @@ def _issue(request, account):
                 "client": form.cleaned_data["client"], "is_custom": form.cleaned_data["client"] == CUSTOM,
                 "scopes": access_token.scope.split(), "can_list_mailboxes": MAILBOX_READ in access_token.scope.split(),
                 "verify_command": verify_command(token=plaintext, urls=urls), "verify_tool": VERIFY_TOOL,
-                "verify_prompt": VERIFY_PROMPT, "steps": _steps(4),
+                "verify_prompt": VERIFY_PROMPT, "steps": _steps(5),
+                "mailbox_addresses": token_mailbox_addresses(access_token),
             })
     client_label = form.client_label() if "client" in form.cleaned_data else ""
     data = form.data.copy()
     data["nonce"] = nonce_issue(request, "developers_connect")  # the failed attempt used its nonce (or had none)
-    form = ScopesForm(data)
+    form = ScopesForm(data, account=account)
     form.is_valid()
     return render(request, "accounts/connect_scopes.html",
-                  {"form": form, "client_label": client_label, "steps": _steps(3)}, status=400)
+                  {"form": form, "client_label": client_label, "steps": _steps(3, 4)}, status=400)
 
 
 @account_view

@@ -131,7 +131,7 @@ def check_access(actor, uri):
 
 def _owned_target(actor, uri):
     target = parse_uri(uri)
-    return target, access_mailbox(account=actor.account, mailbox_id=target.mailbox_id)
+    return target, access_mailbox(account=actor.account, mailbox_id=target.mailbox_id, mailbox_ids=actor.mailbox_ids)
 
 
 def _events_body(actor, uri):
@@ -165,7 +165,7 @@ def list_event_resources(*, actor):
     return [types.Resource(name=f"events of {mailbox.address}", title=f"Events of {mailbox.address}",
                            uri=uri_for(mailbox.pk),
                            description=TEMPLATE.description, mime_type=MIME_TYPE)
-            for mailbox in mailbox_list(account=actor.account)[:LIST_LIMIT]]
+            for mailbox in mailbox_list(account=actor.account, mailbox_ids=actor.mailbox_ids)[:LIST_LIMIT]]
 
 
 def subscribe_target(*, actor, uri):

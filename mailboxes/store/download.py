@@ -34,9 +34,9 @@ def download_url(*, attachment, account_id):
     return settings.QMAILING_BASE_URL + reverse("attachment-download", args=[download_token(attachment=attachment, account_id=account_id)])
 
 
-def attachment_inline(*, account, email_id, index) -> Attachment:
+def attachment_inline(*, account, email_id, index, mailbox_ids=None) -> Attachment:
     """The attachment with its bytes in `.content`, or AttachmentTooLarge carrying a signed download URL."""
-    attachment = attachment_get(account=account, email_id=email_id, index=index)
+    attachment = attachment_get(account=account, email_id=email_id, index=index, mailbox_ids=mailbox_ids)
     if attachment.size > INLINE_ATTACHMENT_BYTES:
         cap_mb = INLINE_ATTACHMENT_BYTES // (1024 * 1024)
         raise AttachmentTooLarge(

@@ -24,6 +24,7 @@ from mailboxes.selectors import own_mailbox
 from mailboxes.store.services import delete_stored_files
 from core.errors import AppError, Conflict, Forbidden, Invalid, NotFound
 from core.pagination import Page, keyset_page
+from core.tenancy import within_mailboxes
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +38,11 @@ def _max_drafts():
 
 # --- selectors ------------------------------------------------------------------------------------------------
 
-def draft_list(*, account, mailbox=None, cursor=None, limit=50) -> Page:
-    """The account's drafts (or one mailbox's), most recently edited first."""
-    drafts = Draft.objects.filter(account=account)
+def draft_list(*, account, mailbox=None, cursor=None, limit=50, mailbox_ids=None) -> Page:
+    """The account's drafts (or one mailbox's; only those of `mailbox_ids`, when given), most recently edited first."""
+    drafts = within_mailboxes(Draft.objects.filter(account=account), mailbox_ids)
     if mailbox is not None:
-        drafts = drafts.filter(mailbox=own_mailbox(account=account, mailbox=mailbox))
+        drafts = drafts.filter(mailbox=own_mailbox(account=account, mailbox=mailbox, mailbox_ids=mailbox_ids))
     return keyset_page(drafts.select_related("mailbox__domain").prefetch_related("attachments"),
                        cursor=cursor, limit=limit, time_field="updated_at")
 
@@ -53,10 +54,11 @@ def draft_count(*, account, mailbox=None) -> int:
     return drafts.count()
 
 
-def access_draft(*, account, draft_id) -> Draft:
-    """The account's draft, or NotFound (the same for missing and foreign)."""
+def access_draft(*, account, draft_id, mailbox_ids=None) -> Draft:
+    """The account's draft, or NotFound (the same for missing, foreign and outside `mailbox_ids`)."""
     try:
-        return (Draft.objects.select_related("mailbox__domain").prefetch_related("attachments")
+        return (within_mailboxes(Draft.objects.select_related("mailbox__domain"), mailbox_ids)
+                .prefetch_related("attachments")
                 .get(pk=draft_id, account=account))
     except (Draft.DoesNotExist, ValidationError, ValueError, TypeError):
         raise NotFound("No draft with this id exists in your account.")

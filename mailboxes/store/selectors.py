@@ -16,21 +16,23 @@ from mailboxes.models import Attachment, Email, Folder, Thread
 from mailboxes.selectors import own_mailbox
 from core.errors import Invalid, NotFound
 from core.pagination import Page, keyset_page
+from core.tenancy import within_mailboxes
 
-def _folder_emails(*, account, mailbox, folder):
-    """The emails of one folder view: of one mailbox, or of every mailbox of the account when `mailbox` is None
-    (the unified views: all inboxes, all starred…)."""
+def _folder_emails(*, account, mailbox, folder, mailbox_ids=None):
+    """The emails of one folder view: of one mailbox, or of every mailbox of the account (among `mailbox_ids`, a
+    limited token's) when `mailbox` is None (the unified views: all inboxes, all starred…)."""
     if mailbox is None:
-        emails = Email.objects.filter(account=account)
+        emails = within_mailboxes(Email.objects.filter(account=account), mailbox_ids)
     else:
-        emails = Email.objects.filter(mailbox=own_mailbox(account=account, mailbox=mailbox))
+        emails = Email.objects.filter(mailbox=own_mailbox(account=account, mailbox=mailbox, mailbox_ids=mailbox_ids))
     return in_folder_view(emails, (folder or Folder.INBOX).upper())
 
 
-def email_list(*, account, mailbox, folder=Folder.INBOX, cursor=None, before=None, limit=50) -> Page:
+def email_list(*, account, mailbox, folder=Folder.INBOX, cursor=None, before=None, limit=50, mailbox_ids=None) -> Page:
     """One page of a folder (or the STARRED view: starred mail outside TRASH and SPAM), newest first; `before`
     (a page's prev_cursor) pages back towards the newest. `mailbox=None` lists the folder across the account."""
-    emails = _folder_emails(account=account, mailbox=mailbox, folder=folder).defer(*LIST_DEFERRED)
+    emails = _folder_emails(account=account, mailbox=mailbox, folder=folder, mailbox_ids=mailbox_ids)
+    emails = emails.defer(*LIST_DEFERRED)
     if mailbox is None:
         emails = emails.select_related("mailbox__domain")
     return keyset_page(emails, cursor=cursor, before=before, limit=limit)
@@ -59,10 +61,12 @@ def unread_counts(*, account, folders, mailbox=None, cap=COUNT_CAP) -> dict:
     return {folder: count for folder, count in counts.items() if count}
 
 
-def email_get(*, account, email_id) -> Email:
-    """The account's email with its attachments, or NotFound (the same for missing and foreign)."""
+def email_get(*, account, email_id, mailbox_ids=None) -> Email:
+    """The account's email with its attachments, or NotFound (the same for missing, foreign and outside
+    `mailbox_ids`)."""
     try:
-        return (Email.objects.defer("search_vector").select_related("mailbox__domain", "thread").prefetch_related("attachments")
+        return (within_mailboxes(Email.objects.defer("search_vector"), mailbox_ids)
+                .select_related("mailbox__domain", "thread").prefetch_related("attachments")
                 .get(pk=email_id, account=account))
     except (Email.DoesNotExist, ValidationError, ValueError, TypeError):
         raise NotFound("No email with this id exists in your account.")
@@ -86,13 +90,13 @@ def emails_selected(*, account, email_ids) -> list:
     return list(Email.objects.filter(account=account, pk__in=valid).defer(*LIST_DEFERRED).order_by("-received_at", "-id"))
 
 
-def thread_list(*, account, mailbox, cursor=None, limit=50) -> Page:
+def thread_list(*, account, mailbox, cursor=None, limit=50, mailbox_ids=None) -> Page:
     """Conversations of a mailbox, most recently active first.
 
     A thread that gets a new message moves to the top; a client paging at that moment simply does
     not meet it again further down (it is never shown twice).
     """
-    mailbox = own_mailbox(account=account, mailbox=mailbox)
+    mailbox = own_mailbox(account=account, mailbox=mailbox, mailbox_ids=mailbox_ids)
     threads = Thread.objects.filter(mailbox=mailbox)
     return keyset_page(threads, cursor=cursor, limit=limit, time_field="last_message_at")
 
@@ -103,16 +107,17 @@ class ThreadDetail:
     emails: list
 
 
-def thread_get_row(*, account, thread_id) -> Thread:
+def thread_get_row(*, account, thread_id, mailbox_ids=None) -> Thread:
     try:
-        return Thread.objects.select_related("mailbox__domain").get(pk=thread_id, account=account)
+        return within_mailboxes(Thread.objects.select_related("mailbox__domain"), mailbox_ids).get(
+            pk=thread_id, account=account)
     except (Thread.DoesNotExist, ValidationError, ValueError, TypeError):
         raise NotFound("No thread with this id exists in your account.")
 
 
-def thread_get(*, account, thread_id) -> ThreadDetail:
+def thread_get(*, account, thread_id, mailbox_ids=None) -> ThreadDetail:
     """A thread with its messages oldest first, or NotFound."""
-    thread = thread_get_row(account=account, thread_id=thread_id)
+    thread = thread_get_row(account=account, thread_id=thread_id, mailbox_ids=mailbox_ids)
     emails = list(thread.emails.defer("search_vector").prefetch_related("attachments").order_by("received_at", "id"))
     return ThreadDetail(thread=thread, emails=emails)
 
@@ -133,9 +138,9 @@ def conversation_get(*, account, email, limit=CONVERSATION_SIZE) -> ThreadDetail
     return ThreadDetail(thread=thread, emails=emails)
 
 
-def attachment_get(*, account, email_id, index) -> Attachment:
+def attachment_get(*, account, email_id, index, mailbox_ids=None) -> Attachment:
     """The email's attachment at 0-based `index`, or NotFound."""
-    email = email_get(account=account, email_id=email_id)
+    email = email_get(account=account, email_id=email_id, mailbox_ids=mailbox_ids)
     try:
         position = int(index)
     except (TypeError, ValueError):

@@ -268,11 +268,12 @@ def test_wizard_steps_render_in_order_and_explain_themselves(signed_in):
     assert "Step 1 · Client" in index and "Step 2 · Use case" in index
     assert "Pick the app your agent runs in" in index and "proposes the smallest set of scopes" in index
     step3 = _step2(signed_in, "cursor").content.decode()
-    assert _current_step(step3) == [("3", "Scopes")] and "Untick anything this client should not" in step3
+    assert _current_step(step3) == [("3", "Scopes"), ("4", "Mailboxes")]
+    assert "Untick anything this client should not" in step3 and "only the ones you tick" in step3
     assert step3.count('class="step step-done"') == 2
     issued = _issue(signed_in, "cursor").content.decode()
-    assert _current_step(issued) == [("4", "Token")] and "shown only this once" in issued
-    assert issued.count('class="step step-done"') == 3
+    assert _current_step(issued) == [("5", "Token")] and "shown only this once" in issued
+    assert issued.count('class="step step-done"') == 4
 
 
 def test_issued_page_has_token_server_url_snippet_with_copy_buttons_a_verify_hint_and_the_docs(signed_in, settings):
@@ -337,3 +338,37 @@ def test_token_list_shows_last_used_relative_with_the_exact_time_in_the_title(si
     assert used not in page
     confirm = signed_in.get(reverse("developers:revoke", args=[access_token.pk])).content.decode()
     assert "3 hours ago" in confirm and "<code>mailbox:read</code>" in confirm
+
+
+def test_the_mailboxes_step_limits_the_token_and_the_list_shows_the_limit(signed_in, owner):
+    from tests.qmailing.test_permission_matrix import other_mailbox
+
+    first, second = owner.mailboxes.get(), other_mailbox(owner)
+    page = _step2(signed_in, "cursor").content.decode()
+    assert re.search(r'<input type="radio" name="mailbox_access" value="all"[^>]*checked', page)
+    for mailbox in (first, second):
+        assert f'value="{mailbox.pk}"' in page and mailbox.address in page
+
+    def issue(**mailbox_fields):
+        page = _step2(signed_in, "cursor").content.decode()
+        return signed_in.post(CONNECT, {"client": "cursor", "name": "", "nonce": _nonce(page),
+                                        "scopes": ["mailbox:read"], **mailbox_fields})
+
+    refused = issue(mailbox_access="some")
+    assert refused.status_code == 400 and "Tick at least one mailbox" in refused.content.decode()
+    assert not AccessToken.objects.exists()
+    stranger = make_user("stranger@example.net").account.mailboxes.get()
+    assert issue(mailbox_access="some", mailboxes=[str(stranger.pk)]).status_code == 400
+    assert not AccessToken.objects.exists()
+
+    issued = issue(mailbox_access="some", mailboxes=[str(second.pk)])
+    assert issued.status_code == 200
+    assert f"<code>{second.address}</code>" in issued.content.decode()
+    token = TOKEN_RE.search(issued.content.decode()).group(0)
+    assert [item["id"] for item in _mailboxes(signed_in, token).json()["items"]] == [str(second.pk)]
+    issue(mailbox_access="all")
+
+    table = signed_in.get(INDEX).content.decode().split('id="tokens"')[1].split("<tbody>")[1].split("</tbody>")[0]
+    rows = re.findall(r"<tr>.*?</tr>", table, re.S)
+    limits = sorted(re.findall(r"<td>(.*?)</td>", row, re.S)[2] for row in rows)  # client, scopes, mailboxes
+    assert limits == ["All mailboxes", second.address]

@@ -1,7 +1,8 @@
 """The permission matrix, generated from the operation registry: a new operation is in it automatically.
 
 Every operation × {no token, malformed token, revoked token, outsider's token on the owner's object, token
-missing the scope, account on a lower plan} must answer exactly the status and problem code of docs/agents/rest.md (Gates).
+missing the scope, account on a lower plan, the owner's token limited to another mailbox, the owner's token
+limited to the objects' mailbox} must answer exactly the status and problem code of docs/agents/rest.md (Gates).
 """
 
 import uuid
@@ -20,7 +21,8 @@ from tests.api_helpers import call, token_for
 from tests.api_helpers import problem_of as _problem
 
 OPERATIONS = sorted(registry())
-CASES = ["no_token", "malformed_token", "revoked_token", "outsider", "missing_scope", "lower_plan"]
+CASES = ["no_token", "malformed_token", "revoked_token", "outsider", "missing_scope", "lower_plan",
+         "limited_elsewhere", "limited_here"]
 
 
 # The register example's host, and the address the DNS server must give it: a public one.
@@ -63,6 +65,18 @@ def sample_args(operation, objects):
     return {k: v for k, v in args.items() if v is not None}
 
 
+def other_mailbox(account):
+    """A second mailbox of `account` on the shared domain: the owner's objects are all in its first one."""
+    from domains.services import shared_domain_get
+    from mailboxes.services import mailbox_create
+
+    return mailbox_create(account=account, domain=shared_domain_get(), local_part=f"elsewhere-{uuid.uuid4().hex[:8]}")
+
+
+def _same_problem(first, second):
+    return {k: v for k, v in first.items() if k != "instance"} == {k: v for k, v in second.items() if k != "instance"}
+
+
 def _plan_below(group):
     plans = plan_list()
     lowest = next(p for p in plans if p.allows_group(group))
@@ -94,10 +108,45 @@ def test_permission_matrix(client, owner, outsider, owner_objects, name, case):
             # The same answer as for an id that exists nowhere: nothing tells "not yours" from "no such".
             missing = {k: (uuid.uuid4() if k.endswith("_id") else v) for k, v in args.items()}
             nowhere = _problem(call(client, operation, token=token, args=missing), 404, "not_found")
-            assert {k: v for k, v in body.items() if k != "instance"} == {k: v for k, v in nowhere.items() if k != "instance"}
+            assert _same_problem(body, nowhere)
         else:  # a list (or a create): the outsider's own, never the owner's
             assert response.status_code == operation.success_status, response.content
             assert all(str(v) not in response.content.decode() for v in owner_objects.values())
+    elif case == "limited_elsewhere":
+        # The owner's own token, limited to a mailbox that holds none of the objects: they answer exactly as
+        # another account's do, and what acts on the whole account is refused.
+        account_set_plan(account=owner, plan_code=Plan.PRO_MAX)
+        token = token_for(owner, mailbox_ids=[other_mailbox(owner).pk])
+        response = call(client, operation, token=token, args=args)
+        if operation.account_wide:
+            body = _problem(response, 403, "token_limited_to_mailboxes")
+            assert "all mailboxes" in body["detail"]
+        elif any(n.endswith("_id") for n in args):
+            body = _problem(response, 404, "not_found")
+            missing = {k: (uuid.uuid4() if k.endswith("_id") else v) for k, v in args.items()}
+            assert _same_problem(body, _problem(call(client, operation, token=token, args=missing), 404, "not_found"))
+        else:  # a list or a search: only the chosen mailbox's, so none of the objects
+            assert response.status_code == operation.success_status, response.content
+            assert all(str(v) not in response.content.decode() for v in owner_objects.values())
+    elif case == "limited_here":
+        # Limited to the objects' mailbox: every operation within it works as for a token for every mailbox.
+        account_set_plan(account=owner, plan_code=Plan.PRO_MAX)
+        elsewhere = other_mailbox(owner)  # the account has more mailboxes than the token reaches
+        token = token_for(owner, mailbox_ids=[owner_objects["mailbox_id"]])
+        if name == "qmailing_wait_for_events":
+            args["timeout_seconds"] = 0  # the long-poll's recheck reads from another connection than this test's
+        response = call(client, operation, token=token, args=args)
+        if operation.account_wide:
+            _problem(response, 403, "token_limited_to_mailboxes")
+        elif operation.annotations.read_only and any(n.endswith("_id") for n in args):
+            assert response.status_code == 200, response.content
+            unlimited = call(client, operation, token=token_for(owner), args=args)
+            assert response.json() == unlimited.json()
+        elif operation.annotations.read_only:  # a list or a search: the chosen mailbox's, not the other one's
+            assert response.status_code == 200, response.content
+            assert str(elsewhere.pk) not in response.content.decode()
+        else:
+            assert response.status_code == operation.success_status, (name, response.content)
     elif case == "missing_scope":
         account_set_plan(account=owner, plan_code=_plan_below(operation.plan_group)[1].code)  # the plan gate passes
         others = " ".join(s for s in SCOPES if s != operation.scope)

@@ -15,6 +15,7 @@ from mailboxes.store.search.index import search_fold
 from core.datetimes import as_utc
 from core.errors import Invalid
 from core.pagination import clean_limit, keyset_page
+from core.tenancy import within_mailboxes
 
 MAX_QUERY_LENGTH = 500
 MAX_QUERY_TERMS = 32
@@ -44,11 +45,11 @@ def _bound(value, *, field, end):
 
 
 def email_search(*, account, query, mailbox=None, folder=None, from_=None, to=None, unread=None,
-                 has_attachment=None, date_from=None, date_to=None, cursor=None, limit=50):
+                 has_attachment=None, date_from=None, date_to=None, cursor=None, limit=50, mailbox_ids=None):
     """The account's emails matching `query` (web-search syntax) and the filters, newest first.
 
-    Without a mailbox it spans every mailbox of the account; without a folder it leaves out TRASH
-    and SPAM, as mail clients do. An empty query with filters lists what the filters match.
+    Without a mailbox it spans every mailbox of the account (of `mailbox_ids`, a limited token's); without a
+    folder it leaves out TRASH and SPAM, as mail clients do. An empty query with filters lists what the filters match.
     """
     query = (query or "").replace("\x00", " ").strip()
     if len(query) > MAX_QUERY_LENGTH:
@@ -56,9 +57,9 @@ def email_search(*, account, query, mailbox=None, folder=None, from_=None, to=No
     query = _NEGATION_RUN.sub("-", query)
     if len(query.split()) > MAX_QUERY_TERMS:
         raise Invalid(f"The search query can have at most {MAX_QUERY_TERMS} words and operators.", field="query")
-    emails = Email.objects.filter(account=account).defer(*LIST_DEFERRED)
+    emails = within_mailboxes(Email.objects.filter(account=account), mailbox_ids).defer(*LIST_DEFERRED)
     if mailbox is not None:
-        emails = emails.filter(mailbox=own_mailbox(account=account, mailbox=mailbox))
+        emails = emails.filter(mailbox=own_mailbox(account=account, mailbox=mailbox, mailbox_ids=mailbox_ids))
     if folder:
         emails = in_folder_view(emails, folder)
     else:

@@ -18,7 +18,7 @@ from accounts.services import account_set_plan
 from agent.operations import registry
 from tests.api_helpers import token_for, tool_problem
 from tests.agent.mcp.conftest import rpc, run
-from tests.qmailing.test_permission_matrix import _plan_below, owner_objects, sample_args  # noqa: F401 (fixture)
+from tests.qmailing.test_permission_matrix import _plan_below, other_mailbox, owner_objects, sample_args  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread sees the rows
 
@@ -62,6 +62,24 @@ def test_outsiders_token_gets_not_found_for_every_owner_object(mcp_url, owner, o
     for (name, _), result in zip(aimed, results):
         problem = tool_problem(result)
         assert (problem["status"], problem["code"]) == (404, "not_found"), name
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_token_limited_to_another_mailbox_gets_what_an_outsider_gets(mcp_url, owner, owner_objects, version):  # noqa: F811
+    """The owner's token limited to a mailbox that holds none of the objects: not_found for each of them, as for
+    another account's; token_limited_to_mailboxes for every account-wide tool; lists without the objects."""
+    account_set_plan(account=owner, plan_code=Plan.PRO_MAX)
+    token = token_for(owner, mailbox_ids=[other_mailbox(owner).pk])
+    calls = [(name, _jsonable(sample_args(op, owner_objects))) for name, op in registry().items()]
+    for (name, args), result in zip(calls, _calls(mcp_url, token, version, calls)):
+        operation, problem = registry()[name], result["structuredContent"]
+        if operation.account_wide:
+            assert result["isError"] is True and problem["code"] == "token_limited_to_mailboxes", name
+        elif any(n.endswith("_id") for n in args):
+            assert result["isError"] is True and (problem["status"], problem["code"]) == (404, "not_found"), name
+        else:
+            assert result["isError"] is False, name
+            assert all(str(v) not in json.dumps(problem) for v in owner_objects.values()), name
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -205,6 +205,32 @@ def test_another_accounts_mailbox_is_refused_like_a_missing_one(mcp_url, owner, 
     assert malformed.code == INVALID_PARAMS and malformed.data["status"] == 404
 
 
+def test_a_token_limited_to_other_mailboxes_lists_reads_and_follows_only_them(mcp_url, owner, mailbox, other_mailbox):
+    token = token_for(owner, scopes="email:read", mailbox_ids=[other_mailbox.pk])
+    outside = _read_error(mcp_url, token, _uri(mailbox))
+    missing = _read_error(mcp_url, token, "mailbox://00000000-0000-4000-8000-000000000000/events")
+    assert (outside.code, outside.message, outside.data["code"]) == (missing.code, missing.message, "not_found")
+
+    async def scenario(client):
+        listed = await client.list_resources()
+        read = await client.read_resource(_uri(other_mailbox))
+        with pytest.raises(MCPError) as refused:
+            await _subscribe(client, _uri(mailbox))
+        await _subscribe(client, _uri(other_mailbox))
+        return listed, read, refused.value
+
+    listed, read, refused = run(_session(mcp_url, token, scenario))
+    assert [str(resource.uri) for resource in listed.resources] == [_uri(other_mailbox)]
+    assert json.loads(read.contents[0].text)["mailboxId"] == str(other_mailbox.pk)
+    assert refused.code == INVALID_PARAMS and refused.data["code"] == "not_found"
+
+    async def listen(client):
+        async with client.listen(resource_subscriptions=[_uri(mailbox), _uri(other_mailbox)]) as subscription:
+            return subscription.honored.resource_subscriptions
+
+    assert run(_session(mcp_url, token, listen, mode="2026-07-28")) == [_uri(other_mailbox)]
+
+
 def test_a_token_without_email_read_is_refused(mcp_url, owner, mailbox):
     error = _read_error(mcp_url, token_for(owner, scopes="mailbox:read"), _uri(mailbox))
     assert error.code == INVALID_REQUEST
