@@ -81,7 +81,9 @@ def sse_messages(response):
     if response.headers.get("content-type", "").startswith("application/json"):
         return [response.json()]
     messages = []
-    for line in response.text.splitlines():
+    # An event stream is UTF-8 by definition (WHATWG HTML, server-sent events); requests would guess Latin-1
+    # for a text/* type without a charset.
+    for line in response.content.decode("utf-8").splitlines():
         if line.startswith("data:") and line[5:].strip():
             messages.append(json.loads(line[5:]))
     return messages
