@@ -193,6 +193,9 @@ class ConsentView(AuthorizationView):
             client_id = form["client_id"].value()
             context["application"] = (get_application_model().objects.filter(client_id=client_id).first()
                                       if client_id else None)
+        # Errors the page has no place for: the whole form's, and those of its hidden fields (a request cut short).
+        context["page_errors"] = list(form.non_field_errors()) + [
+            f"{field.name}: {error}" for field in form.hidden_fields() for error in field.errors]
         redirect_uri = context.get("redirect_uri") or form["redirect_uri"].value() or ""
         context["redirect_host"] = urlsplit(redirect_uri).netloc or "the app"
         return context

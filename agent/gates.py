@@ -133,7 +133,10 @@ def authorize(actor, operation):
                            f"Upgrade to {required.name if required else 'a higher plan'} to use it.",
                            required_plan=required_code)
     if operation.scope not in actor.scopes:
-        raise ScopeMissing(scope_missing_detail(actor, operation), required_scopes=[operation.scope])
+        error = ScopeMissing(scope_missing_detail(actor, operation), required_scopes=[operation.scope])
+        # RFC 6750 §3.1, for a REST answer (an MCP tool result carries no headers).
+        error.headers["WWW-Authenticate"] = f'Bearer realm="QMailing", error="insufficient_scope", scope="{operation.scope}"'
+        raise error
 
 
 # What a send refused for email:send leaves behind, by operation: "an agent drafts, a person sends".

@@ -46,6 +46,7 @@ def test_a_personal_token_is_told_to_issue_a_token_with_the_scope(base, mcp_url,
     refused = _rest(base, token, "GET", "mailboxes")
     assert refused.status_code == 403 and refused.json()["code"] == "insufficient_scope"
     assert refused.json()["detail"].endswith(expected)
+    assert refused.headers["WWW-Authenticate"] == 'Bearer realm="QMailing", error="insufficient_scope", scope="mailbox:read"'
     assert "reconnect" not in refused.json()["detail"]
     assert "Issue a token with mailbox:read under Settings → Developers" in _tool(mcp_url, token, "qmailing_list_mailboxes", {})
 
