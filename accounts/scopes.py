@@ -32,7 +32,7 @@ DEFAULT_SCOPES = [MAILBOX_READ]
 # (the consent page marks them and leaves them unticked until a person ticks them).
 ACTS_IN_THE_WORLD = {
     EMAIL_SEND: "Mail goes out to real people in your name, and a sent message cannot be recalled.",
-    DOMAIN_WRITE: "Adds domains to your account and runs their DNS checks: what mail your domains can send.",
+    DOMAIN_WRITE: "Adds domains to your account and verifies them, after which mail can go out from their addresses.",
     WEBHOOK_MANAGE: "Makes QMailing send your mail's events to web addresses outside QMailing.",
 }
 
