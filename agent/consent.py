@@ -100,7 +100,7 @@ class ConsentForm(AllowForm):
         if not data.get("allow"):
             return data  # Deny: nothing is granted, so nothing to choose
         if not self.requested_untampered():
-            raise forms.ValidationError(STALE_PAGE, code="stale")
+            raise forms.ValidationError(STALE_PAGE)
         requested = (data.get("scope") or "").split()
         granted = data.get("granted") or []
         not_requested = [scope for scope in granted if scope not in requested]
