@@ -38,15 +38,15 @@ def person(transactional_db):
 class Consent:
     """One authorization request, signed in, at its consent page."""
 
-    def __init__(self, base, person, scope=ALL):
+    def __init__(self, base, person, scope=ALL, client_id=None, **extra):
         self.base = base
-        self.client_id = _register(base).json()["client_id"]
+        self.client_id = client_id or _register(base).json()["client_id"]
         self.verifier, challenge = _pkce()
         self.state = secrets.token_urlsafe(16)
         self.session = requests.Session()
         params = {"response_type": "code", "client_id": self.client_id, "redirect_uri": REDIRECT_URI,
                   "scope": scope, "state": self.state, "code_challenge": challenge,
-                  "code_challenge_method": "S256", "resource": base + RESOURCE_PATH}
+                  "code_challenge_method": "S256", "resource": base + RESOURCE_PATH, **extra}
         response = self.session.get(f"{base}/oauth/authorize/", params=params, allow_redirects=False, timeout=10)
         back = parse_qs(urlsplit(response.headers["Location"]).query)["next"][0]
         assert _sign_in(self.session, base, back, person.email) == back
@@ -180,6 +180,15 @@ def test_the_mailbox_choice_is_checked_against_the_account(base, person):
 
     limited = consent.post(mailboxes="some", mailbox_ids=[str(own.pk)], allow="Allow")
     assert limited.status_code == 302 and "code=" in limited.headers["Location"]
+
+
+def test_an_earlier_grant_never_skips_the_page(base, person):
+    first = Consent(base, person, scope="mailbox:read")
+    first.exchange(first.post(allow="Allow"))
+    # DOT's approval_prompt=auto would answer with a code at once, on the earlier token's scopes and without
+    # the choice of mailboxes: the page is shown instead.
+    again = Consent(base, person, scope="mailbox:read", client_id=first.client_id, approval_prompt="auto")
+    assert offered(again.page) == ["mailbox:read"]
 
 
 def _bound_form(user, scope, **data):
