@@ -113,7 +113,7 @@ class ConsentForm(AllowForm):
             data["scope"] = " ".join(scope for scope in requested if scope in granted)  # what DOT grants
         chosen_ids = data.get("mailbox_ids") or []
         if data.get("mailboxes") == SOME_MAILBOXES:
-            if not chosen_ids:
+            if not chosen_ids and "mailbox_ids" not in self.errors:  # (a mailbox not the account's is said already)
                 self.add_error("mailbox_ids", "Tick at least one mailbox, or choose all mailboxes.")
             data["mailbox_limit"] = list(chosen_ids)
         else:

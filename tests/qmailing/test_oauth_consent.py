@@ -169,6 +169,7 @@ def test_the_mailbox_choice_is_checked_against_the_account(base, person):
 
     tampered = consent.post(mailboxes="some", mailbox_ids=[str(outsider_mailbox.pk)], allow="Allow")
     assert tampered.status_code == 400 and "is not one of your account's" in html.unescape(tampered.text)
+    assert "Tick at least one mailbox" not in tampered.text  # one error, the right one
     none_ticked = consent.post(mailboxes="some", allow="Allow")
     assert none_ticked.status_code == 400 and "Tick at least one mailbox" in none_ticked.text
     ambiguous = consent.post(mailboxes="all", mailbox_ids=[str(own.pk)], allow="Allow")
