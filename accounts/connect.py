@@ -9,9 +9,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from accounts.scopes import (
-    DOMAIN_READ, EMAIL_READ, EMAIL_SEND, EMAIL_WRITE, MAILBOX_READ, SCOPES,
-)
+from accounts.scopes import EMAIL_SEND, EMAIL_WRITE, READ_ONLY, SCOPES
 
 CLAUDE_DESKTOP, CLAUDE_CODE, CLAUDE_AI, CURSOR, CONTINUE, CUSTOM = (
     "claude_desktop", "claude_code", "claude_ai", "cursor", "continue", "custom")
@@ -24,7 +22,7 @@ CLIENTS = {
     CUSTOM: "Custom (curl, scripts, other agents)",
 }
 
-READ = [MAILBOX_READ, DOMAIN_READ, EMAIL_READ]
+READ = READ_ONLY
 USE_CASES = {
     "triage": ("Triage: read only", READ),
     "assistant": ("Assistant: read, organise and send", READ + [EMAIL_WRITE, EMAIL_SEND]),

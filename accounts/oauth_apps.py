@@ -26,6 +26,12 @@ from core.errors import NotFound
 NOT_FOUND = "No OAuth app holds access to your account under this id."
 
 
+def token_from_oauth_app(access_token):
+    """Whether `access_token` came from an OAuth authorization (its app has a redirect URI), not a personal token."""
+    application = getattr(access_token, "application", None)
+    return application is not None and bool(application.redirect_uris.strip())
+
+
 def _live_access_tokens(account, now):
     return (get_access_token_model().objects.filter(user__account=account, expires__gt=now,
                                                     application__isnull=False)

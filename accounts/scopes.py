@@ -28,6 +28,23 @@ SCOPES = {
 # What an OAuth client gets when it asks for no scope at all: the least, read-only.
 DEFAULT_SCOPES = [MAILBOX_READ]
 
+# The scopes whose calls act in the world rather than on your mail: scope -> what that means, in plain words
+# (the consent page marks them and leaves them unticked until a person ticks them).
+ACTS_IN_THE_WORLD = {
+    EMAIL_SEND: "Mail goes out to real people in your name, and a sent message cannot be recalled.",
+    DOMAIN_WRITE: "Adds domains to your account and verifies them, after which mail can go out from their addresses.",
+    WEBHOOK_MANAGE: "Makes QMailing send your mail's events to web addresses outside QMailing.",
+}
+
+READ_ONLY = [MAILBOX_READ, DOMAIN_READ, EMAIL_READ]
+# Sets of scopes a person picks in one click (the consent page): key -> (label, scopes). A preset only ever
+# ticks scopes the app asked for.
+PRESETS = {
+    "read": ("Read only", READ_ONLY),
+    "drafts": ("Drafts only (a person sends)", READ_ONLY + [EMAIL_WRITE]),
+    "everything": ("Everything", list(SCOPES)),
+}
+
 
 def unknown_scopes(scopes):
     """The names in `scopes` that are not scopes, in the order given."""

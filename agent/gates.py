@@ -24,8 +24,11 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 
+from accounts.oauth_apps import token_from_oauth_app
+from accounts.scopes import EMAIL_SEND
 from accounts.selectors import plan_lowest_with_group
 from accounts.tokens import token_format_ok, token_lookup
 from agent import oauth
@@ -140,12 +143,43 @@ def authorize(actor, operation):
                            f"Upgrade to {required.name if required else 'a higher plan'} to use it.",
                            required_plan=required_code)
     if operation.scope not in actor.scopes:
-        raise ScopeMissing(f"This token lacks the {operation.scope} scope that {operation.title} needs. "
-                           f"Issue a token with {operation.scope}.", required_scopes=[operation.scope])
+        error = ScopeMissing(scope_missing_detail(actor, operation), required_scopes=[operation.scope])
+        # RFC 6750 §3.1, for a REST answer (an MCP tool result carries no headers).
+        error.headers["WWW-Authenticate"] = f'Bearer realm="QMailing", error="insufficient_scope", scope="{operation.scope}"'
+        raise error
     if operation.account_wide and actor.mailbox_ids is not None:
         raise TokenLimited(f"{operation.title} acts on the whole account, and this token is limited to some "
                            "mailboxes. Use a token for all mailboxes (issue one under Settings → Developers, or "
                            "connect again choosing all mailboxes).")
+
+
+# What a send refused for email:send leaves behind, by operation: "an agent drafts, a person sends".
+NOTHING_SENT = {
+    "qmailing_send_draft": "Nothing was sent: the draft stays in Drafts, waiting for a person to send it.",
+    "qmailing_send_email": ("Nothing was sent and nothing was saved. To have a person send it, save it as a draft "
+                            "with qmailing_create_draft (POST /api/v1/pub/mailboxes/{mailbox_id}/drafts, scope "
+                            "email:write): it then waits in Drafts for a person to send."),
+    "qmailing_forward_email": "Nothing was sent: a person can forward the email from QMailing.",
+}
+
+
+def scope_missing_detail(actor, operation):
+    """The 403's words: what is missing, what the refused call left behind, and how this kind of token gets the
+    scope: an OAuth app is reconnected and granted it on the consent page; a personal token is issued anew."""
+    scope = operation.scope
+    parts = [f"This token lacks the {scope} scope that {operation.title} needs."]
+    if scope == EMAIL_SEND:
+        parts.append(NOTHING_SENT.get(operation.name, "Nothing was sent."))
+    developers = settings.QMAILING_BASE_URL + reverse("developers:index")
+    if token_from_oauth_app(actor.token):
+        application = actor.token.application
+        name = application.name or "the app"
+        first = "For it to send by itself" if scope == EMAIL_SEND else "To allow this"
+        parts.append(f"{first}, reconnect {name} and grant {scope} on QMailing's consent page. "
+                     f"The app is listed under Settings → Developers: {developers}#oauth-app-{application.pk}")
+    else:
+        parts.append(f"Issue a token with {scope} under Settings → Developers: {developers}#connect")
+    return " ".join(parts)
 
 
 def bearer_challenge(challenge, *, origin, resource_path):

@@ -10,7 +10,7 @@ What this module adds, as thin subclasses of DOT's views:
   origin as a whole, each listing every scope;
 - the policy in front of open dynamic client registration (RFC 7591/7592): authorization-code grant only,
   https or loopback redirect URIs only, a per-IP rate limit;
-- the consent page (DOT's authorize view with our template);
+- the consent page (agent.consent: DOT's authorize view with a choice of scopes and mailboxes);
 - the token endpoint's answer when a replay of the code revoked the tokens of the exchange it raced:
   invalid_grant, not a 500;
 - `oauth_purge_stale_registrations`: self-registered clients that never got a token are deleted.
@@ -29,7 +29,7 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model, get_refresh_token_model
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import (
-    AuthorizationView, DynamicClientRegistrationManagementView, DynamicClientRegistrationView,
+    DynamicClientRegistrationManagementView, DynamicClientRegistrationView,
     OAuthProtectedResourceMetadataView, TokenView,
 )
 
@@ -183,20 +183,6 @@ class SingleUseCodeTokenView(TokenView):
             response = JsonResponse({"error": "invalid_grant"}, status=400)
             response["Cache-Control"] = "no-store"
             return response
-
-
-class ConsentView(AuthorizationView):
-    """The authorization endpoint: DOT's view, our consent page (names the client, each scope in plain words)."""
-
-    template_name = "oauth/authorize.html"
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        scopes = context.get("scopes") or []
-        descriptions = context.get("scopes_descriptions") or []
-        context["scope_items"] = list(zip(scopes, descriptions))
-        context["redirect_host"] = urlsplit(context.get("redirect_uri") or "").netloc or "the app"
-        return context
 
 
 def oauth_purge_stale_registrations(*, days=None, now=None):

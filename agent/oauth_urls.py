@@ -7,7 +7,7 @@ Only what the flow needs: no introspection, device flow or application-managemen
 from django.urls import path, re_path
 from oauth2_provider import views as dot
 
-from agent import oauth
+from agent import consent, oauth
 
 app_name = "oauth2_provider"
 
@@ -17,7 +17,7 @@ urlpatterns = [
          name="oauth-resource-metadata"),
     re_path(r"^\.well-known/oauth-protected-resource/(?P<resource_path>mcp|api/v1/pub)/?$",
             oauth.ProtectedResourceMetadataView.as_view(), name="oauth-resource-metadata-path"),
-    path("oauth/authorize/", oauth.ConsentView.as_view(), name="authorize"),
+    path("oauth/authorize/", consent.ConsentView.as_view(), name="authorize"),
     path("oauth/token/", oauth.SingleUseCodeTokenView.as_view(), name="token"),
     path("oauth/revoke_token/", dot.RevokeTokenView.as_view(), name="revoke-token"),
     path("oauth/register/", oauth.RegistrationView.as_view(), name="dcr-register"),

@@ -54,13 +54,22 @@ def _pkce():
     return verifier, challenge
 
 
-def _hidden_inputs(page):
+def _form_fields(page):
+    """What a browser submits of the page's form before a button is pressed: the hidden inputs and the ticked
+    checkboxes and radio buttons (a name that repeats maps to the list of its values)."""
     fields = {}
     for tag in re.findall(r"<input[^>]*>", page):
         name = re.search(r'name="([^"]*)"', tag)
         value = re.search(r'value="([^"]*)"', tag)
-        if name and 'type="hidden"' in tag:
-            fields[html.unescape(name.group(1))] = html.unescape(value.group(1)) if value else ""
+        kind = re.search(r'type="([^"]*)"', tag)
+        kind = kind.group(1) if kind else "text"
+        if not name or not (kind == "hidden" or (kind in ("checkbox", "radio") and re.search(r"\schecked\b", tag))):
+            continue
+        name, value = html.unescape(name.group(1)), html.unescape(value.group(1)) if value else ""
+        if kind == "checkbox":
+            fields.setdefault(name, []).append(value)
+        else:
+            fields[name] = value
     return fields
 
 
@@ -68,7 +77,7 @@ def _sign_in(session, base, next_url, email):
     """The real sign-in page: GET it for the CSRF cookie, POST the password with `next`; lands back on `next`."""
     page = session.get(f"{base}/accounts/login/", params={"next": next_url}, timeout=10)
     assert page.status_code == 200
-    form = _hidden_inputs(page.text)
+    form = _form_fields(page.text)
     response = session.post(f"{base}/accounts/login/", data={**form, "login": email, "password": PASSWORD,
                                                              "next": next_url}, allow_redirects=False, timeout=10)
     assert response.status_code == 302, response.text[:500]
@@ -94,7 +103,7 @@ def _authorize(session, base, client_id, *, resource, scope="mailbox:read email:
         response = session.get(f"{base}{back}", allow_redirects=False, timeout=10)
     assert response.status_code == 200, response.text[:1000]
     page = response.text
-    form = _hidden_inputs(page)
+    form = _form_fields(page)
     if allow:
         form["allow"] = "Allow"
     answer = session.post(f"{base}/oauth/authorize/", data=form, allow_redirects=False, timeout=10)
@@ -302,7 +311,7 @@ def test_pkce_plain_and_missing_pkce_are_refused(base, person):
     # "plain" (COMPLIANT_BCP_RFC9700_PKCE_METHOD): DOT refuses it when the code would be issued.
     plain = session.get(f"{base}/oauth/authorize/", allow_redirects=False, timeout=10,
                         params={**common, "code_challenge": "x" * 43, "code_challenge_method": "plain"})
-    answer = session.post(f"{base}/oauth/authorize/", data={**_hidden_inputs(plain.text), "allow": "Allow"},
+    answer = session.post(f"{base}/oauth/authorize/", data={**_form_fields(plain.text), "allow": "Allow"},
                           allow_redirects=False, timeout=10)
     assert "code=" not in answer.headers.get("Location", "")
     assert "error=invalid_request" in answer.headers.get("Location", "") or answer.status_code == 400

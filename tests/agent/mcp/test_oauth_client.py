@@ -24,7 +24,7 @@ from oauth2_provider.models import AccessToken
 
 from tests.conftest import make_user
 from tests.agent.mcp.conftest import free_port, run
-from tests.qmailing.test_oauth_flow import _hidden_inputs, _sign_in
+from tests.qmailing.test_oauth_flow import _form_fields, _sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread sees the rows
 
@@ -69,7 +69,7 @@ class Person:
         assert _sign_in(session, self.base, back, self.email) == back
         page = session.get(f"{self.base}{back}", allow_redirects=False, timeout=10)
         assert page.status_code == 200, page.text[:1000]
-        form = {**_hidden_inputs(page.text), "allow": "Allow"}
+        form = {**_form_fields(page.text), "allow": "Allow"}
         answer = session.post(f"{self.base}/oauth/authorize/", data=form, allow_redirects=False, timeout=10)
         assert answer.status_code == 302, answer.text[:1000]
         location = answer.headers["Location"]
