@@ -17,3 +17,7 @@ account_closing = Signal()
 # A closed account is about to be deleted: receivers delete what a database cascade would leave behind
 # (files first). Sent before the rows go, outside any transaction. kwargs: account.
 account_deleting = Signal()
+
+# What an account's tokens may do changed: its plan (accounts.services.account_set_plan) or a token's grant
+# (revoked). kwargs: account. The agent surface tells the account's open MCP sessions to list their tools again.
+account_grants_changed = Signal()
