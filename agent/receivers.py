@@ -8,21 +8,24 @@ each process's follower then compares what every open session was shown with wha
 """
 
 from django.db import transaction
-from django.dispatch import receiver
 from oauth2_provider.signals import app_authorized
 
 from accounts.signals import account_grants_changed
 from events import stream
 
 
-@receiver(account_grants_changed, dispatch_uid="agent.grants_changed")
 def grants_changed(*, account, **kwargs):
     account_id = account.pk
     transaction.on_commit(lambda: stream.wake(account_id))  # the sessions must read the committed grant
 
 
-@receiver(app_authorized, dispatch_uid="agent.token_issued")
 def token_issued(*, token, **kwargs):
     account_id = getattr(getattr(token, "user", None), "account_id", None)
     if account_id is not None:
         transaction.on_commit(lambda: stream.wake(account_id))
+
+
+def connect():
+    """Connect the receivers (AgentConfig.ready)."""
+    account_grants_changed.connect(grants_changed, dispatch_uid="agent.grants_changed")
+    app_authorized.connect(token_issued, dispatch_uid="agent.token_issued")
