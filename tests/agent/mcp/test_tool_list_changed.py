@@ -193,3 +193,34 @@ def test_a_plan_changed_by_another_process_notifies_through_redis(mcp_url, owner
     # The command's start-up (Django) is in this figure; the wake-up itself comes through Redis, well under the
     # recheck timer.
     assert notes.received[0] - started < within(8)
+
+
+@pytest.mark.latency
+def test_a_listen_stream_that_asks_for_it_is_told_on_2026_07_28(mcp_url, free_account):
+    from mcp.shared.subscriptions import ToolsListChanged
+
+    token = token_for(free_account, scopes="mailbox:read email:read")
+
+    async def scenario(client):
+        before = await _names(client)
+        async with client.listen(tools_list_changed=True) as subscription:
+            assert subscription.honored.tools_list_changed is True
+            await _watched(free_account)
+            thread, stamp = _set_plan_in_thread(free_account, "PLUS")
+            event = None
+            with anyio.move_on_after(within(5)):
+                event = await subscription.__anext__()
+            arrived = time.time()
+            await anyio.to_thread.run_sync(thread.join)
+        return before, event, arrived - stamp["started"], await _names(client)
+
+    async def session(client_scenario):
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+            async with Client(streamable_http_client(mcp_url, http_client=http), mode="2026-07-28") as client:
+                return await client_scenario(client)
+
+    before, event, latency, after = run(session(scenario))
+    assert before == {"qmailing_list_mailboxes", "qmailing_get_mailbox"}
+    assert isinstance(event, ToolsListChanged), event
+    assert {"qmailing_get_email", "qmailing_list_emails"} <= after  # email:read, now in the plan
+    assert latency < within(1.0), latency
