@@ -1,7 +1,9 @@
 """The MCP tools, generated from the operation registry (agent.operations): one tool per operation.
 
 A tool is its operation as MCP sees it: the same name, title and description, the input model's JSON
-Schema (unknown arguments refused), the output model's schema, the annotations. A call runs what the
+Schema (unknown arguments refused) and the output model's field names, both lean (a tool list is paid for
+in every conversation: docs/agents/mcp.md), the annotations. tools/list shows a token only the tools its
+scopes and plan allow (agent.gates.visible_operations); any tool may be called. A call runs what the
 REST twin runs, through agent.pipeline (the plan and scope gates, input validation, the operation, the
 request log, the daily cap), and returns the same JSON object as structured content. Authentication and the
 throttle happened on the HTTP request in front of the SDK (agent.mcp.http), which hands over the Actor.
@@ -27,7 +29,7 @@ SCOPE_STARTED = "qmailing.mcp.started"  # time.perf_counter() when the HTTP requ
 
 # Keywords a tool list leaves to the OpenAPI document (which keeps them, and the full shapes of results):
 # pydantic's automatic titles (the property or model name again), examples, and the string formats and length
-# bounds that only the server's validation needs (it answers invalid_input naming the field). The field
+# bounds that only the server's validation needs (it answers validation_error naming the field). The field
 # descriptions, enums, numeric ranges and list sizes stay: they guide the choice of arguments.
 INPUT_DROPPED = frozenset({"title", "examples", "format", "maxLength", "minLength", "pattern"})
 SCHEMA_MAPS = ("properties", "$defs", "patternProperties")  # keys whose values name subschemas, not keywords
@@ -63,8 +65,8 @@ def result_fields_schema(schema):
     most of it: the compact schemas with `$defs` alone came to about 20,000 characters for the 27 tools, and
     top-level types to 8,600, beside some 26,000 for the arguments, the descriptions and the envelope. So the
     list names what a result holds (every field is always present, null when empty) and leaves the types and
-    nested shapes to the OpenAPI document (/api/v1/pub/openapi.json) and docs/agents/tools.md, which are
-    generated from the same output models. Every success result validates against it.
+    nested shapes to the OpenAPI document (/api/v1/pub/openapi.json), which is generated from the same
+    output models. Every success result validates against it (tests/agent/mcp/test_matrix.py).
     """
     return {"type": "object", "required": list(schema.get("properties", {}))}
 
