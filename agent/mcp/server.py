@@ -78,10 +78,20 @@ class ToolHandlers:
             connection.exit_stack.push_async_callback(tool_list.end)  # runs when the session ends
         await tool_list.shown(actor, names)
 
+    async def _seen(self, ctx, actor):
+        """A session that listed its tools and now calls with another token (a new consent, a refresh): told
+        at once if that token is shown other tools, and watched with it from here on."""
+        connection = getattr(ctx.session, "_connection", None)
+        tool_list = getattr(connection, "state", {}).get(TOOL_LIST_STATE) if connection is not None else None
+        if tool_list is not None and tool_list.token_id != actor.token.pk:
+            await tool_list.shown(actor, tool_list.names)
+            tool_list.report(tools.tool_names(actor))
+
     async def call_tool(self, ctx, params):
         """Any tool by name, shown to this token or not: a hidden one answers the gate's refusal (plan or scope)."""
         operation = tools.operation_for(params.name)
         actor, scope = _actor(ctx)
+        await self._seen(ctx, actor)
         # An operation that mostly waits (wait_for_events) is awaited on the event loop: a thread per waiting
         # agent would soon take every thread of the default executor and stall every other tool call.
         run_tool = tools.run_tool_async if operation.handler_async is not None else _run_tool
@@ -113,6 +123,9 @@ class SessionToolList:
         self._stop = await self.feeds.watch_grants(account_id=actor.account.pk, watcher=watcher)
         if self.ended:
             self._stop()
+
+    def report(self, names):
+        self._grants(names)
 
     def _grants(self, names):
         """The follower's report (on the event loop): the names the token may call now, or None (no live token)."""

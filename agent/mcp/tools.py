@@ -33,6 +33,7 @@ SCOPE_STARTED = "qmailing.mcp.started"  # time.perf_counter() when the HTTP requ
 # descriptions, enums, numeric ranges and list sizes stay: they guide the choice of arguments.
 INPUT_DROPPED = frozenset({"title", "examples", "format", "maxLength", "minLength", "pattern"})
 SCHEMA_MAPS = ("properties", "$defs", "patternProperties")  # keys whose values name subschemas, not keywords
+SCHEMA_VALUES = ("default", "enum", "const", "required")  # keys whose values are data, not schemas
 
 
 def lean_schema(schema, *, dropped, optional_null=False):
@@ -52,6 +53,8 @@ def lean_schema(schema, *, dropped, optional_null=False):
         if key in SCHEMA_MAPS and isinstance(value, dict):
             lean[key] = {name: lean_schema(sub, dropped=dropped, optional_null=optional_null)
                          for name, sub in value.items()}
+        elif key in SCHEMA_VALUES:
+            lean[key] = value
         else:
             lean[key] = lean_schema(value, dropped=dropped, optional_null=optional_null)
     return _without_null_branch(lean, optional_null=optional_null and schema.get("default", 0) is None)

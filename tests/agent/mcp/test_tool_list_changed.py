@@ -224,3 +224,26 @@ def test_a_listen_stream_that_asks_for_it_is_told_on_2026_07_28(mcp_url, free_ac
     assert isinstance(event, ToolsListChanged), event
     assert {"qmailing_get_email", "qmailing_list_emails"} <= after  # email:read, now in the plan
     assert latency < within(1.0), latency
+
+
+def test_a_session_that_goes_on_with_a_token_of_another_grant_is_told(mcp_url, owner):
+    """The same app and person with a new token (as after a new consent): the session goes on, and is told at
+    its next call when the new token is shown other tools."""
+    narrow, wide = token_for(owner, scopes="mailbox:read"), token_for(owner)
+    notes = ListChanges()
+
+    async def scenario():
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {narrow}"}, timeout=30) as http:
+            async with Client(streamable_http_client(mcp_url, http_client=http), mode="legacy",
+                              message_handler=notes) as client:
+                before = await _names(client)
+                await _get_stream_open(owner)
+                http.headers["Authorization"] = f"Bearer {wide}"
+                result = await client.call_tool("qmailing_list_mailboxes", {})
+                await notes.wait(within(3))
+                return before, result.is_error, await _names(client)
+
+    before, failed, after = run(scenario())
+    assert before == {"qmailing_list_mailboxes", "qmailing_get_mailbox"} and failed is False
+    assert len(notes.received) == 1
+    assert {"qmailing_get_email", "qmailing_send_email"} <= after
