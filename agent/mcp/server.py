@@ -119,16 +119,13 @@ class SessionToolList:
             self._stop()
         self.token_id = actor.token.pk
         watcher = GrantWatcher(token_id=actor.token.pk, application_id=actor.token.application_id,
-                               user_id=actor.user.pk, callback=self._grants)
+                               user_id=actor.user.pk, callback=self.report)
         self._stop = await self.feeds.watch_grants(account_id=actor.account.pk, watcher=watcher)
         if self.ended:
             self._stop()
 
     def report(self, names):
-        self._grants(names)
-
-    def _grants(self, names):
-        """The follower's report (on the event loop): the names the token may call now, or None (no live token)."""
+        """The names the token may call now (the follower's report, on the event loop), or None (no live token)."""
         if names is None or self.names is None or names == self.names or self.ended:
             return
         self.names = names  # told once per change; the client's next tools/list says what it was shown
