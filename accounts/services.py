@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Account, Plan, User
 from accounts.selectors import plan_get
-from accounts.signals import account_closing, account_created, account_deleting
+from accounts.signals import account_closing, account_created, account_deleting, account_grants_changed
 from core.errors import Conflict, Invalid, RateLimited
 
 
@@ -66,8 +66,10 @@ def account_provision_for_user(*, user):
 
 
 def account_set_plan(*, account, plan_code):
+    """Move the account to another plan; what its tokens may call changes with it (account_grants_changed)."""
     account.plan = plan_get(code=plan_code)
     account.save(update_fields=["plan"])
+    account_grants_changed.send(sender=Account, account=account)
     return account
 
 

@@ -21,3 +21,7 @@ account_deleting = Signal()
 # A personal token was issued (accounts.tokens.token_issue), inside its transaction. kwargs: access_token,
 # account, mailbox_ids (the mailboxes it is limited to; None for all). mailboxes keeps the limit.
 token_issued = Signal()
+
+# What an account's tokens may do changed: its plan (accounts.services.account_set_plan) or a token's grant
+# (revoked). kwargs: account. The agent surface tells the account's open MCP sessions to list their tools again.
+account_grants_changed = Signal()

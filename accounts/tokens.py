@@ -29,7 +29,7 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 
 from accounts.models import Account
 from accounts.scopes import SCOPES, unknown_scopes
-from accounts.signals import token_issued
+from accounts.signals import account_grants_changed, token_issued
 from core.errors import Conflict, Invalid, NotFound
 
 ACCESS_TOKEN_PREFIX = "qm_live_"
@@ -175,6 +175,7 @@ def token_revoke(*, account, token_id):
         refresh_token.revoke()  # an OAuth token: its refresh token goes too, and takes the access token with it
     else:
         access_token.revoke()  # DOT deletes the row: there is no cache of valid tokens to clear
+    account_grants_changed.send(sender=Account, account=account)
 
 
 def token_alive(*, token_id) -> bool:

@@ -26,12 +26,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
+from oauth2_provider.models import get_access_token_model
 
 from accounts.oauth_apps import token_from_oauth_app
 from accounts.scopes import EMAIL_SEND
 from accounts.selectors import plan_lowest_with_group
 from accounts.tokens import token_format_ok, token_lookup
 from agent import oauth
+from agent.operations import registry
 from core import ratelimit
 from core.errors import AppError, PlanRequired, RateLimited, ScopeMissing, TokenLimited, Unauthenticated
 from mailboxes.token_limits import token_mailbox_ids
@@ -80,8 +82,32 @@ def authenticate(authorization, *, origin=None):
     if not oauth.token_allows_origin(access_token, origin or settings.QMAILING_BASE_URL):
         raise Unauthenticated("This token was issued for another service, not for QMailing. "
                               "Connect again to get a token for this server.", bearer_error="invalid_token")
+    return actor_of(access_token)
+
+
+def actor_of(access_token):
+    """The Actor a live token acts as (its person's account, its scopes): what every gate and list reads."""
+    user = access_token.user
     return Actor(account=user.account, user=user, token=access_token, scopes=frozenset(access_token.scope.split()),
                  mailbox_ids=token_mailbox_ids(token=access_token))
+
+
+def actors_of_tokens(*, token_ids):
+    """{token id: Actor} for the tokens among `token_ids` that still admit calls, in one query. A token that
+    was replaced (an OAuth refresh or a new consent of the same app and person) stands for the newest live
+    token of its app and person, since a session keeps going across a refresh (agent.mcp.http._principal):
+    give (token id, application id, user id) triples for that. One query, and one more per replaced token."""
+    AccessToken = get_access_token_model()
+    live = (AccessToken.objects.select_related("user__account__plan", "application")
+            .filter(user__is_active=True, user__account__isnull=False, expires__gt=now()))
+    triples = [(int(token_id), application_id, user_id) for token_id, application_id, user_id in token_ids]
+    found = {token.pk: actor_of(token) for token in live.filter(pk__in=[token_id for token_id, _, _ in triples])}
+    for token_id, application_id, user_id in triples:
+        if token_id not in found and application_id is not None:
+            newest = live.filter(application_id=application_id, user_id=user_id).order_by("-created", "-pk").first()
+            if newest is not None:
+                found[token_id] = actor_of(newest)
+    return found
 
 
 def _seconds_to_midnight_utc(moment):
@@ -133,21 +159,53 @@ def meter(actor, *, headers):
     charge_daily(actor, headers=headers)
 
 
+def plan_allows(actor, operation):
+    """Whether the account's plan includes the operation's tool group (the plan gate's rule)."""
+    return actor.account.plan.allows_group(operation.plan_group)
+
+
+def scope_allows(actor, operation):
+    """Whether the token carries the operation's scope (the scope gate's rule)."""
+    return operation.scope in actor.scopes
+
+
+def reach_allows(actor, operation):
+    """Whether the token reaches what the operation acts on: an account-wide one needs a token for all mailboxes."""
+    return not (operation.account_wide and actor.mailbox_ids is not None)
+
+
+def allows(actor, operation):
+    """Whether `authorize` would let `actor` call `operation` (no query: the Actor holds its plan, scopes and
+    mailbox limit)."""
+    return plan_allows(actor, operation) and scope_allows(actor, operation) and reach_allows(actor, operation)
+
+
+def visible_operations(actor):
+    """The operations `actor` is shown, in registry order: those its plan includes, its token's scopes allow and
+    its mailbox limit reaches.
+
+    Every interface that lists tools asks this one function (MCP tools/list, and whether a grant change
+    alters what a session was shown), so a further limit on a token is added here once. Hiding is a courtesy,
+    not the gate: a call of a hidden operation still goes through `authorize`, which says why it is refused.
+    """
+    return [operation for operation in registry().values() if allows(actor, operation)]
+
+
 def authorize(actor, operation):
     """The plan gate, then the scope gate, for one operation."""
     plan = actor.account.plan
-    if not plan.allows_group(operation.plan_group):
+    if not plan_allows(actor, operation):
         required = plan_lowest_with_group(group=operation.plan_group)
         required_code = required.code if required else None
         raise PlanRequired(f"{operation.title} is not part of the {plan.name} plan. "
                            f"Upgrade to {required.name if required else 'a higher plan'} to use it.",
                            required_plan=required_code)
-    if operation.scope not in actor.scopes:
+    if not scope_allows(actor, operation):
         error = ScopeMissing(scope_missing_detail(actor, operation), required_scopes=[operation.scope])
         # RFC 6750 §3.1, for a REST answer (an MCP tool result carries no headers).
         error.headers["WWW-Authenticate"] = f'Bearer realm="QMailing", error="insufficient_scope", scope="{operation.scope}"'
         raise error
-    if operation.account_wide and actor.mailbox_ids is not None:
+    if not reach_allows(actor, operation):
         raise TokenLimited(f"{operation.title} acts on the whole account, and this token is limited to some "
                            "mailboxes. Use a token for all mailboxes (issue one under Settings → Developers, or "
                            "connect again choosing all mailboxes).")

@@ -13,6 +13,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 
 from accounts.scopes import SCOPES
+from agent.operations import UNTRUSTED_CONTENT_WARNING
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -157,8 +158,11 @@ def security_schemes():
 
 
 def postprocess(result, generator, request, public):
-    """SPECTACULAR_SETTINGS POSTPROCESSING_HOOKS: the security schemes the operations name."""
+    """SPECTACULAR_SETTINGS POSTPROCESSING_HOOKS: the security schemes the operations name, and the warning
+    about mail content that the operations' descriptions only point at."""
     result.setdefault("components", {})["securitySchemes"] = security_schemes()
+    info = result.setdefault("info", {})
+    info["description"] = f"{info.get('description', '')} {UNTRUSTED_CONTENT_WARNING}".strip()
     return result
 
 

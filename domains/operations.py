@@ -32,9 +32,8 @@ class DomainPage(PageOut):
 def list_domains(*, actor, args: PageInput) -> DomainPage:
     """List domains
 
-    List the custom domains bound to the user's account with their verification status, newest first, one
-    page at a time. Use it to find a domain id for qmailing_get_dns_records or for creating a mailbox (the
-    shared domain is not listed; it is always available).
+    Use to find the account's custom domains and whether each is verified, e.g. for a domain_id when creating a
+    mailbox (the shared domain is always available and not listed).
     """
     return domain_page(account=actor.account, cursor=args.cursor, limit=args.limit)
 
@@ -68,10 +67,8 @@ class DomainIdInput(Input):
 def get_dns_records(*, actor, args: DomainIdInput) -> DnsChecklistOut:
     """Get a domain's DNS records
 
-    Get the DNS checklist of one of the account's domains: for each record (ownership TXT, MX, SPF, DKIM,
-    DMARC) the host, type and value to publish, what the last check found, its state and how to fix it.
-    Use it to help the user publish records or find why a domain is not verified. It does not run a new
-    check.
+    Use to help the user publish a domain's DNS records or find why it is not verified: each record's host,
+    type, value, last state and fix. It does not check DNS again.
     """
     domain = access_domain(account=actor.account, domain_id=args.domain_id)
     return With(domain, records=domain_records(domain=domain))
@@ -91,10 +88,8 @@ class AddDomainInput(Input):
 def add_domain(*, actor, args: AddDomainInput) -> DomainOut:
     """Add a domain
 
-    Add a custom domain the user owns to the account, pending until its DNS records are published and
-    verified. Only when the user asked: it counts against the plan's domain limit. Then show the records
-    from qmailing_get_dns_records and, once published, call qmailing_verify_domain. Fails with
-    domain_taken, domain_reserved or plan_limit_reached, each saying what to do.
+    Use only when the user asks to add a domain they own: it starts pending and counts against the plan's domain
+    limit. Then show qmailing_get_dns_records and, once published, call qmailing_verify_domain.
     """
     return domain_add(account=actor.account, name=args.name)
 
@@ -106,10 +101,8 @@ def add_domain(*, actor, args: AddDomainInput) -> DomainOut:
 def verify_domain(*, actor, args: DomainIdInput) -> DnsChecklistOut:
     """Verify a domain
 
-    Look up the domain's DNS records now (ownership TXT, MX, SPF, DKIM, DMARC), store what was found and
-    verify the domain when the required ones are right. Use it after the user published the records;
-    returns the checklist with each record's state and fix. DNS can take minutes to propagate, so a record
-    still missing may just need time.
+    Use after the user published the DNS records: checks DNS now, verifies the domain when the required records
+    are right and returns the checklist. DNS can take minutes to propagate.
     """
     domain_verify(domain=access_domain(account=actor.account, domain_id=args.domain_id))
     return get_dns_records(actor=actor, args=args)  # the checklist as just stored

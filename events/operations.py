@@ -82,11 +82,9 @@ async def _wait_for_events_async(*, actor, args):
 def wait_for_events(*, actor, args: WaitForEventsInput) -> EventsOut:
     """Wait for events
 
-    Wait for something to happen in the account or one mailbox (new mail, sent, delivered, bounced,
-    trashed, mailbox and domain changes): returns as soon as there are events after cursor, or empty after
-    timeout_seconds (at most {MAX_WAIT_SECONDS}). Loop on it with next_cursor to follow the mailbox; omit
-    cursor the first time to start from now. Each event carries ids to read the rest with the get tools.
-    {UNTRUSTED_CONTENT}
+    Use to follow the account or one mailbox live: waits up to timeout_seconds (at most {MAX_WAIT_SECONDS}) for
+    events after cursor (mail received, sent, delivered, bounced, …). Omit cursor the first time, then loop with
+    next_cursor; read what events name with the get tools. {UNTRUSTED_CONTENT}
     """
     # REST's wait holds a thread (MCP awaits _wait_for_events_async), so an account may hold only so many.
     mailbox_id = _own_mailbox_id(account=actor.account, mailbox_id=args.mailbox_id,

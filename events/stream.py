@@ -124,14 +124,21 @@ def announce(*, event, **kwargs):
     a wake-up is only a hint. Other processes' waiters then see the event at their next poll
     (POLL_SECONDS_SHARED).
     """
-    _waiters.wake(event.account_id)
+    wake(event.account_id, payload=event.cursor)
+
+
+def wake(account_id, *, payload=0):
+    """Wake the account's waiters here and in every process, without an event: for a change they check
+    themselves (the MCP sessions' tool lists, agent.mcp.push, when a plan or a token's grant changed). Call
+    it once the change committed. The same hint as `announce`, with the same fallback: the waiters' polls."""
+    _waiters.wake(account_id)
     if not settings.REDIS_URL:
         return
     client, outage = _redis()
     if outage.skipping():
         return
     try:
-        client.publish(_redis_channel(event.account_id), event.cursor)
+        client.publish(_redis_channel(account_id), payload)
     except ratelimit.REDIS_DOWN as error:
         outage.failed(error)
     else:

@@ -38,9 +38,8 @@ class MailboxPage(PageOut):
 def list_mailboxes(*, actor, args: PageInput) -> MailboxPage:
     """List mailboxes
 
-    List the mailboxes of the user's QMailing account (address, display name, status, message and unread
-    counts), newest first, one page at a time. Start here: the other tools take a mailbox id from this
-    list. Pass next_cursor back as cursor for more.
+    Start here: the account's mailboxes with their ids, addresses and unread counts; the other tools take a
+    mailbox id from this list. Pass next_cursor back as cursor for more.
     """
     return mailbox_page(account=actor.account, cursor=args.cursor, limit=args.limit, mailbox_ids=actor.mailbox_ids)
 
@@ -54,8 +53,8 @@ class MailboxIdInput(Input):
 def get_mailbox(*, actor, args: MailboxIdInput) -> MailboxOut:
     """Get a mailbox
 
-    Get one mailbox of the user's account by id: address, display name, status, message and unread counts,
-    storage used and forwarding. Use it to check a mailbox before reading or sending from it.
+    Use to check one mailbox (address, status, counts, storage used, forwarding) before reading or sending from
+    it.
     """
     return access_mailbox(account=actor.account, mailbox_id=args.mailbox_id, mailbox_ids=actor.mailbox_ids)
 
@@ -78,10 +77,8 @@ class CreateMailboxInput(Input):
 def create_mailbox(*, actor, args: CreateMailboxInput) -> MailboxOut:
     """Create a mailbox
 
-    Create a new mailbox (a real address) on one of the account's verified domains, or on the shared
-    domain when no domain_id is given. Only when the user asked for a new address: it counts against the
-    plan's mailbox limit. Fails with domain_not_verified, mailbox_exists, address_reserved or
-    plan_limit_reached, each saying what to do.
+    Use only when the user asks for a new address: creates a mailbox on one of the account's verified domains
+    (domain_id) or on the shared domain. It counts against the plan's mailbox limit.
     """
     domain = access_mailbox_domain(account=actor.account, domain_id=args.domain_id)
     return mailbox_create(account=actor.account, domain=domain, local_part=args.local_part,

@@ -251,9 +251,10 @@ def tools_page():
     out = [_banner("the operation registry (`agent.operations.registry()`)"),
            "# Tools\n\n",
            "Every agent-facing operation is declared once; its MCP tool and its REST twin are generated from that "
-           "declaration, so they take the same arguments and answer the same JSON. Input and output schemas: the "
-           "OpenAPI document at `/api/v1/pub/openapi.json` and the MCP server's `tools/list`; descriptions and "
-           "example prompts: the `/docs/mcp` page of a running server.\n\n",
+           "declaration, so they take the same arguments and answer the same JSON. Input and output schemas in full: "
+           "the OpenAPI document at `/api/v1/pub/openapi.json` (the MCP server's `tools/list` is lean: the "
+           "arguments, and the names of a result's fields; it shows a token only the tools its scopes and plan "
+           "allow); descriptions and example prompts: the `/docs/mcp` page of a running server.\n\n",
            "*Plan group* is what a plan must include; which plans include which group is a row of the plan table "
            "(the admin, Accounts and plans → Plans). By default: "
            + "; ".join(f"`{group}`: {plans}" for group, plans in PLAN_GROUPS.items()) + ".\n\n",

@@ -8,7 +8,6 @@ from pydantic import ConfigDict, Field
 
 from accounts.models import TOOL_GROUP_WEBHOOKS
 from accounts.scopes import WEBHOOK_MANAGE
-from agent.operations import UNTRUSTED_CONTENT  # noqa: F401 - the docstrings say {UNTRUSTED_CONTENT}
 from agent.operations import Input, NextCursor, Output, PageInput, PageOut, With, operation
 from webhooks.models import WEBHOOK_EVENT_TYPES, WebhookEndpoint
 from webhooks.selectors import access_webhook, webhook_list
@@ -41,8 +40,8 @@ class WebhookPage(PageOut):
 def list_webhooks(*, actor, args: PageInput) -> WebhookPage:
     """List webhooks
 
-    List the account's webhook endpoints, newest first, active and revoked: URL, event types, status and
-    health (last success, consecutive failures, why one was disabled). Secrets are never shown again.
+    Use to see the account's webhook endpoints and their health (status, last success, failures); secrets are
+    never shown again.
     """
     return webhook_list(account=actor.account, cursor=args.cursor, limit=args.limit)
 
@@ -67,10 +66,8 @@ class RegisterWebhookInput(Input):
 def register_webhook(*, actor, args: RegisterWebhookInput) -> RegisteredWebhookOut:
     """Register a webhook
 
-    Register an https URL to receive the account's events (email.received, email.sent, email.delivered,
-    email.bounced, email.trashed, mailbox.created, domain.verified, domain.dns_changed, webhook.disabled,
-    or * for all) as signed POSTs (Standard Webhooks). Returns the signing secret once. Only when the user
-    asked: events carry ids and subjects of their mail to that URL. {UNTRUSTED_CONTENT}
+    Use only when the user asks: an https URL then receives the account's events (email.received, …, or * for
+    all) as signed POSTs carrying ids and subjects. Returns the signing secret once.
     """
     endpoint, secret = webhook_register(account=actor.account, url=args.url, event_types=args.event_types,
                                         description=args.description)
@@ -86,8 +83,7 @@ class DeleteWebhookInput(Input):
 def delete_webhook(*, actor, args: DeleteWebhookInput) -> WebhookOut:
     """Delete a webhook
 
-    Revoke a webhook endpoint: nothing more is sent to it (it stays listed as revoked). Deleting one that
-    is already revoked changes nothing. Only when the user asked.
+    Use only when the user asks to stop deliveries to an endpoint: revokes it (it stays listed as revoked).
     """
     return webhook_revoke(endpoint=access_webhook(account=actor.account, webhook_id=args.webhook_id))
 
@@ -103,9 +99,8 @@ class RotateWebhookSecretInput(Input):
 def rotate_webhook_secret(*, actor, args: RotateWebhookSecretInput) -> RegisteredWebhookOut:
     """Rotate a webhook secret
 
-    Give a webhook endpoint a new signing secret, returned once. For overlap_hours (24 by default) every
-    delivery carries signatures with both the old and the new secret, so the receiver can switch without
-    losing events. Only when the user asked.
+    Use only when the user asks, e.g. after a leak: gives an endpoint a new signing secret, returned once; both
+    secrets sign for overlap_hours so the receiver can switch.
     """
     endpoint, secret = webhook_rotate_secret(endpoint=access_webhook(account=actor.account, webhook_id=args.webhook_id),
                                              overlap_hours=args.overlap_hours)

@@ -15,6 +15,12 @@ after a revocation even when no mail arrives (and its end says nothing about mai
 (agent.mcp.resources) turn a callback into notifications/resources/updated,
 coalescing bursts: the notification means "read it again".
 
+The same follower watches grants for the sessions that listed tools (`watch_grants`): when it is woken
+(an event, or agent.receivers' wake-up after a plan change or a token's grant changed) and at least every
+TOKEN_RECHECK_SECONDS, it reads what each watcher's token may call now (one query whatever the number of
+watchers: agent.gates.actors_of_tokens) and hands each watcher its tool names; the watcher sends
+notifications/tools/list_changed when they differ from what its session was shown (agent.mcp.server).
+
 An account holds at most QMAILING_MCP_SUBSCRIPTIONS_PER_ACCOUNT listeners in a process, across all its
 sessions and listen streams; past it `listen` raises RateLimited (`too_many_subscriptions`).
 
@@ -33,6 +39,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from accounts.tokens import token_ids_alive
+from agent import gates
 from core.errors import RateLimited
 from events.selectors import event_latest_cursor, event_mailboxes_between
 from events.stream import event_signal, poll_seconds
@@ -42,6 +49,7 @@ logger = logging.getLogger(__name__)
 _latest_cursor = database_sync_to_async(event_latest_cursor, thread_sensitive=False)
 _mailboxes_between = database_sync_to_async(event_mailboxes_between, thread_sensitive=False)
 _tokens_alive = database_sync_to_async(token_ids_alive, thread_sensitive=False)
+_actors_of_tokens = database_sync_to_async(gates.actors_of_tokens, thread_sensitive=False)
 TOKEN_RECHECK_SECONDS = 10  # a revoked token's streams end within this, even when no mail arrives
 CLOSE_SECONDS = 5
 
@@ -52,6 +60,17 @@ class Listener:
     token_id: int
     callback: object
     on_revoked: object = None
+
+
+@dataclass
+class GrantWatcher:
+    """A session that was shown tools: its token (id, app, person: the token a refresh replaces) and the
+    callback that receives the names the token may call now (None when no live token stands for it)."""
+
+    token_id: int
+    application_id: int | None
+    user_id: int
+    callback: object
 
 
 def too_many_subscriptions(cap):
@@ -92,7 +111,7 @@ class EventFeeds:
 
         def stop():
             follower.listeners.pop(key, None)
-            if not follower.listeners:
+            if not follower.listeners and not follower.watchers:
                 follower.stop()
                 if self._followers.get(account_id) is follower:
                     del self._followers[account_id]
@@ -103,6 +122,36 @@ class EventFeeds:
             stop()
             raise
         return stop
+
+    async def watch_grants(self, *, account_id, watcher):
+        """Hand `watcher.callback` the tool names its token may call whenever the account's grants may have
+        changed (see the module docstring); returns the idempotent stop callable. Watchers are not
+        subscriptions: one per session that listed tools, bounded by the sessions' own caps."""
+        account_id = str(account_id)
+        follower = self._followers.get(account_id)
+        if follower is None or follower.task.done():
+            follower = self._followers[account_id] = _Follower(account_id)
+            follower.task = self.spawn(follower.run(), name=f"mcp-events-follower:{account_id}")
+        key = object()
+        follower.watchers[key] = watcher
+
+        def stop():
+            follower.watchers.pop(key, None)
+            if not follower.listeners and not follower.watchers:
+                follower.stop()
+                if self._followers.get(account_id) is follower:
+                    del self._followers[account_id]
+
+        try:
+            await follower.wait_ready()
+        except BaseException:
+            stop()
+            raise
+        return stop
+
+    def watcher_count(self, account_id):
+        follower = self._followers.get(str(account_id))
+        return len(follower.watchers) if follower is not None else 0
 
     def listener_count(self, account_id):
         follower = self._followers.get(str(account_id))
@@ -132,6 +181,7 @@ class _Follower:
     def __init__(self, account_id):
         self.account_id = account_id
         self.listeners = {}  # key -> Listener
+        self.watchers = {}  # key -> GrantWatcher
         self.task = None
         self._ready = asyncio.Event()
         self._failed = None
@@ -164,6 +214,21 @@ class _Follower:
         TOKEN_RECHECK_SECONDS, and when it ends tells nothing about mail arriving."""
         await self._call(list(self.listeners.items()), notify=False)
 
+    async def _check_grants(self):
+        """Every watcher's tool names as its token stands now, in one query (agent.gates.actors_of_tokens)."""
+        watchers = list(self.watchers.values())
+        if not watchers:
+            return
+        actors = await _actors_of_tokens(token_ids={(watcher.token_id, watcher.application_id, watcher.user_id)
+                                                    for watcher in watchers})
+        for watcher in watchers:
+            actor = actors.get(watcher.token_id)
+            try:
+                watcher.callback(None if actor is None else frozenset(
+                    operation.name for operation in gates.visible_operations(actor)))
+            except Exception:  # one broken watcher must not stop the others
+                logger.exception("A tool-list watcher failed")
+
     async def _call(self, listeners, *, notify):
         alive = await _tokens_alive(token_ids={listener.token_id for _, listener in listeners})
         for key, listener in listeners:
@@ -190,13 +255,14 @@ class _Follower:
                 raise
             finally:
                 self._ready.set()
-            checked = time.monotonic()
+            checked = grants_checked = time.monotonic()
             while not self._stopped:
+                woken = True
                 try:
                     async with asyncio.timeout(poll_seconds()):
                         await signal.wait()
                 except TimeoutError:
-                    pass
+                    woken = False
                 if self._stopped:
                     return
                 signal.clear()  # before reading: a wake-up from here on is seen by the read or the next wait
@@ -204,6 +270,11 @@ class _Follower:
                     if time.monotonic() - checked >= TOKEN_RECHECK_SECONDS:
                         checked = time.monotonic()
                         await self._recheck_tokens()
+                    # A wake-up may be a grant change (agent.receivers), which moves no cursor; without Redis one
+                    # made in another process is found by this timer.
+                    if self.watchers and (woken or time.monotonic() - grants_checked >= TOKEN_RECHECK_SECONDS):
+                        grants_checked = time.monotonic()
+                        await self._check_grants()
                     latest = await _latest_cursor(account_id=self.account_id)
                     if latest > polled:
                         await self._deliver(await _mailboxes_between(account_id=self.account_id, after=polled, upto=latest))

@@ -37,6 +37,7 @@ from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY, ResourceUpdated, 
 
 from mailboxes.selectors import access_mailbox, mailbox_list
 from agent.mcp import tools
+from agent.mcp.push import GrantWatcher
 from agent import gates, pipeline
 from core.errors import AppError, Invalid, NotFound, problem_details
 from agent.operations import UNTRUSTED_CONTENT, registry
@@ -285,10 +286,11 @@ class ResourceHandlers:
         if len(requested) > MAX_LISTEN_URIS:
             raise MCPError(code=types.INVALID_PARAMS,
                            message=f"A listen stream can follow at most {MAX_LISTEN_URIS} resources.")
-        try:
-            await database_sync_to_async(gates.authorize, thread_sensitive=False)(actor, gate_operation())
-        except AppError as error:
-            raise as_mcp_error(error) from None
+        if requested:  # the resources' gates; the tool list is anyone's to follow
+            try:
+                await database_sync_to_async(gates.authorize, thread_sensitive=False)(actor, gate_operation())
+            except AppError as error:
+                raise as_mcp_error(error) from None
         honored, targets = [], []
         for uri in requested:
             try:
@@ -300,6 +302,7 @@ class ResourceHandlers:
         changed = Wake()
         pending = set()
         stops = []
+        tool_list = _ListenedToolList(actor, changed) if params.notifications.tools_list_changed else None
 
         uris_of = {}  # one listener per mailbox, however many of its URIs the stream names
         for uri, target in targets:
@@ -319,18 +322,26 @@ class ResourceHandlers:
                                                          on_revoked=changed.revoke))
                 except AppError as error:  # the account's cap across its sessions and streams
                     raise as_mcp_error(error) from None
-            # Only the resource URIs are honored: this server publishes no list_changed events.
-            filter_ = types.SubscriptionFilter(resource_subscriptions=honored or None)
+            if tool_list is not None:
+                stops.append(await self.feeds.watch_grants(account_id=actor.account.pk, watcher=tool_list.watcher()))
+            # The resource URIs and the tool list are honored: the resource list never changes at run time.
+            filter_ = types.SubscriptionFilter(resource_subscriptions=honored or None,
+                                               tools_list_changed=True if tool_list is not None else None)
             await ctx.session.send_notification(
                 types.SubscriptionsAcknowledgedNotification(
                     params=types.SubscriptionsAcknowledgedNotificationParams(notifications=filter_, _meta=meta)),
                 related_request_id=subscription_id)
-            if not uris_of:  # nothing honoured, nothing will ever be told: the stream ends instead of holding a slot
+            if not uris_of and tool_list is None:  # nothing honoured, nothing will ever be told: the stream ends
                 return types.SubscriptionsListenResult(_meta=meta)
             while True:  # until the client closes the stream (which cancels this handler)
                 await changed.wait()
                 if changed.revoked:  # revoked or expired since it listened: the stream ends, nothing more is told
                     return types.SubscriptionsListenResult(_meta=meta)
+                if tool_list is not None and tool_list.changed:
+                    tool_list.changed = False
+                    await ctx.session.send_notification(
+                        types.ToolListChangedNotification(params=types.NotificationParams(_meta=meta)),
+                        related_request_id=subscription_id)
                 uris = sorted(pending)
                 pending.clear()
                 for uri in uris:
@@ -339,6 +350,27 @@ class ResourceHandlers:
         finally:
             for stop in stops:
                 stop()
+
+
+class _ListenedToolList:
+    """A listen stream's tools_list_changed (2026-07-28): the tool names its token may call when it listened,
+    and a grant watcher (agent.mcp.push) that wakes the stream once they differ."""
+
+    def __init__(self, actor, wake):
+        self.actor = actor
+        self.wake = wake
+        self.names = frozenset(operation.name for operation in gates.visible_operations(actor))
+        self.changed = False
+
+    def watcher(self):
+        return GrantWatcher(token_id=self.actor.token.pk, application_id=self.actor.token.application_id,
+                            user_id=self.actor.user.pk, callback=self._grants)
+
+    def _grants(self, names):
+        if names is not None and names != self.names:
+            self.names = names
+            self.changed = True
+            self.wake.set()
 
 
 class Wake:

@@ -129,7 +129,7 @@ def test_a_good_declaration_knows_its_path_parameters():
 
 def test_every_registered_operation_tells_models_what_they_need():
     for operation in registry().values():
-        assert len(operation.description) >= 80, operation.name
+        assert 80 <= len(operation.description) <= 400, operation.name  # when to use it, not the schema again
         assert len(operation.example_prompt) >= 20, operation.name  # the /docs/mcp page shows it
         assert operation.annotations.read_only == (operation.method == "GET"), operation.name
         if operation.scope.startswith("email:"):  # it hands mail to a model: say that mail is data, not orders

@@ -82,3 +82,13 @@ def test_docs_page_uses_local_assets_only(client, settings):
 
             assert finders.find(url[len(settings.STATIC_URL):]), url
     assert "Content-Security-Policy" not in response  # no CSP in this app that would block the page's scripts
+
+
+def test_the_mail_warning_is_said_once_in_the_document_and_pointed_at_by_the_mail_operations(document):
+    from agent.operations import UNTRUSTED_CONTENT, UNTRUSTED_CONTENT_WARNING
+
+    assert UNTRUSTED_CONTENT_WARNING in document["info"]["description"]
+    mail = [entry.name for entry in registry().values() if entry.scope.startswith("email:")]
+    described = {op["operationId"]: op["description"] for item in document["paths"].values() for op in item.values()}
+    assert mail and all(UNTRUSTED_CONTENT in described[name] for name in mail)
+    assert all(UNTRUSTED_CONTENT_WARNING not in text for text in described.values())

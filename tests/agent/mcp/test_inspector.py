@@ -39,6 +39,7 @@ def daphne_server(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("inspector")
     env = migrated_sqlite_env(tmp_path)
     _manage(env, "create_demo")
+    _manage(env, "set_plan", "demo@example.com", "PRO")  # every tool is shown: a full-scope PRO token
     token = _manage(env, "issue_token", "demo@example.com", "--client", "MCP Inspector",
                     "--scopes", " ".join(SCOPES)).strip()
     with daphne(env, tmp_path / "daphne.log") as base_url:

@@ -7,6 +7,7 @@ On 2025-06-18 (the version the docs promise; raw JSON-RPC with a session) and on
 import json
 
 import httpx2
+import jsonschema
 import pytest
 import requests
 from mcp import Client
@@ -15,6 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 from accounts.models import Plan
 from accounts.scopes import SCOPES
 from accounts.services import account_set_plan
+from agent.mcp.tools import output_schema
 from agent.operations import registry
 from tests.api_helpers import token_for, tool_problem
 from tests.agent.mcp.conftest import rpc, run
@@ -117,6 +119,14 @@ def test_an_account_on_a_lower_plan_gets_plan_required_for_every_tool_above_it(m
             settings.QMAILING_RATELIMIT_KEY_PREFIX += "x"  # a fresh day's budget for the next slice
 
 
+def _validates_against_its_schemas(name, structured):
+    """A success result validates against the outputSchema tools/list advertises (what every MCP client SDK
+    checks) and against the output model's full JSON Schema (what the OpenAPI document describes)."""
+    operation = registry()[name]
+    jsonschema.validate(structured, output_schema(operation))
+    jsonschema.validate(structured, operation.output.model_json_schema(mode="serialization"))
+
+
 READ_TOOLS = sorted(name for name, op in registry().items() if op.annotations.read_only)
 
 
@@ -129,6 +139,7 @@ def test_every_read_tool_returns_exactly_what_its_rest_twin_returns(base, mcp_ur
     results = _calls(mcp_url, token, version, calls)
     for (name, args), result in zip(calls, results):
         assert result["isError"] is False, (name, result)
+        _validates_against_its_schemas(name, result["structuredContent"])
         operation = registry()[name]
         path, query = operation.rest_path, dict(args)
         for param in operation.path_params:
@@ -188,4 +199,5 @@ def test_every_write_tool_succeeds_for_its_owner_and_returns_its_output_model(mc
     for (name, args), result in zip(calls, results):
         assert result["isError"] is False, (name, args, result["content"])
         registry()[name].output.model_validate(result["structuredContent"])
+        _validates_against_its_schemas(name, result["structuredContent"])
     assert set(WRITE_TOOLS) == {name for name, _ in calls}

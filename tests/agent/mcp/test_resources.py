@@ -144,7 +144,8 @@ def test_the_template_is_listed_and_resources_subscribe_is_advertised(mcp_url, o
     assert template.name and template.title and template.mime_type == "application/json"
     assert "untrusted" in template.description
     assert capabilities.resources.subscribe is True
-    assert not capabilities.resources.list_changed and not capabilities.tools.list_changed  # never published
+    assert not capabilities.resources.list_changed  # never published (the resource list does not change)
+    assert capabilities.tools.list_changed  # the tool list follows the token's grants (test_tool_list_changed)
 
 
 def test_resources_list_has_the_callers_mailboxes(mcp_url, owner, mailbox):

@@ -20,7 +20,7 @@ from mailboxes.inbound.ingest import email_ingest
 from agent.operations import registry
 from tests.api_helpers import token_for, tool_problem
 from tests.mailboxes.inbound_helpers import make_message
-from tests.agent.mcp.conftest import run
+from tests.agent.mcp.conftest import rpc, run
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread sees the rows
 
@@ -53,19 +53,113 @@ def _rest(base, operation, token, path_args=None, query=None):
     return requests.get(f"{base}{path}", params=query, headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
 
+TOOL_LIST_BUDGET = 32_000  # characters of compact JSON for a full-scope PRO token (docs/agents/mcp.md)
+MODERN_META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+               "io.modelcontextprotocol/clientInfo": {"name": "qmailing-tests", "version": "1"},
+               "io.modelcontextprotocol/clientCapabilities": {}}
+
+
+@pytest.fixture
+def pro_account(db):
+    from tests.conftest import make_user
+
+    return make_user("pro@example.org", plan="PRO").account
+
+
+def _wire_tool_list(url, token):
+    """The tools/list result exactly as the server sent it (a session-less 2026-07-28 request)."""
+    response, reply = rpc(url, {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": MODERN_META}},
+                          token=token, version="2026-07-28")
+    assert response.status_code == 200, response.text
+    return reply["result"]
+
+
+def _schema_keywords(schema, found):
+    """Every keyword used in `schema` (not the property names that `properties` and `$defs` map)."""
+    if isinstance(schema, list):
+        for item in schema:
+            _schema_keywords(item, found)
+    elif isinstance(schema, dict):
+        for key, value in schema.items():
+            found.add(key)
+            if key in ("properties", "$defs"):
+                for sub in value.values():
+                    _schema_keywords(sub, found)
+            else:
+                _schema_keywords(value, found)
+    return found
+
+
 @pytest.mark.parametrize("mode", MODES)
-def test_tools_list_has_every_operation_with_strict_schemas_and_annotations(mcp_url, owner, mode):
-    tools = {tool.name: tool for tool in _list_tools(mcp_url, token_for(owner), mode).tools}
+def test_tools_list_has_every_operation_with_lean_schemas_and_annotations(mcp_url, pro_account, mode):
+    tools = {tool.name: tool for tool in _list_tools(mcp_url, token_for(pro_account), mode).tools}
     assert set(tools) == set(registry())
     for name, operation in registry().items():
         tool = tools[name]
         assert tool.title == operation.title and tool.description == operation.description
+        assert len(operation.description) <= 400, name
         assert tool.input_schema["type"] == "object" and tool.input_schema["additionalProperties"] is False
-        assert tool.input_schema["properties"] == operation.input.model_json_schema()["properties"]  # aliases too
-        assert tool.output_schema["type"] == "object"
-        assert tool.output_schema == operation.output.model_json_schema(mode="serialization")
-        annotations = tool.annotations.model_dump(by_alias=True, exclude_none=True)
-        assert annotations == operation.tool_annotations()
+        # Every argument, under its wire name (aliases too), described; no automatic titles or examples.
+        assert tool.input_schema["properties"].keys() == operation.input.model_json_schema()["properties"].keys()
+        assert all(field.get("description") for field in tool.input_schema["properties"].values()), name
+        assert not {"title", "examples"} & _schema_keywords(tool.input_schema, set()), name
+        assert tool.output_schema == {"type": "object",
+                                      "required": list(operation.output.model_json_schema(mode="serialization")["properties"])}
+        hints = tool.annotations.model_dump(by_alias=True, exclude_none=True)
+        assert "title" not in hints  # the tool's own title says it
+        declared = operation.tool_annotations()
+        for key, value in hints.items():  # a hint that is sent is the operation's
+            assert declared[key] == value, (name, key)
+        for key, default in {"readOnlyHint": False, "openWorldHint": True}.items():  # one that is left out is the default
+            assert hints.get(key, default) == declared[key], (name, key)
+        if not operation.annotations.read_only:
+            for key, default in {"destructiveHint": True, "idempotentHint": False}.items():
+                assert hints.get(key, default) == declared[key], (name, key)
+
+
+def test_a_full_pro_tool_list_fits_its_budget_and_says_the_mail_warning_once(mcp_url, pro_account, record_property):
+    from agent.operations import UNTRUSTED_CONTENT_WARNING
+
+    result = _wire_tool_list(mcp_url, token_for(pro_account))
+    wire = json.dumps(result, separators=(",", ":"))
+    record_property("tools_list_chars", len(wire))
+    assert {tool["name"] for tool in result["tools"]} == set(registry())
+    assert len(wire) <= TOOL_LIST_BUDGET, len(wire)
+    assert UNTRUSTED_CONTENT_WARNING not in wire  # said once, in the instructions
+    response, reply = rpc(mcp_url, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        token=token_for(pro_account))
+    assert UNTRUSTED_CONTENT_WARNING in reply["result"]["instructions"]
+    assert reply["result"]["capabilities"]["tools"] == {"listChanged": True}
+
+
+@pytest.mark.parametrize("plan, scopes, expected", [
+    ("FREE", "mailbox:read email:read", {"qmailing_list_mailboxes", "qmailing_get_mailbox"}),
+    ("PLUS", "email:read", {"qmailing_list_emails", "qmailing_get_email", "qmailing_search_emails",
+                            "qmailing_list_threads", "qmailing_get_thread", "qmailing_get_attachment",
+                            "qmailing_wait_for_events"}),
+    ("PLUS", "webhook:manage", set()),
+    ("PRO", "webhook:manage", {"qmailing_list_webhooks", "qmailing_register_webhook", "qmailing_delete_webhook",
+                               "qmailing_rotate_webhook_secret"}),
+])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_token_is_shown_only_the_tools_its_plan_and_scopes_allow(mcp_url, plan, scopes, expected, mode):
+    from tests.conftest import make_user
+
+    account = make_user(f"{plan.lower()}-lister@example.org", plan=plan).account
+    listed = {tool.name for tool in _list_tools(mcp_url, token_for(account, scopes=scopes), mode).tools}
+    assert listed == expected
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_tool_the_token_was_not_shown_still_answers_the_gates_refusal(mcp_url, free_account, mode):
+    token = token_for(free_account, scopes="mailbox:read")
+    assert "qmailing_list_domains" not in {tool.name for tool in _list_tools(mcp_url, token, mode).tools}
+    assert "qmailing_get_email" not in {tool.name for tool in _list_tools(mcp_url, token, mode).tools}
+    plan, scope = _calls(mcp_url, token, [("qmailing_list_domains", {}),
+                                          ("qmailing_get_email", {"email_id": "0b0f6c43-4c1f-4a8e-9d7a-0f3c2b1a9e55"})],
+                         mode)
+    assert _problem(plan)["code"] == "plan_required" and _problem(scope)["status"] in (402, 403)
 
 
 @pytest.mark.parametrize("mode", MODES)
