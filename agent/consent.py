@@ -27,10 +27,12 @@ from oauth2_provider.models import get_application_model
 from oauth2_provider.views import AuthorizationView
 
 from accounts.scopes import ACTS_IN_THE_WORLD, PRESETS, SCOPES
+from agent.oauth_validator import MAILBOX_IDS_CREDENTIAL
 from mailboxes.selectors import mailbox_list
 
 ALL_MAILBOXES, SOME_MAILBOXES = "all", "some"
-MAILBOX_CREDENTIAL = "qmailing_mailbox_ids"  # the oauthlib credential agent.oauth_validator reads
+# The oauthlib credential agent.oauth_validator reads: the chosen mailboxes, kept with the grant.
+MAILBOX_CREDENTIAL = MAILBOX_IDS_CREDENTIAL
 STALE_PAGE = "This page is out of date or was changed. Go back to the app you came from and connect again."
 
 

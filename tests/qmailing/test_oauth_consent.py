@@ -17,6 +17,7 @@ from oauth2_provider.models import AccessToken, Grant
 from accounts.scopes import ACTS_IN_THE_WORLD, PRESETS, SCOPES
 from agent.consent import MAILBOX_CREDENTIAL, STALE_PAGE, ConsentForm, ConsentView
 from tests.conftest import make_user
+from tests.qmailing.test_permission_matrix import other_mailbox
 from tests.qmailing.test_oauth_flow import REDIRECT_URI, _form_fields, _pkce, _register, _sign_in, _token
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the server thread sees the rows
@@ -218,3 +219,27 @@ def test_the_mailbox_choice_reaches_the_grant_as_an_oauthlib_credential(person):
     assert view.consent_credentials(dot_credentials) == {**dot_credentials, MAILBOX_CREDENTIAL: [str(own.pk)]}
     view.mailbox_limit = every.cleaned_data["mailbox_limit"]
     assert MAILBOX_CREDENTIAL not in view.consent_credentials(dot_credentials)  # all mailboxes: no limit at all
+
+
+def test_the_page_s_choices_are_exactly_what_the_token_and_its_refreshes_carry(base, person):
+    """End to end: tick two of the requested scopes and one of two mailboxes; the token (and the one a refresh
+    rotates in) reads only that mailbox, and a call needing an unticked scope is refused."""
+    chosen, other = person.account.mailboxes.get(), other_mailbox(person.account)
+    consent = Consent(base, person, scope="mailbox:read email:read email:write")
+    answer = consent.post(granted=["mailbox:read", "email:read"], mailboxes="some", mailbox_ids=[str(chosen.pk)],
+                          allow="Allow")
+    tokens = consent.exchange(answer)
+    assert set(tokens["scope"].split()) == {"mailbox:read", "email:read"}
+    for _ in range(2):  # the code's token, then a rotation
+        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+        seen = requests.get(f"{base}/api/v1/pub/mailboxes", headers=headers, timeout=10).json()["items"]
+        assert [item["id"] for item in seen] == [str(chosen.pk)]
+        assert requests.get(f"{base}/api/v1/pub/mailboxes/{other.pk}", headers=headers,
+                            timeout=10).json()["code"] == "not_found"
+        draft = requests.post(f"{base}/api/v1/pub/mailboxes/{chosen.pk}/drafts", headers=headers,
+                              json={"subject": "x"}, timeout=10)
+        assert (draft.status_code, draft.json()["code"]) == (403, "insufficient_scope")
+        refreshed = _token(base, grant_type="refresh_token", refresh_token=tokens["refresh_token"],
+                           client_id=consent.client_id)
+        assert refreshed.status_code == 200, refreshed.text
+        tokens = refreshed.json()
