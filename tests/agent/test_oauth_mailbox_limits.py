@@ -11,7 +11,7 @@ from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
 
 from accounts.oauth_apps import oauth_app_list
-from agent.oauth import ConsentView
+from agent.consent import ConsentView
 from agent.oauth_validator import MAILBOX_IDS_CREDENTIAL, SingleUseCodeValidator
 from mailboxes.token_limits import oauth_limits_purge
 from tests.conftest import make_user
