@@ -126,7 +126,7 @@ OTHER_VARIABLES = [
     ("QMAILING_REQUIRE_SERVICES", "empty", "Tests: fail instead of skipping when PostgreSQL or Redis is missing "
                                            "(CI sets it)."),
     ("QMAILING_SKIP_BROWSER_TESTS", "empty", "Tests: `1` skips the browser tests knowingly."),
-    ("QMAILING_SKIP_INSPECTOR", "empty", "Tests: `1` skips the MCP Inspector test."),
+    ("QMAILING_SKIP_INSPECTOR", "empty", "Tests: `1` skips the MCP Inspector and conformance-suite tests."),
     ("QMAILING_SCREENSHOT_DIR", "a printed temporary folder", "Tests: where the end-to-end tests save screenshots."),
 ]
 
