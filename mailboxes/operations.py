@@ -39,7 +39,7 @@ def list_mailboxes(*, actor, args: PageInput) -> MailboxPage:
     """List mailboxes
 
     List the mailboxes of the user's QMailing account (address, display name, status, message and unread
-    counts), newest first, one page at a time. Start here: the other tools take a mailbox id from this
+    counts), by address, one page at a time. Start here: the other tools take a mailbox id from this
     list. Pass next_cursor back as cursor for more.
     """
     return mailbox_page(account=actor.account, cursor=args.cursor, limit=args.limit)
