@@ -3,9 +3,11 @@
 The server is `daphne qmailing.asgi:application` on its own migrated SQLite file (as in test_inspector), with the
 demo account and a full-scope token. The suite sends no Authorization header and has no option to add one, so
 it reaches daphne through tests.bearer_proxy, which adds the token and passes everything else (Host and Origin
-included) through unchanged; daphne is configured as a server behind that proxy (its address is the base URL's).
-Each scenario that applies to a server without the reference server's test tools runs, and every check must
-pass: no failure and no warning. The first run installs Node 22 and the suite from the npm registry into
+included) through unchanged; daphne is configured as a server behind that proxy (the proxy's port and origin
+are allowed, as QMAILING_MCP_ALLOWED_PORTS and QMAILING_MCP_ALLOWED_ORIGINS allow a real one's). No setting
+admits a request without a token. Each scenario that applies to a server without the reference server's test
+tools runs, and every check must pass: no failure, and no warning but the one that needs such a tool
+(NEEDS_REFERENCE_FIXTURE). The first run installs Node 22 and the suite from the npm registry into
 .cache/mcp-conformance/; if that fails, the test fails. Like the Inspector test it does not depend on the
 suite's database, so CI runs it in its SQLite pass only (QMAILING_SKIP_INSPECTOR, .ci/run).
 """
