@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.models import TOOL_GROUPS
 from accounts.scopes import SCOPES
-from core.pagination import AGENT_DEFAULT_LIMIT, MAX_LIMIT
+from core.pagination import AGENT_DEFAULT_LIMIT, CURSOR_MAX_CHARS, MAX_LIMIT
 
 NAME_PREFIX = "qmailing_"
 REST_PREFIX = "/api/v1/pub/"
@@ -166,7 +166,7 @@ class Input(BaseModel):
 class PageInput(Input):
     """The arguments every list takes (keyset pages, core.pagination)."""
 
-    cursor: str | None = Field(None, max_length=200, description="next_cursor from the previous page; omit for the first page.")
+    cursor: str | None = Field(None, max_length=CURSOR_MAX_CHARS, description="next_cursor from the previous page; omit for the first page.")
     limit: int = Field(AGENT_DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Items per page, 1 to {MAX_LIMIT}.")
 
 

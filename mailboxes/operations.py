@@ -38,8 +38,8 @@ class MailboxPage(PageOut):
 def list_mailboxes(*, actor, args: PageInput) -> MailboxPage:
     """List mailboxes
 
-    Start here: the account's mailboxes with their ids, addresses and unread counts; the other tools take a
-    mailbox id from this list. Pass next_cursor back as cursor for more.
+    Start here: the account's mailboxes, by address, with their ids, addresses and unread counts; the other
+    tools take a mailbox id from this list. Pass next_cursor back as cursor for more.
     """
     return mailbox_page(account=actor.account, cursor=args.cursor, limit=args.limit, mailbox_ids=actor.mailbox_ids)
 

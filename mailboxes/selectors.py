@@ -54,9 +54,11 @@ def access_group(*, account, group_id):
 
 
 def mailbox_page(*, account, cursor=None, limit=50, mailbox_ids=None):
-    """One keyset page of the account's mailboxes, newest first (the API's list; see core.pagination)."""
-    from core.pagination import keyset_page
+    """One keyset page of the account's mailboxes by address, domain then local part, as the dashboard lists them
+    (the API's list; see core.pagination): an agent that takes the first one lands on the same one every time,
+    not on the newest and emptiest. `mailbox_ids` limits it to a token's mailboxes."""
+    from core.pagination import ordered_page
 
     mailboxes = within_mailboxes(Mailbox.objects.filter(account=account), mailbox_ids, field="pk")
-    return keyset_page(mailboxes.select_related("domain"), cursor=cursor, limit=limit,
-                       time_field="created_at")
+    return ordered_page(mailboxes.select_related("domain"), cursor=cursor, limit=limit,
+                        fields=("domain__name", "local_part"))

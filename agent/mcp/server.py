@@ -22,7 +22,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from agent.mcp import resources, tools
+from agent.mcp import resources, resume, tools
 from agent.mcp.push import GrantWatcher
 from agent.mcp.sessions import BoundedSessionManager
 from agent.operations import UNTRUSTED_CONTENT_WARNING
@@ -213,10 +213,23 @@ def normalized_host(host):
 
 
 def allowed_origins():
-    """Every Origin header value a browser may send to /mcp, exactly, lowercase (QMAILING_MCP_ALLOWED_ORIGINS;
-    patterns such as `http://localhost:*` are not honoured)."""
-    return frozenset(origin.rstrip("/").lower() for origin in settings.QMAILING_MCP_ALLOWED_ORIGINS
-                     if not origin.endswith(":*"))
+    """Every Origin header value a browser may send to /mcp, exactly, lowercase: QMAILING_MCP_ALLOWED_ORIGINS
+    (patterns such as `http://localhost:*` are not honoured). A loopback origin stands for the same scheme and
+    port on each loopback name that is an allowed host (`localhost`, `127.0.0.1`, `[::1]`), as the Host check
+    admits them all: a page on `http://[::1]:8000` is the same local server as one on `http://localhost:8000`."""
+    configured = {origin.rstrip("/").lower() for origin in settings.QMAILING_MCP_ALLOWED_ORIGINS
+                  if not origin.endswith(":*")}
+    loopback_hosts = LOOPBACK_NAMES & {host.lower() for host in settings.ALLOWED_HOSTS}
+    aliases = set()
+    for origin in configured:
+        parts = urlsplit(origin)
+        if _host_of(origin) in LOOPBACK_NAMES:
+            port = f":{parts.port}" if parts.port else ""
+            aliases.update(f"{parts.scheme}://{name}{port}" for name in loopback_hosts)
+    return frozenset(configured | aliases)
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 def transport_security():
@@ -237,6 +250,7 @@ def build_session_manager(server):
         app=server,
         stateless=False,  # stateful sessions for the handshake versions; 2026-07-28 is session-less anyway
         security_settings=transport_security(),
+        retry_interval=resume.RETRY_MILLISECONDS,  # with each session's event store: SSE priming events (SEP-1699)
         max_request_body_size=settings.QMAILING_API_MAX_BODY_BYTES,  # send_email's attachments, as REST
         session_idle_timeout=settings.QMAILING_MCP_SESSION_IDLE_SECONDS,
         max_sessions=settings.QMAILING_MCP_MAX_SESSIONS,

@@ -33,6 +33,7 @@ from django.conf import settings
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from accounts.tokens import token_ids_alive
+from agent.mcp.resume import SessionEventStore
 from core.errors import RateLimited
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,13 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
         owner = _opener.get()
         if owner is not None:
             self._make_room(owner)
-        transport = super()._admit_session(requestor)
+        # Each session its own event store (agent.mcp.resume): the SDK hands `self.event_store` to the one
+        # transport it builds here, and this runs synchronously, so no other session can pick it up.
+        self.event_store = SessionEventStore()
+        try:
+            transport = super()._admit_session(requestor)
+        finally:
+            self.event_store = None
         if transport is not None and owner is not None:
             self.owners[transport.mcp_session_id] = SessionOwner(token_id=owner.token_id, account_id=owner.account_id)
         return transport

@@ -566,7 +566,8 @@ QMAILING_MAX_TOKENS_PER_ACCOUNT = env.int("QMAILING_MAX_TOKENS_PER_ACCOUNT", 50,
 # exactly one of these origins (comma separated, scheme://host[:port]).
 _base = urlsplit(QMAILING_BASE_URL)
 QMAILING_MCP_ALLOWED_ORIGINS = env.list("QMAILING_MCP_ALLOWED_ORIGINS", [f"{_base.scheme}://{_base.netloc}"], help=(
-    "`Origin` values a browser may call `/mcp` from (comma separated, exact; default: the origin of "
+    "`Origin` values a browser may call `/mcp` from (comma separated, exact, a loopback one also on the other "
+    "loopback names; default: the origin of "
     "`QMAILING_BASE_URL`)."))
 # Sessions (protocol versions with an initialize handshake) live in the memory of the web process that
 # opened them: a load balancer must route on the Mcp-Session-Id header (docs/operations/production.md). An

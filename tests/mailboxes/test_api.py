@@ -24,18 +24,52 @@ def _shared_mailbox(account, local_part):
     return mailbox_create(account=account, domain=shared_domain_get(), local_part=local_part)
 
 
-def test_list_mailboxes_pages_newest_first_with_a_cursor(client, owner, outsider, token, op):
-    first = owner.mailboxes.get()
-    second, third = _shared_mailbox(owner, "second-box"), _shared_mailbox(owner, "third-box")
-    response = call(client, op("qmailing_list_mailboxes"), token=token, args={"limit": 2})
-    assert response.status_code == 200 and response["Content-Type"] == "application/json"
-    page = response.json()
-    assert [m["address"] for m in page["items"]] == [third.address, second.address] and page["next_cursor"]
-    rest = call(client, op("qmailing_list_mailboxes"), token=token, args={"limit": 2, "cursor": page["next_cursor"]}).json()
-    assert [m["id"] for m in rest["items"]] == [str(first.id)] and rest["next_cursor"] is None
-    assert set(rest["items"][0]) == {"id", "address", "display_name", "domain_id", "status", "message_count",
+def test_list_mailboxes_pages_by_address_with_a_cursor(client, owner, outsider, token, op):
+    # Created out of address order, so neither newest nor oldest first could pass for it.
+    for local_part in ("zulu-box", "alpha-box", "mike-box"):
+        _shared_mailbox(owner, local_part)
+    _shared_mailbox(outsider, "bravo-box")
+    expected = [m.address for m in sorted(owner.mailboxes.select_related("domain"),
+                                          key=lambda m: (m.domain.name, m.local_part))]
+    assert len(expected) == 4
+    seen, cursor = [], None
+    while True:
+        response = call(client, op("qmailing_list_mailboxes"), token=token,
+                        args={"limit": 3, **({"cursor": cursor} if cursor else {})})
+        assert response.status_code == 200 and response["Content-Type"] == "application/json"
+        page = response.json()
+        seen.append([m["address"] for m in page["items"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [expected[:3], expected[3:]]
+    assert set(page["items"][0]) == {"id", "address", "display_name", "domain_id", "status", "message_count",
                                      "unread_count", "storage_used_bytes", "forwarding_addresses", "forward_keep_copy",
                                      "created_at"}
+
+
+def test_list_mailboxes_cursor_is_opaque_and_stable(client, owner, token, op):
+    for local_part in ("bravo-box", "delta-box", "echo-box"):
+        _shared_mailbox(owner, local_part)
+    def by_address():
+        return [(m.domain.name, m.local_part) for m in sorted(owner.mailboxes.select_related("domain"),
+                                                              key=lambda m: (m.domain.name, m.local_part))]
+
+    first = call(client, op("qmailing_list_mailboxes"), token=token, args={"limit": 2}).json()
+    last_seen = by_address()[1]
+    assert [m["address"] for m in first["items"]] == [f"{local}@{domain}" for domain, local in by_address()[:2]]
+    # A mailbox added before the cursor's position does not shift the next page (keyset, not offset).
+    _shared_mailbox(owner, "alpha-box")
+    rest = call(client, op("qmailing_list_mailboxes"), token=token, args={"limit": 2, "cursor": first["next_cursor"]})
+    assert [m["address"] for m in rest.json()["items"]] == [
+        f"{local}@{domain}" for domain, local in by_address() if (domain, local) > last_seen][:2]
+    # A cursor of a time-ordered list (emails, events) is not a mailbox cursor.
+    from core.pagination import cursor_encode
+    from django.utils import timezone
+
+    foreign = cursor_encode(position=timezone.now(), id=owner.mailboxes.first().id)
+    refused = call(client, op("qmailing_list_mailboxes"), token=token, args={"cursor": foreign})
+    assert refused.status_code == 400 and "cursor" in refused.json()["errors"]
 
 
 @pytest.mark.parametrize("args, field", [({"limit": 101}, "limit"), ({"limit": 0}, "limit"), ({"cursor": "nope"}, "cursor"),

@@ -53,6 +53,22 @@ def test_generated_page_is_up_to_date(relative):
     assert path.read_text() == docgen.PAGES[relative](), f"{relative} is out of date; {REGENERATE}"
 
 
+def test_readme_tool_table_lists_every_tool_of_the_registry():
+    from agent.operations import registry
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split(docgen.README_TOOLS_START)[1].split(docgen.README_TOOLS_END)[0]
+    listed = re.findall(r"^\| `(qmailing_[a-z_]+)` \|", block, flags=re.M)
+    assert listed == list(registry()), f"README.md's tool table is out of date; {REGENERATE}"
+
+
+def test_readme_without_the_table_markers_is_reported(monkeypatch, tmp_path):
+    (tmp_path / "README.md").write_text("# A README without the markers\n")
+    monkeypatch.setattr(docgen, "BASE_DIR", tmp_path)
+    with pytest.raises(ValueError, match="markers"):
+        docgen.readme_page()
+
+
 def test_every_event_type_is_in_the_catalogue():
     values = [member.value for member in docgen.event_types()]
     assert sorted(values) == sorted(docgen.EVENTS), "qmailing.docgen.EVENTS must describe exactly the EventType members"

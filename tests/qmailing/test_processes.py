@@ -124,7 +124,7 @@ def test_run_all_warns_loudly_when_not_on_loopback(host, warned, monkeypatch, ca
 
     from qmailing.management.commands import run_all
 
-    monkeypatch.setattr(run_all, "process_table", lambda host, port: [("noop", [sys.executable, "-c", "pass"])])
+    monkeypatch.setattr(run_all, "process_table", lambda host, port, smtp_port=None: [("noop", [sys.executable, "-c", "pass"])])
     monkeypatch.setattr(run_all.signal, "signal", lambda *args: None)  # keep pytest's own Ctrl-C handler
     with pytest.raises(SystemExit):  # the one child exits at once, which stops run_all
         call_command("run_all", "--host", host, "--port", "8999")
@@ -139,3 +139,29 @@ def test_run_all_points_links_and_mcp_origins_at_the_port_it_serves():
     assert environment["QMAILING_MCP_ALLOWED_ORIGINS"] == "http://127.0.0.1:8765,http://localhost:8765"
     chosen = local_urls({"QMAILING_BASE_URL": "https://mail.example.com"}, "127.0.0.1", 8765)
     assert chosen["QMAILING_BASE_URL"] == "https://mail.example.com"  # what the operator set wins
+
+
+def test_run_all_smtp_port_reaches_the_smtp_server(monkeypatch):
+    from django.core.management import call_command
+
+    from mailboxes.management.commands.run_smtp import Command as RunSmtp
+    from qmailing.management.commands import run_all
+
+    asked, process_table = {}, run_all.process_table
+
+    def table(host, port, smtp_port=None):
+        asked.update(host=host, port=port, smtp_port=smtp_port)
+        return [("noop", [sys.executable, "-c", "pass"])]
+
+    monkeypatch.setattr(run_all, "process_table", table)
+    monkeypatch.setattr(run_all.signal, "signal", lambda *args: None)
+    with pytest.raises(SystemExit):
+        call_command("run_all", "--port", "8999", "--smtp-port", "2626")
+    assert asked == {"host": "127.0.0.1", "port": 8999, "smtp_port": 2626}
+
+    [smtp] = [command for name, command in process_table("127.0.0.1", 8999, 2626) if name == "smtp"]
+    assert smtp[1:3] == ["manage.py", "run_smtp"]
+    options = RunSmtp().create_parser("manage.py", "run_smtp").parse_args(smtp[3:])
+    assert options.port == 2626
+    [default] = [command for name, command in process_table("127.0.0.1", 8999) if name == "smtp"]
+    assert RunSmtp().create_parser("manage.py", "run_smtp").parse_args(default[3:]).port == settings.QMAILING_SMTP_PORT

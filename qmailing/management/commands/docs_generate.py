@@ -6,8 +6,8 @@ from qmailing.docgen import BASE_DIR, generated_pages
 
 
 class Command(BaseCommand):
-    help = ("Write docs/operations/configuration.md, docs/agents/events.md and docs/agents/tools.md from the "
-            "settings' environment reads, the EventType enum and the operation registry.")
+    help = ("Write docs/operations/configuration.md, docs/agents/events.md, docs/agents/tools.md and README.md's "
+            "tool table from the settings' environment reads, the EventType enum and the operation registry.")
 
     def add_arguments(self, parser):
         parser.add_argument("--check", action="store_true",

@@ -27,7 +27,7 @@ def local_urls(environ, host, port):
     return environment
 
 
-def process_table(host, port):
+def process_table(host, port, smtp_port=None):
     python = sys.executable
     table = [
         ("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "qmailing.asgi:application"]),
@@ -42,7 +42,8 @@ def process_table(host, port):
     ]
     smtp_command = os.path.join(settings.BASE_DIR, "mailboxes", "management", "commands", "run_smtp.py")
     if os.path.exists(smtp_command):
-        table.append(("smtp", [python, "manage.py", "run_smtp"]))
+        port_option = ["--port", str(smtp_port)] if smtp_port is not None else []  # else QMAILING_SMTP_PORT
+        table.append(("smtp", [python, "manage.py", "run_smtp", *port_option]))
     return table
 
 
@@ -61,8 +62,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("QMAILING_HTTP_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("QMAILING_HTTP_PORT", "8000")))
+        parser.add_argument("--smtp-port", type=int, default=None,
+                            help=f"Port of the inbound SMTP server (default: QMAILING_SMTP_PORT, {settings.QMAILING_SMTP_PORT}).")
 
-    def handle(self, *args, host, port, **options):
+    def handle(self, *args, host, port, smtp_port=None, **options):
         if not is_loopback(host):
             debug = " with DEBUG on (error pages show code and settings)" if settings.DEBUG else ""
             self.stderr.write("\n".join([
@@ -75,7 +78,7 @@ class Command(BaseCommand):
         children = {}
         selector = selectors.DefaultSelector()
         environment = local_urls(os.environ, host, port)
-        for name, command in process_table(host, port):
+        for name, command in process_table(host, port, smtp_port):
             proc = subprocess.Popen(command, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     start_new_session=True, env=environment)
             children[name] = proc

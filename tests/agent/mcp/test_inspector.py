@@ -29,7 +29,7 @@ SCRIPT = ROOT / "scripts" / "mcp-inspector"
 pytestmark = [
     pytest.mark.inspector,
     pytest.mark.skipif(os.environ.get("QMAILING_SKIP_INSPECTOR", "").lower() in ("1", "true", "yes"),
-                       reason="QMAILING_SKIP_INSPECTOR is set (CI runs the Inspector in its SQLite pass)"),
+                       reason="QMAILING_SKIP_INSPECTOR is set (CI runs the Node checks in its SQLite pass)"),
 ]
 
 

@@ -182,6 +182,29 @@ def test_allowed_origin_is_accepted(mcp_url, owner, settings):
     assert response.status_code == 200 and reply["result"]["protocolVersion"] == "2025-06-18"
 
 
+@pytest.mark.parametrize("origin", ["http://[::1]:8000", "http://127.0.0.1:8000", "HTTP://[::1]:8000"])
+def test_loopback_aliases_of_an_allowed_origin_are_accepted(mcp_url, owner, origin):
+    # The default origin is http://localhost:8000, and [::1] and 127.0.0.1 are allowed hosts (DJANGO_ALLOWED_HOSTS).
+    response, reply = rpc(mcp_url, _initialize("2025-06-18"), token=token_for(owner), headers={"Origin": origin})
+    assert response.status_code == 200 and reply["result"]["protocolVersion"] == "2025-06-18"
+
+
+@pytest.mark.parametrize("origin", ["http://[::1]:8001", "https://[::1]:8000", "http://[::2]:8000"])
+def test_loopback_origin_on_another_port_or_scheme_is_refused(mcp_url, owner, origin):
+    response, _ = rpc(mcp_url, _initialize("2025-06-18"), token=token_for(owner), headers={"Origin": origin})
+    assert response.status_code == 403
+
+
+def test_loopback_aliases_follow_the_allowed_hosts(settings):
+    from agent.mcp.server import allowed_origins
+
+    settings.QMAILING_MCP_ALLOWED_ORIGINS = ["http://[::1]:9000", "https://mail.example.com"]
+    settings.ALLOWED_HOSTS = ["localhost", "[::1]", "mail.example.com"]
+    assert allowed_origins() == {"http://[::1]:9000", "http://localhost:9000", "https://mail.example.com"}
+    settings.ALLOWED_HOSTS = ["mail.example.com"]  # no loopback host allowed: no alias, only what was configured
+    assert allowed_origins() == {"http://[::1]:9000", "https://mail.example.com"}
+
+
 def test_get_without_session_is_405(mcp_url, transactional_db):
     response = requests.get(mcp_url, headers={"Accept": "text/event-stream"}, timeout=10)
     assert response.status_code == 405 and response.headers["Allow"] == "POST"
@@ -213,3 +236,79 @@ def test_throttle_is_http_429_with_retry_after(mcp_url, owner, settings):
     from accounts.models import RequestLog
 
     assert sorted(RequestLog.objects.filter(account=owner).values_list("status", flat=True)) == [200, 200, 429]
+
+
+def _sse_events(lines):
+    """SSE events (dicts of their fields, `data` joined) from an iterator of decoded lines."""
+    event = {}
+    for line in lines:
+        if not line:
+            if event:
+                yield event
+            event = {}
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        event[field] = event.get(field, "") + ("\n" if field == "data" and field in event else "") + value
+
+
+def _open_session(mcp_url, token, version):
+    response, _ = rpc(mcp_url, _initialize(version), token=token)
+    session = response.headers["Mcp-Session-Id"]
+    rpc(mcp_url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, token=token, session=session,
+        version=version)
+    return session
+
+
+def _call_stream(mcp_url, token, session, version, call_id=2):
+    return requests.post(mcp_url, json={"jsonrpc": "2.0", "id": call_id, "method": "tools/call",
+                                        "params": {"name": "qmailing_list_mailboxes", "arguments": {}}},
+                         headers={"Accept": ACCEPT, "Content-Type": "application/json", "Mcp-Session-Id": session,
+                                  "MCP-Protocol-Version": version, "Authorization": f"Bearer {token}"},
+                         timeout=30)
+
+
+def test_sse_stream_opens_with_a_priming_event_and_resumes_after_it(mcp_url, owner):
+    from agent.mcp.resume import RETRY_MILLISECONDS
+
+    token = token_for(owner)
+    session = _open_session(mcp_url, token, "2025-11-25")
+    response = _call_stream(mcp_url, token, session, "2025-11-25")
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = list(_sse_events(response.text.splitlines()))
+    priming, answer = events[0], events[-1]
+    # SEP-1699: first an event with an id, empty data and the reconnection delay; then the answer, with its id.
+    assert priming["id"] and priming["data"] == "" and priming["retry"] == str(RETRY_MILLISECONDS)
+    assert answer["id"] and answer["id"] != priming["id"] and '"isError":false' in answer["data"].replace(" ", "")
+    # A client whose connection dropped right after the priming event reconnects with it and gets the answer.
+    with requests.get(mcp_url, headers={"Accept": "text/event-stream", "Mcp-Session-Id": session,
+                                        "MCP-Protocol-Version": "2025-11-25", "Last-Event-ID": priming["id"],
+                                        "Authorization": f"Bearer {token}"}, stream=True, timeout=30) as replay:
+        assert replay.status_code == 200
+        replayed = next(event for event in _sse_events(replay.iter_lines(decode_unicode=True)) if event.get("data"))
+    assert replayed == {**answer, "event": replayed.get("event", answer.get("event"))}
+
+
+def test_sse_stream_of_an_older_version_has_no_priming_event(mcp_url, owner):
+    token = token_for(owner)
+    session = _open_session(mcp_url, token, "2025-06-18")
+    events = list(_sse_events(_call_stream(mcp_url, token, session, "2025-06-18").text.splitlines()))
+    # Clients of versions before 2025-11-25 may read an empty data field as broken JSON: only the answer.
+    assert len(events) == 1 and events[0]["data"].startswith("{")
+
+
+def test_replay_never_crosses_sessions(mcp_url, owner):
+    token = token_for(owner)
+    first = _open_session(mcp_url, token, "2025-11-25")
+    priming = list(_sse_events(_call_stream(mcp_url, token, first, "2025-11-25", call_id=7).text.splitlines()))[0]
+    second = _open_session(mcp_url, token, "2025-11-25")
+    # The first session's answer follows that priming event; the second session has a store of its own, where the
+    # id names nothing of the first's, so its reconnection replays nothing.
+    with requests.get(mcp_url, headers={"Accept": "text/event-stream", "Mcp-Session-Id": second,
+                                        "MCP-Protocol-Version": "2025-11-25", "Last-Event-ID": priming["id"],
+                                        "Authorization": f"Bearer {token}"}, stream=True, timeout=5) as replay:
+        try:
+            body = replay.raw.read(4096, decode_content=True)
+        except requests.exceptions.ConnectionError:  # read timeout: an open stream with nothing on it
+            body = b""
+    assert b'"id":7' not in body.replace(b" ", b"")
