@@ -103,40 +103,26 @@ class EventFeeds:
         cap = settings.QMAILING_MCP_SUBSCRIPTIONS_PER_ACCOUNT
         if follower is not None and not follower.task.done() and len(follower.listeners) >= cap:
             raise too_many_subscriptions(cap)
-        if follower is None or follower.task.done():
-            follower = self._followers[account_id] = _Follower(account_id)
-            follower.task = self.spawn(follower.run(), name=f"mcp-events-follower:{account_id}")
-        key = object()
-        follower.listeners[key] = Listener(str(mailbox_id), token_id, callback, on_revoked)
-
-        def stop():
-            follower.listeners.pop(key, None)
-            if not follower.listeners and not follower.watchers:
-                follower.stop()
-                if self._followers.get(account_id) is follower:
-                    del self._followers[account_id]
-
-        try:
-            await follower.wait_ready()
-        except BaseException:
-            stop()
-            raise
-        return stop
+        return await self._attach(account_id, "listeners", Listener(str(mailbox_id), token_id, callback, on_revoked))
 
     async def watch_grants(self, *, account_id, watcher):
         """Hand `watcher.callback` the tool names its token may call whenever the account's grants may have
         changed (see the module docstring); returns the idempotent stop callable. Watchers are not
         subscriptions: one per session that listed tools, bounded by the sessions' own caps."""
-        account_id = str(account_id)
+        return await self._attach(str(account_id), "watchers", watcher)
+
+    async def _attach(self, account_id, kind, entry):
+        """Add `entry` to the account's follower's `kind` ("listeners" or "watchers"), starting the follower if
+        none runs; returns once it is live, with the idempotent stop callable (the last one out stops it)."""
         follower = self._followers.get(account_id)
         if follower is None or follower.task.done():
             follower = self._followers[account_id] = _Follower(account_id)
             follower.task = self.spawn(follower.run(), name=f"mcp-events-follower:{account_id}")
         key = object()
-        follower.watchers[key] = watcher
+        getattr(follower, kind)[key] = entry
 
         def stop():
-            follower.watchers.pop(key, None)
+            getattr(follower, kind).pop(key, None)
             if not follower.listeners and not follower.watchers:
                 follower.stop()
                 if self._followers.get(account_id) is follower:

@@ -13,13 +13,13 @@ suite's database, so CI runs it in its SQLite pass only (QMAILING_SKIP_INSPECTOR
 """
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from accounts.scopes import SCOPES
+from tests.agent.mcp.conftest import skip_node_checks
 from tests.agent.mcp.test_daphne import _manage, migrated_sqlite_env
 from tests.bearer_proxy import BearerProxy
 from tests.faults import daphne
@@ -44,8 +44,7 @@ NEEDS_REFERENCE_FIXTURE = {("server-sse-polling", "server-sse-disconnect-resume"
 
 pytestmark = [
     pytest.mark.inspector,
-    pytest.mark.skipif(os.environ.get("QMAILING_SKIP_INSPECTOR", "").lower() in ("1", "true", "yes"),
-                       reason="QMAILING_SKIP_INSPECTOR is set (CI runs the Node checks in its SQLite pass)"),
+    skip_node_checks,
 ]
 
 

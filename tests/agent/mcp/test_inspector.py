@@ -11,7 +11,6 @@ QMAILING_SKIP_INSPECTOR=1 for the PostgreSQL pass (.ci/run).
 """
 
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from accounts.scopes import SCOPES
+from tests.agent.mcp.conftest import skip_node_checks
 from tests.agent.mcp.test_daphne import _manage, migrated_sqlite_env
 from tests.faults import daphne
 
@@ -28,8 +28,7 @@ SCRIPT = ROOT / "scripts" / "mcp-inspector"
 
 pytestmark = [
     pytest.mark.inspector,
-    pytest.mark.skipif(os.environ.get("QMAILING_SKIP_INSPECTOR", "").lower() in ("1", "true", "yes"),
-                       reason="QMAILING_SKIP_INSPECTOR is set (CI runs the Node checks in its SQLite pass)"),
+    skip_node_checks,
 ]
 
 

@@ -14,7 +14,6 @@ test it does not depend on the suite's database, so CI runs it in its SQLite pas
 """
 
 import json
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.agent.mcp.conftest import skip_node_checks
 from tests.agent.mcp.test_daphne import _manage, migrated_sqlite_env
 from tests.dnsserver import DnsServer
 from tests.faults import daphne
@@ -32,8 +32,7 @@ SCRIPT = ROOT / "scripts" / "mcp-ts-client"
 
 pytestmark = [
     pytest.mark.node_client,
-    pytest.mark.skipif(os.environ.get("QMAILING_SKIP_INSPECTOR", "").lower() in ("1", "true", "yes"),
-                       reason="QMAILING_SKIP_INSPECTOR is set (CI runs the Node clients in its SQLite pass)"),
+    skip_node_checks,
 ]
 
 # Each error family: the token, the tool and the problem code; the arguments come from write_plan.
