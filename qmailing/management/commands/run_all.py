@@ -135,6 +135,7 @@ class Command(BaseCommand):
 
         for name in commands:
             start(name)
+        partial = {}  # the unfinished last line of each child's output
         restarts = []  # when web processes were restarted: a crash loop stops everything instead
         self.stdout.write(f"[run_all] QMailing is starting on http://{host}:{port}/ — Ctrl-C stops everything.")
 
@@ -149,11 +150,14 @@ class Command(BaseCommand):
         try:
             while not stopping["flag"]:
                 for key, _ in selector.select(timeout=0.5):
-                    line = key.fileobj.readline()
-                    if line:
-                        self.stdout.write(f"{key.data:>6} | {line.decode('utf-8', 'replace').rstrip()}")
+                    # Whatever the pipe holds, not one line per wake-up (a buffered reader's other lines would
+                    # wait for the child's next output), and never blocked on a line a child has not ended yet.
+                    data = os.read(key.fileobj.fileno(), 65536)
+                    if data:
+                        self._echo(key.data, partial, data)
                     else:
                         selector.unregister(key.fileobj)
+                        self._echo(key.data, partial, b"\n" if partial.get(key.data) else b"")
                 dead = [(name, proc.returncode) for name, proc in children.items() if proc.poll() is not None]
                 now = time.monotonic()
                 restarts[:] = [when for when in restarts if now - when < RESTART_WINDOW_SECONDS]
@@ -162,7 +166,7 @@ class Command(BaseCommand):
                     # sessions answer 404 and their clients open new ones), and it comes back.
                     name, code = dead[0]
                     self.stderr.write(f"[run_all] {name} exited with code {code}; restarting it.")
-                    self._drain(selector, name, children[name])
+                    self._drain(selector, name, children[name], partial)
                     restarts.append(now)
                     start(name)
                     continue
@@ -176,12 +180,17 @@ class Command(BaseCommand):
         if exit_code:
             sys.exit(exit_code)
 
-    def _drain(self, selector, name, proc):
+    def _echo(self, name, partial, data):
+        *lines, partial[name] = (partial.get(name, b"") + data).split(b"\n")
+        for line in lines:
+            self.stdout.write(f"{name:>6} | {line.decode('utf-8', 'replace').rstrip()}")
+
+    def _drain(self, selector, name, proc, partial):
         """What a dead child still had to say, then forget its pipe."""
         with contextlib.suppress(KeyError, ValueError):
             selector.unregister(proc.stdout)
-        for line in proc.stdout:
-            self.stdout.write(f"{name:>6} | {line.decode('utf-8', 'replace').rstrip()}")
+        self._echo(name, partial, proc.stdout.read() + b"\n")
+        partial.pop(name, None)
         proc.stdout.close()
 
     def _stop(self, children):
