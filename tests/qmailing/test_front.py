@@ -64,8 +64,12 @@ class RunAll:
                                       "--web-workers", str(web_workers)],
                                      cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.base = f"http://127.0.0.1:{self.port}"
-        wait_until(lambda: len(self.worker_ports()) == web_workers and all(map(port_open, self.worker_ports()))
-                   and self._answers(), 120, f"run_all's web processes (log: {self.log_path})", interval=0.25)
+        try:
+            wait_until(lambda: len(self.worker_ports()) == web_workers and all(map(port_open, self.worker_ports()))
+                       and self._answers(), 120, f"run_all's web processes (log: {self.log_path})", interval=0.25)
+        except BaseException:
+            self.stop()
+            raise
 
     def worker_ports(self):
         return [int(port) for port in re.findall(r"\[run_all\] started web\d \(pid \d+\): .* -p (\d+) ", self.text())]
