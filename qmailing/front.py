@@ -38,7 +38,8 @@ READ_SIZE = 64 * 1024
 IDLE_CLIENT_SECONDS = 75  # an idle keep-alive connection from a client is closed after this long
 IDLE_BACKEND_SECONDS = 30  # a pooled connection to a process is not reused after this long idle
 RETRYABLE_BODY_BYTES = 1024 * 1024  # a body up to this size is held, so a stale pooled connection can be retried
-HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade"}
+# Not forwarded: each side's framing and connection handling are h11's; `Expect: 100-continue` the front answers.
+HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade", b"expect"}
 
 
 def worker_of_session(session_id):
@@ -146,7 +147,7 @@ class Front:
 
     async def forward(self, request, client, client_reader, client_writer):
         """Send one request to a process and its answer back. False when the client connection must close."""
-        body, streamed = await self.read_body(client, client_reader)
+        body, streamed = await self.read_body(client, client_reader, client_writer)
         upgrade = header(request.headers, b"upgrade") if b"upgrade" in (
             header(request.headers, b"connection") or b"").lower() else None
         outgoing = h11.Request(method=request.method, target=request.target,
@@ -187,8 +188,11 @@ class Front:
             await self.answer(client, client_writer, 502, b"No web process answered\n", b"text/plain")
         return client.our_state is h11.DONE and client.their_state is h11.DONE
 
-    async def read_body(self, client, client_reader):
-        """The request body's chunks when it is small (held, so the request can be retried), else ([], True)."""
+    async def read_body(self, client, client_reader, client_writer):
+        """The request body's chunks when it is small (held, so the request can be retried), else (its first
+        chunks, True): the rest is streamed to the process."""
+        if client.they_are_waiting_for_100_continue:
+            client_writer.write(client.send(h11.InformationalResponse(status_code=100, headers=[])))
         chunks, size = [], 0
         while True:
             event = await next_event(client, client_reader)

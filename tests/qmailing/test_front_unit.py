@@ -187,3 +187,26 @@ def test_a_pooled_connection_the_process_closed_is_replaced():
                                                 (b"xw1-1f", None)])
 def test_the_process_index_is_read_from_the_prefix_only(session_id, worker):
     assert worker_of_session(session_id) == worker
+
+
+def test_a_large_body_behind_expect_100_continue_is_streamed_to_the_process():
+    async def scenario():
+        process = await FakeProcess("p0").start()
+        _, server, port = await _front([process])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        size = 3 * 1024 * 1024  # past what the front holds for a retry
+        writer.write(f"POST /upload HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {size}\r\n"
+                     "Expect: 100-continue\r\n\r\n".encode())
+        await writer.drain()
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        writer.write(b"x" * size)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200 ") and await reader.readexactly(2) == b"p0"
+        assert process.seen == [("/upload", None)]
+        writer.close()
+        server.close()
+        process.close()
+
+    asyncio.run(scenario())
