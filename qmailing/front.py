@@ -35,7 +35,7 @@ logger = logging.getLogger("qmailing.front")
 
 SESSION_PREFIX = re.compile(rb"w(\d+)-")  # agent.mcp.sessions.worker_session_prefix
 READ_SIZE = 64 * 1024
-IDLE_CLIENT_SECONDS = 75  # an idle keep-alive connection from a client is closed after this long
+IDLE_CLIENT_SECONDS = 75  # a client connection is closed after this long without a new request
 IDLE_BACKEND_SECONDS = 30  # a pooled connection to a process is not reused after this long idle
 RETRYABLE_BODY_BYTES = 1024 * 1024  # a body up to this size is held, so a stale pooled connection can be retried
 # Not forwarded: each side's framing and connection handling are h11's; `Expect: 100-continue` the front answers.
@@ -81,14 +81,13 @@ class Backend:
             writer.close()
 
 
-async def next_event(conn, reader, timeout=None):
+async def next_event(conn, reader):
     """The next h11 event of `conn`, reading from `reader` as it needs bytes."""
     while True:
         event = conn.next_event()
         if event is not h11.NEED_DATA:
             return event
-        data = await (asyncio.wait_for(reader.read(READ_SIZE), timeout) if timeout else reader.read(READ_SIZE))
-        conn.receive_data(data)
+        conn.receive_data(await reader.read(READ_SIZE))
 
 
 def forwarded_headers(headers, *, upgrade):
@@ -117,10 +116,12 @@ class Front:
         conn = h11.Connection(h11.SERVER)
         try:
             while True:
+                # A timer, not wait_for (a task per request): closing an idle connection ends the read with EOF.
+                idle = asyncio.get_running_loop().call_later(IDLE_CLIENT_SECONDS, writer.close)
                 try:
-                    event = await next_event(conn, reader, timeout=IDLE_CLIENT_SECONDS)
-                except asyncio.TimeoutError:
-                    return
+                    event = await next_event(conn, reader)
+                finally:
+                    idle.cancel()
                 if not isinstance(event, h11.Request):
                     return  # ConnectionClosed, or PAUSED after a protocol switch we did not make
                 if not await self.forward(event, conn, reader, writer):
@@ -232,13 +233,15 @@ class Front:
             status_code=response.status_code, headers=forwarded_headers(response.headers, upgrade=None),
             reason=response.reason)))
         await client_writer.drain()
-        # While the answer streams, a client that hangs up must end it: watch its side of the connection.
-        gone = asyncio.ensure_future(client_reader.read(READ_SIZE))
-        receive = None
+        # While the answer streams, a client that hangs up must end it: its side of the connection is watched
+        # from the first time the answer is not already all here (most JSON answers come in one read).
+        gone = receive = None
         try:
             while True:
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
+                    if gone is None:
+                        gone = asyncio.ensure_future(client_reader.read(READ_SIZE))
                     if receive is None:
                         receive = asyncio.ensure_future(reader.read(READ_SIZE))
                     done, _ = await asyncio.wait({receive, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -269,7 +272,9 @@ class Front:
         finally:
             if receive is not None:
                 receive.cancel()
-            if not gone.done():
+            if gone is None:
+                pass
+            elif not gone.done():
                 gone.cancel()
             elif not gone.cancelled() and gone.exception() is None and gone.result():
                 client.receive_data(gone.result())
