@@ -38,6 +38,7 @@ READ_SIZE = 64 * 1024
 IDLE_CLIENT_SECONDS = 75  # a client connection is closed after this long without a new request
 IDLE_BACKEND_SECONDS = 30  # a pooled connection to a process is not reused after this long idle
 RETRYABLE_BODY_BYTES = 1024 * 1024  # a body up to this size is held, so a stale pooled connection can be retried
+IDEMPOTENT = {b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE"}
 # Not forwarded: each side's framing and connection handling are h11's; `Expect: 100-continue` the front answers.
 HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade", b"expect"}
 
@@ -154,6 +155,10 @@ class Front:
         outgoing = h11.Request(method=request.method, target=request.target,
                                headers=forwarded_headers(request.headers, upgrade=upgrade))
         backends, session_id = self.candidates(request)
+        # A refused connection means nothing was sent: the next process may have the request, whatever it is.
+        # Once sent, only an idempotent request with its body still at hand is sent again (a stale keep-alive
+        # connection, or a process that died): a POST may have run, so its client gets a 502 and decides.
+        replayable = request.method in IDEMPOTENT and not streamed
         for backend in backends:
             for attempt in (1, 2):
                 try:
@@ -174,13 +179,15 @@ class Front:
                         raise ConnectionResetError("closed before answering")
                 except (ConnectionError, h11.RemoteProtocolError, h11.LocalProtocolError) as error:
                     writer.close()
-                    if pooled and not streamed and attempt == 1:
-                        continue  # a stale keep-alive connection: once more on a fresh one
-                    logger.warning("web process %d failed before answering: %s", backend.index, error)
-                    break
+                    logger.warning("web process %d failed before answering %s %s: %s", backend.index,
+                                   request.method.decode(), request.target[:100].decode("latin-1"), error)
+                    if replayable and attempt == 1 and pooled:
+                        continue  # once more on a fresh connection to the same process
+                    if replayable:
+                        break  # the next process
+                    await self.answer(client, client_writer, 502, b"The web process failed\n", b"text/plain")
+                    return False
                 return await self.relay(response, client, client_reader, client_writer, backend, reader, writer, conn)
-            if streamed:
-                break  # the body is gone: no second process can be given it
         if session_id is not None and worker_of_session(session_id) is not None:
             await self.answer(client, client_writer, 404, json.dumps({
                 "jsonrpc": "2.0", "id": None,

@@ -43,6 +43,9 @@ class FakeProcess:
                     request = event
                 elif isinstance(event, h11.EndOfMessage):
                     self.seen.append((request.target.decode(), dict(request.headers).get(b"mcp-session-id")))
+                    if request.target == b"/die":  # the process dies with the request in hand
+                        writer.transport.abort()
+                        return
                     if request.target == b"/stream":
                         writer.write(conn.send(h11.Response(status_code=200, headers=[
                             (b"content-type", b"text/event-stream"), (b"transfer-encoding", b"chunked")])))
@@ -208,5 +211,31 @@ def test_a_large_body_behind_expect_100_continue_is_streamed_to_the_process():
         writer.close()
         server.close()
         process.close()
+
+    asyncio.run(scenario())
+
+
+async def _post(port, target, body=b"{}"):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                 + body)
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    writer.close()
+    return int(head.split()[1])
+
+
+def test_a_post_whose_process_fails_is_never_sent_to_another_but_a_get_is():
+    async def scenario():
+        processes = [await FakeProcess(f"p{i}").start() for i in range(2)]
+        _, server, port = await _front(processes)
+        assert await _post(port, "/die") == 502  # it may have run: the client decides, not the front
+        assert [target for process in processes for target, _ in process.seen] == ["/die"]
+        status, _, _ = await _get(port, "/die")  # a GET is safe to send again: the next process gets it
+        assert status == 502 and sorted(target for process in processes for target, _ in process.seen) == \
+            ["/die", "/die", "/die"]
+        server.close()
+        for process in processes:
+            process.close()
 
     asyncio.run(scenario())
