@@ -167,12 +167,12 @@ class Front:
                     logger.warning("%s", error)
                     break  # the next process (or, for a session, 404 below)
                 try:
-                    writer.write(conn.send(outgoing))
-                    for chunk in body:
-                        writer.write(conn.send(h11.Data(data=chunk)))
+                    sent = [conn.send(outgoing)] + [conn.send(h11.Data(data=chunk)) for chunk in body]
                     if streamed:
+                        writer.write(b"".join(sent))
+                        sent = []
                         await self.stream_body(client, client_reader, conn, writer)
-                    writer.write(conn.send(h11.EndOfMessage()))
+                    writer.write(b"".join(sent) + conn.send(h11.EndOfMessage()))  # one write: one syscall
                     await writer.drain()
                     response = await next_event(conn, reader)
                     if isinstance(response, h11.ConnectionClosed):
@@ -236,10 +236,11 @@ class Front:
             client_writer.write(client.send(h11.InformationalResponse(
                 status_code=response.status_code, headers=forwarded_headers(response.headers, upgrade=None))))
             response = await next_event(conn, reader)
-        client_writer.write(client.send(h11.Response(
+        # What is already here goes out in one write (one syscall); it is flushed before every wait, so a stream's
+        # events never wait for more.
+        out = [client.send(h11.Response(
             status_code=response.status_code, headers=forwarded_headers(response.headers, upgrade=None),
-            reason=response.reason)))
-        await client_writer.drain()
+            reason=response.reason))]
         # While the answer streams, a client that hangs up must end it: its side of the connection is watched
         # from the first time the answer is not already all here (most JSON answers come in one read).
         gone = receive = None
@@ -247,6 +248,10 @@ class Front:
             while True:
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
+                    if out:
+                        client_writer.write(b"".join(out))
+                        out.clear()
+                        await client_writer.drain()
                     if gone is None:
                         gone = asyncio.ensure_future(client_reader.read(READ_SIZE))
                     if receive is None:
@@ -263,10 +268,10 @@ class Front:
                         conn.receive_data(receive.result())
                         receive = None
                 elif isinstance(event, h11.Data):
-                    client_writer.write(client.send(event))
-                    await client_writer.drain()
+                    out.append(client.send(event))
                 elif isinstance(event, h11.EndOfMessage):
-                    client_writer.write(client.send(h11.EndOfMessage()))
+                    out.append(client.send(h11.EndOfMessage()))
+                    client_writer.write(b"".join(out))
                     await client_writer.drain()
                     backend.release(reader, writer, conn)
                     return True
