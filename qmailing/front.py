@@ -36,6 +36,7 @@ logger = logging.getLogger("qmailing.front")
 SESSION_PREFIX = re.compile(rb"w(\d+)-")  # agent.mcp.sessions.worker_session_prefix
 READ_SIZE = 64 * 1024
 IDLE_CLIENT_SECONDS = 75  # a client connection is closed after this long without a new request
+DOWN_SECONDS = 2  # a process that refused a connection is tried after the others for this long
 IDLE_BACKEND_SECONDS = 30  # a pooled connection to a process is not reused after this long idle
 RETRYABLE_BODY_BYTES = 1024 * 1024  # a body up to this size is held, so a stale pooled connection can be retried
 IDEMPOTENT = {b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE"}
@@ -59,6 +60,10 @@ class Backend:
     def __init__(self, index, host, port):
         self.index, self.host, self.port = index, host, port
         self.idle = []  # (reader, writer, h11 connection, idle since)
+        self.refused_at = None  # when it last refused a connection: tried last for a while, and logged once
+
+    def seems_down(self, now):
+        return self.refused_at is not None and now - self.refused_at < DOWN_SECONDS
 
     async def connection(self):
         """A pooled connection that still looks open, or a new one: (reader, writer, h11 connection, pooled)."""
@@ -71,7 +76,13 @@ class Backend:
         try:
             reader, writer = await asyncio.open_connection(self.host, self.port)
         except OSError as error:
-            raise BackendDown(f"web process {self.index} ({self.host}:{self.port}): {error}") from error
+            if self.refused_at is None:
+                logger.warning("web process %d (%s:%d) is down: %s", self.index, self.host, self.port, error)
+            self.refused_at = now
+            raise BackendDown(str(error)) from error
+        if self.refused_at is not None:
+            logger.info("web process %d (%s:%d) is back", self.index, self.host, self.port)
+            self.refused_at = None
         return reader, writer, h11.Connection(h11.CLIENT), False
 
     def release(self, reader, writer, conn):
@@ -145,7 +156,9 @@ class Front:
         if worker is not None and worker < len(self.backends):
             return [self.backends[worker]], session_id
         start = next(self.turn) % len(self.backends)
-        return self.backends[start:] + self.backends[:start], session_id
+        ordered = self.backends[start:] + self.backends[:start]
+        now = time.monotonic()
+        return sorted(ordered, key=lambda backend: backend.seems_down(now)), session_id  # stable: live ones first
 
     async def forward(self, request, client, client_reader, client_writer):
         """Send one request to a process and its answer back. False when the client connection must close."""
@@ -163,8 +176,7 @@ class Front:
             for attempt in (1, 2):
                 try:
                     reader, writer, conn, pooled = await backend.connection()
-                except BackendDown as error:
-                    logger.warning("%s", error)
+                except BackendDown:
                     break  # the next process (or, for a session, 404 below)
                 try:
                     sent = [conn.send(outgoing)] + [conn.send(h11.Data(data=chunk)) for chunk in body]

@@ -131,7 +131,7 @@ def test_sessions_go_to_their_process_and_the_rest_round_robin():
     asyncio.run(scenario())
 
 
-def test_a_dead_process_sessions_get_404_and_the_rest_goes_to_the_live_ones():
+def test_a_dead_process_sessions_get_404_and_the_rest_goes_to_the_live_ones(caplog):
     async def scenario():
         processes = [await FakeProcess(f"p{i}").start() for i in range(2)]
         _, server, port = await _front(processes)
@@ -140,6 +140,7 @@ def test_a_dead_process_sessions_get_404_and_the_rest_goes_to_the_live_ones():
         status, body, _ = await _get(port, "/mcp", [("Mcp-Session-Id", "w0-abc")])
         assert status == 404 and b'"Session not found"' in body
         assert [(await _get(port, "/page"))[:2] for _ in range(3)] == [(200, b"p1")] * 3
+        assert caplog.text.count("web process 0 (127.0.0.1") == 1  # said once, not per request
         processes[1].close()
         await processes[1].server.wait_closed()
         assert (await _get(port, "/page"))[0] == 502
