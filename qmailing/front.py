@@ -165,8 +165,12 @@ class Front:
         body, streamed = await self.read_body(client, client_reader, client_writer)
         upgrade = header(request.headers, b"upgrade") if b"upgrade" in (
             header(request.headers, b"connection") or b"").lower() else None
-        outgoing = h11.Request(method=request.method, target=request.target,
-                               headers=forwarded_headers(request.headers, upgrade=upgrade))
+        try:
+            outgoing = h11.Request(method=request.method, target=request.target,
+                                   headers=forwarded_headers(request.headers, upgrade=upgrade))
+        except h11.LocalProtocolError:  # what HTTP/1.0 allows and 1.1 does not, e.g. no Host header
+            await self.answer(client, client_writer, 400, b"Bad request: no Host header\n", b"text/plain")
+            return False
         backends, session_id = self.candidates(request)
         # A refused connection means nothing was sent: the next process may have the request, whatever it is.
         # Once sent, only an idempotent request with its body still at hand is sent again (a stale keep-alive

@@ -240,3 +240,19 @@ def test_a_post_whose_process_fails_is_never_sent_to_another_but_a_get_is():
             process.close()
 
     asyncio.run(scenario())
+
+
+def test_an_http_1_0_request_without_host_gets_a_400_from_the_front():
+    async def scenario():
+        process = await FakeProcess("p0").start()
+        _, server, port = await _front([process])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.0\r\n\r\n")
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.split()[1] == b"400" and process.seen == []
+        writer.close()
+        server.close()
+        process.close()
+
+    asyncio.run(scenario())
