@@ -13,8 +13,10 @@ REST, session-less MCP, new sessions) is spread round-robin over the processes t
 - Responses are streamed event by event (SSE is never buffered); a client that goes away mid-stream closes
   the stream's connection to its process, so the process sees the disconnect.
 - A websocket upgrade (the dashboard's live pages) is passed to the process, then bytes flow both ways.
-- Headers are passed through unchanged (Host, X-Forwarded-For): the processes see what they would see with
-  no front, except that the peer is the front (loopback), as it is behind the TLS proxy in production.
+- Headers other than hop-by-hop ones pass unchanged (Host, X-Forwarded-For): the processes see what they would
+  see with no front, except that the peer is the front (loopback), as it is behind the TLS proxy in production.
+- A request is sent to a second process only when the first refused the connection (nothing was sent), or
+  when it is idempotent: a POST that may have run is answered 502, and its client decides.
 
 HTTP/1.1 framing is h11's (python-hyper's sans-I/O state machine that uvicorn and httpcore are built on): the
 front decides only where a request goes. It imports nothing from Django, so it starts at once.
@@ -51,7 +53,7 @@ def worker_of_session(session_id):
 
 
 class BackendDown(Exception):
-    """A process refused the connection (or closed it before answering)."""
+    """A process refused the connection: nothing was sent to it."""
 
 
 class Backend:
