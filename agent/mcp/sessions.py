@@ -16,6 +16,9 @@ process), so one token could take every slot and every other account's initializ
   a leaked token's sessions neither listen on nor hold the account's slots after the owner revokes it.
 - the SDK's own cap (QMAILING_MCP_MAX_SESSIONS) stays as the last line of defence.
 
+Under `run_all --web-workers N` each session id starts with its process's index (`w1-…`, QMAILING_WEB_WORKER), so
+the front before the processes (qmailing.front) sends all of a session's requests to the process that holds it.
+
 Who opens a session reaches the manager through a context variable that agent.mcp.http sets for the
 request (`opening(actor)`): the SDK admits the session inside the same task, under its creation lock, so
 the check and the registration cannot interleave with another initialize.
@@ -66,6 +69,11 @@ def opening(actor):
         _opener.reset(reset)
 
 
+def worker_session_prefix(worker):
+    """What the session ids of web process `worker` start with; qmailing.front reads it back (SESSION_PREFIX)."""
+    return f"w{worker}-"
+
+
 def too_many_sessions(kind, cap):
     return RateLimited(
         f"This {kind} already holds {cap} open MCP sessions on this server, each with a request in flight. "
@@ -93,9 +101,24 @@ class BoundedSessionManager(StreamableHTTPSessionManager):
             transport = super()._admit_session(requestor)
         finally:
             self.event_store = None
+        if transport is not None and settings.QMAILING_WEB_WORKER:
+            self._tag_with_worker(transport)
         if transport is not None and owner is not None:
             self.owners[transport.mcp_session_id] = SessionOwner(token_id=owner.token_id, account_id=owner.account_id)
         return transport
+
+    def _tag_with_worker(self, transport):
+        """Prefix the new session's id with this web process's index (`w1-<hex>`): the front of
+        `run_all --web-workers N` (qmailing.front) routes every request carrying it to this process.
+
+        The SDK mints the id (uuid4) inside `_admit_session` and has no hook for it; its server task starts only
+        after this returns, so re-keying the two maps that hold the id here is all there is to rename."""
+        minted = transport.mcp_session_id
+        tagged = f"{worker_session_prefix(settings.QMAILING_WEB_WORKER)}{minted}"
+        transport.mcp_session_id = tagged
+        self._server_instances[tagged] = self._server_instances.pop(minted)
+        if minted in self._session_owners:
+            self._session_owners[tagged] = self._session_owners.pop(minted)
 
     def _make_room(self, owner):
         """Evict the oldest idle session of the token, then of the account, where a cap is reached; or refuse."""

@@ -586,6 +586,11 @@ QMAILING_MCP_SESSIONS_PER_ACCOUNT = env.int("QMAILING_MCP_SESSIONS_PER_ACCOUNT",
 # A session that never called a tool ends after this long idle (a used one after QMAILING_MCP_SESSION_IDLE_SECONDS).
 QMAILING_MCP_UNUSED_SESSION_SECONDS = env.int("QMAILING_MCP_UNUSED_SESSION_SECONDS", 5 * 60, help=(
     "An MCP session that never called a tool ends after this long idle."))
+# Set by `run_all --web-workers N` on each of its web processes: their session ids carry it (`w1-…`), and the
+# front (qmailing.front) sends every request of a session to the process that opened it.
+QMAILING_WEB_WORKER = env.str("QMAILING_WEB_WORKER", "", help=(
+    "Set by `run_all --web-workers N` on each web process (0 … N-1; leave it unset): the prefix of the process's "
+    "MCP session ids (`w1-…`), by which the front routes a session's requests to it."))
 # initialize per token per minute; requests without a valid token per client IP per minute (then 429, not 401).
 QMAILING_MCP_INITIALIZE_PER_MINUTE = env.int("QMAILING_MCP_INITIALIZE_PER_MINUTE", 30, help=(
     "MCP `initialize` requests per token per minute (then `429`)."))

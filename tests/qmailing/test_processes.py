@@ -124,7 +124,7 @@ def test_run_all_warns_loudly_when_not_on_loopback(host, warned, monkeypatch, ca
 
     from qmailing.management.commands import run_all
 
-    monkeypatch.setattr(run_all, "process_table", lambda host, port, smtp_port=None: [("noop", [sys.executable, "-c", "pass"])])
+    monkeypatch.setattr(run_all, "process_table", lambda host, port, smtp_port=None, web_workers=1: [("noop", [sys.executable, "-c", "pass"])])
     monkeypatch.setattr(run_all.signal, "signal", lambda *args: None)  # keep pytest's own Ctrl-C handler
     with pytest.raises(SystemExit):  # the one child exits at once, which stops run_all
         call_command("run_all", "--host", host, "--port", "8999")
@@ -149,7 +149,7 @@ def test_run_all_smtp_port_reaches_the_smtp_server(monkeypatch):
 
     asked, process_table = {}, run_all.process_table
 
-    def table(host, port, smtp_port=None):
+    def table(host, port, smtp_port=None, web_workers=1):
         asked.update(host=host, port=port, smtp_port=smtp_port)
         return [("noop", [sys.executable, "-c", "pass"])]
 

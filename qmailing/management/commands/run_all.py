@@ -1,15 +1,20 @@
 """Start every QMailing process in the foreground and stop them all together (Ctrl-C)."""
 
+import contextlib
 import ipaddress
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+MAX_RESTARTS = 5  # web-process restarts within RESTART_WINDOW_SECONDS before run_all gives up and stops
+RESTART_WINDOW_SECONDS = 60
 
 
 def local_urls(environ, host, port):
@@ -27,10 +32,42 @@ def local_urls(environ, host, port):
     return environment
 
 
-def process_table(host, port, smtp_port=None):
+def free_loopback_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def web_table(host, port, web_workers):
+    """The web processes: one daphne on the port, or N daphnes on loopback ports behind the front (qmailing.front).
+
+    Web process `webN` gets its index in QMAILING_WEB_WORKER (child_environment): its MCP session ids carry it, by
+    which the front sends a session's requests to it."""
     python = sys.executable
-    table = [
-        ("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "qmailing.asgi:application"]),
+    if web_workers <= 1:
+        return [("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "qmailing.asgi:application"])]
+    ports = [free_loopback_port() for _ in range(web_workers)]
+    table = [(f"web{index}", [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(worker_port),
+                              "qmailing.asgi:application"]) for index, worker_port in enumerate(ports)]
+    backends = ",".join(f"127.0.0.1:{worker_port}" for worker_port in ports)
+    table.append(("front", [python, "-m", "qmailing.front", "--host", host, "--port", str(port),
+                            "--backends", backends]))
+    return table
+
+
+def web_worker_index(name):
+    """N for the web process named `webN` (several web processes), else None."""
+    return int(name[3:]) if name.startswith("web") and name[3:].isdigit() else None
+
+
+def child_environment(environment, name):
+    index = web_worker_index(name)
+    return environment if index is None else {**environment, "QMAILING_WEB_WORKER": str(index)}
+
+
+def process_table(host, port, smtp_port=None, web_workers=1):
+    python = sys.executable
+    table = web_table(host, port, web_workers) + [
         ("worker", [python, "-m", "celery", "-A", "qmailing", "worker", "--loglevel", "INFO", "--concurrency", "2",
                     "-Q", "celery", "--hostname", "worker@%h"]),
         # Webhook attempts wait on the network, so threads: many in flight, one process.
@@ -64,8 +101,13 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("QMAILING_HTTP_PORT", "8000")))
         parser.add_argument("--smtp-port", type=int, default=None,
                             help=f"Port of the inbound SMTP server (default: QMAILING_SMTP_PORT, {settings.QMAILING_SMTP_PORT}).")
+        parser.add_argument("--web-workers", type=int, default=1,
+                            help="Web (daphne) processes; above 1 they sit on loopback ports behind one front on --port "
+                                 "that keeps each MCP session on its process (about one per core; default 1).")
 
-    def handle(self, *args, host, port, smtp_port=None, **options):
+    def handle(self, *args, host, port, smtp_port=None, web_workers=1, **options):
+        if web_workers < 1:
+            raise CommandError("--web-workers must be at least 1")
         if not is_loopback(host):
             debug = " with DEBUG on (error pages show code and settings)" if settings.DEBUG else ""
             self.stderr.write("\n".join([
@@ -78,12 +120,23 @@ class Command(BaseCommand):
         children = {}
         selector = selectors.DefaultSelector()
         environment = local_urls(os.environ, host, port)
-        for name, command in process_table(host, port, smtp_port):
+        if web_workers > 1 and not settings.REDIS_URL:
+            self.stderr.write(f"[run_all] note: {web_workers} web processes without REDIS_URL: each keeps its own rate-limit "
+                              "counters (and sign-in throttles), so those limits are per process until Redis is configured.")
+        commands = dict(process_table(host, port, smtp_port, web_workers=web_workers))
+
+        def start(name):
+            command = commands[name]
             proc = subprocess.Popen(command, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    start_new_session=True, env=environment)
+                                    start_new_session=True, env=child_environment(environment, name))
             children[name] = proc
             selector.register(proc.stdout, selectors.EVENT_READ, name)
             self.stdout.write(f"[run_all] started {name} (pid {proc.pid}): {' '.join(command[1:])}")
+
+        for name in commands:
+            start(name)
+        partial = {}  # the unfinished last line of each child's output
+        restarts = []  # when web processes were restarted: a crash loop stops everything instead
         self.stdout.write(f"[run_all] QMailing is starting on http://{host}:{port}/ — Ctrl-C stops everything.")
 
         stopping = {"flag": False}
@@ -97,12 +150,26 @@ class Command(BaseCommand):
         try:
             while not stopping["flag"]:
                 for key, _ in selector.select(timeout=0.5):
-                    line = key.fileobj.readline()
-                    if line:
-                        self.stdout.write(f"{key.data:>6} | {line.decode('utf-8', 'replace').rstrip()}")
+                    # Whatever the pipe holds, not one line per wake-up (a buffered reader's other lines would
+                    # wait for the child's next output), and never blocked on a line a child has not ended yet.
+                    data = os.read(key.fileobj.fileno(), 65536)
+                    if data:
+                        self._echo(key.data, partial, data)
                     else:
                         selector.unregister(key.fileobj)
+                        self._echo(key.data, partial, b"\n" if partial.get(key.data) else b"")
                 dead = [(name, proc.returncode) for name, proc in children.items() if proc.poll() is not None]
+                now = time.monotonic()
+                restarts[:] = [when for when in restarts if now - when < RESTART_WINDOW_SECONDS]
+                if dead and web_worker_index(dead[0][0]) is not None and len(restarts) < MAX_RESTARTS:
+                    # One of several web processes: the others keep serving (the front routes around it; its MCP
+                    # sessions answer 404 and their clients open new ones), and it comes back.
+                    name, code = dead[0]
+                    self.stderr.write(f"[run_all] {name} exited with code {code}; restarting it.")
+                    self._drain(selector, name, children[name], partial)
+                    restarts.append(now)
+                    start(name)
+                    continue
                 if dead:
                     name, code = dead[0]
                     self.stderr.write(f"[run_all] {name} exited with code {code}; stopping the others.")
@@ -112,6 +179,19 @@ class Command(BaseCommand):
             self._stop(children)
         if exit_code:
             sys.exit(exit_code)
+
+    def _echo(self, name, partial, data):
+        *lines, partial[name] = (partial.get(name, b"") + data).split(b"\n")
+        for line in lines:
+            self.stdout.write(f"{name:>6} | {line.decode('utf-8', 'replace').rstrip()}")
+
+    def _drain(self, selector, name, proc, partial):
+        """What a dead child still had to say, then forget its pipe."""
+        with contextlib.suppress(KeyError, ValueError):
+            selector.unregister(proc.stdout)
+        self._echo(name, partial, proc.stdout.read() + b"\n")
+        partial.pop(name, None)
+        proc.stdout.close()
 
     def _stop(self, children):
         for name, proc in children.items():
