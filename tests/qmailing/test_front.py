@@ -157,6 +157,7 @@ def _read_frame(sock):
     return first & 0x0F, exactly(length)
 
 
+@pytest.mark.redis  # several web processes share their rate limits and the daily cap through Redis
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_web_processes_behind_one_port(tmp_path):
     user = make_user("front@example.org")
@@ -243,3 +244,12 @@ def test_two_web_processes_behind_one_port(tmp_path):
     text = server.text()
     assert code == 0, text[-3000:]
     assert "[run_all] front stopped." in text and "[run_all] web0 stopped." in text and "[run_all] web1 stopped." in text
+
+
+def test_several_web_processes_without_redis_are_refused(settings):
+    """Each process would keep its own rate-limit counters and daily cap: N processes, N times the plan."""
+    from django.core.management import CommandError, call_command
+
+    settings.REDIS_URL = ""
+    with pytest.raises(CommandError, match="needs REDIS_URL"):
+        call_command("run_all", "--web-workers", "2")

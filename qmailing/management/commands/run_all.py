@@ -121,8 +121,11 @@ class Command(BaseCommand):
         selector = selectors.DefaultSelector()
         environment = local_urls(os.environ, host, port)
         if web_workers > 1 and not settings.REDIS_URL:
-            self.stderr.write(f"[run_all] note: {web_workers} web processes without REDIS_URL: each keeps its own rate-limit "
-                              "counters (and sign-in throttles), so those limits are per process until Redis is configured.")
+            # Without Redis each process would count its own minute budgets, daily caps and sign-in throttles:
+            # N processes would admit N times what a plan allows. One process needs no sharing.
+            raise CommandError(f"--web-workers {web_workers} needs REDIS_URL: the web processes share rate limits, "
+                               "the FREE daily cap and sign-in throttles through Redis. Set REDIS_URL, or run one "
+                               "web process (the default).")
         commands = dict(process_table(host, port, smtp_port, web_workers=web_workers))
 
         def start(name):
