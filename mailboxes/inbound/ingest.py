@@ -13,13 +13,13 @@ from django.utils import timezone
 from accounts.models import Account
 from mailboxes.store.counters import counters_on_store
 from mailboxes.inbound.extraction import extraction_wanted
-from mailboxes.models import Attachment, Email, Extraction, Folder
+from mailboxes.models import Attachment, Email, Extraction, Folder, Mailbox
 from mailboxes.signals import attachments_pending, email_received
 from mailboxes.inbound.parsing import normalize_newlines, parse_message
 from mailboxes.store.search import (recipients_search_text, search_document, search_index_document,
                                     search_index_email, search_index_on_insert)
 from mailboxes.store.services import delete_stored_files
-from mailboxes.store.threads import thread_find_or_create
+from mailboxes.store.threads import thread_join, thread_lookup_query
 from core.errors import Invalid, LimitReached
 from events.models import EventType
 from events.services import event_publish
@@ -59,13 +59,14 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
     written = []
     with _files_dropped_unless_committed(written):
         _storage_check(mailbox=mailbox, size=len(raw))  # locks the account: the duplicate check below is exact
-        if direction == Email.Direction.INBOUND and not imported:
-            duplicate = _recent_duplicate(mailbox=mailbox, message_id=parsed.message_id, digest=digest, now=now)
-            if duplicate is not None:
-                return duplicate  # a sender's retry of what we stored: acknowledged, not stored twice
+        duplicate_id, thread_id = _duplicate_and_thread(
+            mailbox=mailbox, parsed=parsed, digest=digest, now=now, at=received_at,
+            check_duplicate=direction == Email.Direction.INBOUND and not imported)
+        if duplicate_id is not None:  # a sender's retry of what we stored: acknowledged, not stored twice
+            return Email.objects.get(pk=Email._meta.pk.to_python(duplicate_id))
         email = _email_store(mailbox=mailbox, raw=raw, parsed=parsed, direction=direction, folder=folder,
                              is_read=is_read, delivery_status=delivery_status, received_at=received_at,
-                             written=written, authentication=authentication or {}, digest=digest)
+                             written=written, authentication=authentication or {}, digest=digest, thread_id=thread_id)
         counters_on_store(email)
         if direction == Email.Direction.INBOUND and not imported:
             event_publish(account=mailbox.account, mailbox=mailbox, type=EventType.EMAIL_RECEIVED,
@@ -157,13 +158,36 @@ def delivery_digest(*, raw, envelope_from="", authentication=None):
     return digest.hexdigest()
 
 
-def _recent_duplicate(*, mailbox, message_id, digest, now):
-    """An email of this mailbox stored in the last 24 hours with the same Message-ID and the same raw bytes:
-    the sender retried a delivery whose answer it never got. Without a Message-ID nothing is a duplicate."""
-    if not message_id:
-        return None
-    return (Email.objects.filter(mailbox=mailbox, message_id=message_id, delivery_digest=digest,
-                                 received_at__gte=now - DUPLICATE_WINDOW).order_by("received_at").first())
+def _duplicate_and_thread(*, mailbox, parsed, digest, now, at, check_duplicate):
+    """(id of a recent duplicate or None, raw id of the message's thread or None), in one round trip.
+
+    The duplicate: an email of this mailbox stored in the last 24 hours with the same Message-ID and the same
+    delivery digest (the sender retried a delivery whose answer it never got); without a Message-ID nothing is
+    a duplicate. The thread: thread_lookup_query's answer, for thread_join. Both read mailboxes_email by
+    mailbox and Message-ID, so one statement with two scalar subqueries asks both; it runs after the account
+    lock (_storage_check), so the duplicate check is exact.
+    """
+    columns, params = [], []
+    if check_duplicate and parsed.message_id:
+        columns.append("(SELECT id FROM mailboxes_email WHERE mailbox_id = %s AND message_id = %s"
+                       " AND delivery_digest = %s AND received_at >= %s ORDER BY received_at LIMIT 1)")
+        params += [Mailbox._meta.pk.get_db_prep_value(mailbox.pk, connection), parsed.message_id, digest,
+                   connection.ops.adapt_datetimefield_value(now - DUPLICATE_WINDOW)]
+    else:
+        columns.append("NULL")
+    thread_query = thread_lookup_query(mailbox=mailbox, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
+                                       references=parsed.references, subject=parsed.subject, at=at)
+    if thread_query is not None:
+        columns.append(f"({thread_query[0]})")
+        params += thread_query[1]
+    else:
+        columns.append("NULL")
+    if not params:
+        return None, None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(columns)}", params)
+        duplicate_id, thread_id = cursor.fetchone()
+    return duplicate_id, thread_id
 
 
 def _fsync_stored(storage, name):
@@ -209,9 +233,8 @@ def _storage_check(*, mailbox, size):
 
 
 def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_status, received_at, written,
-                 authentication, digest):
-    thread_id = thread_find_or_create(mailbox=mailbox, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
-                                   references=parsed.references, subject=parsed.subject, at=received_at)
+                 authentication, digest, thread_id):
+    thread_id = thread_join(mailbox=mailbox, thread_id=thread_id, subject=parsed.subject, at=received_at)
     sender = parsed.from_[0] if parsed.from_ else {"address": "", "name": ""}
     email = Email(
         account_id=mailbox.account_id, mailbox=mailbox, thread_id=thread_id, direction=direction, folder=folder,
