@@ -29,8 +29,17 @@ from events.services import event_publish
 _batch_files = ContextVar("ingest_batch_files", default=None)
 
 
+class MailboxUnavailable(Exception):
+    """email_ingest(require_active=True): the mailbox was deleted or suspended since the caller looked it up."""
+
+    def __init__(self, *, suspended):
+        super().__init__("suspended" if suspended else "deleted")
+        self.suspended = suspended
+
+
 def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, folder=Folder.INBOX, is_read=False,
-                 delivery_status="", imported=False, parsed=None, authentication=None, content_digest=None) -> Email:
+                 delivery_status="", imported=False, parsed=None, authentication=None, content_digest=None,
+                 require_active=False) -> Email:
     """Store one raw message in a mailbox and return the Email.
 
     Malformed mail never raises: the raw bytes are kept and parser defects recorded on the Email.
@@ -48,6 +57,10 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
     (`content_digest`, see delivery_digest: the bytes as the sender sent them, before the caller's trace
     headers, its envelope sender and verdicts) match an email stored in the same mailbox within 24 hours
     returns that email (the sender retried a delivery whose answer it never got).
+
+    `require_active`: raise MailboxUnavailable, storing nothing, when the mailbox no longer exists or is suspended
+    (read under the account lock, in the storage check's statement): for a caller that looked the mailbox up
+    earlier (SMTP, at RCPT).
     """
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise Invalid("A raw message must be bytes.", field="raw")
@@ -58,7 +71,8 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
     digest = content_digest or delivery_digest(raw=raw, authentication=authentication)
     written = []
     with _files_dropped_unless_committed(written):
-        _storage_check(mailbox=mailbox, size=len(raw))  # locks the account: the duplicate check below is exact
+        # Locks the account: the duplicate check below is exact.
+        _storage_check(mailbox=mailbox, size=len(raw), require_active=require_active)
         duplicate_id, thread_id = _duplicate_and_thread(
             mailbox=mailbox, parsed=parsed, digest=digest, now=now, at=received_at,
             check_duplicate=direction == Email.Direction.INBOUND and not imported)
@@ -209,8 +223,9 @@ def _fsync_stored(storage, name):
         os.close(folder)
 
 
-def _storage_check(*, mailbox, size):
-    """Lock the account row and refuse a message its plan storage cannot hold (one query).
+def _storage_check(*, mailbox, size, require_active=False):
+    """Lock the account row and refuse a message its plan storage cannot hold (one query); with
+    `require_active`, the same statement reads whether the mailbox still exists and is active.
 
     The lock (event_publish takes the same one) serialises concurrent deliveries to one account, so
     two messages cannot both squeeze into the last free bytes. Only the account row is locked, never
@@ -218,15 +233,25 @@ def _storage_check(*, mailbox, size):
     """
     # Written out: every message runs it, and the ORM spends longer composing this query than the database running it.
     lock = " FOR UPDATE OF account" if connection.features.has_select_for_update_of else ""
+    active, params = "NULL", []
+    if require_active:
+        active = "(SELECT box.status FROM mailboxes_mailbox box WHERE box.id = %s)"
+        params.append(Mailbox._meta.pk.get_db_prep_value(mailbox.pk, connection))
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT plan.storage_bytes, plan.name,"
-            " (SELECT COALESCE(SUM(box.storage_used), 0) FROM mailboxes_mailbox box WHERE box.account_id = account.id)"
+            " (SELECT COALESCE(SUM(box.storage_used), 0) FROM mailboxes_mailbox box WHERE box.account_id = account.id),"
+            f" {active}"
             " FROM accounts_account account JOIN accounts_plan plan ON plan.id = account.plan_id"
             f" WHERE account.id = %s{lock}",
-            [Account._meta.pk.get_db_prep_value(mailbox.account_id, connection)],
+            [*params, Account._meta.pk.get_db_prep_value(mailbox.account_id, connection)],
         )
-        allowed, plan_name, used = cursor.fetchone()
+        row = cursor.fetchone()
+    if row is None:
+        raise MailboxUnavailable(suspended=False)  # the account itself is gone
+    allowed, plan_name, used, status = row
+    if require_active and status != Mailbox.Status.ACTIVE:
+        raise MailboxUnavailable(suspended=status is not None)
     if used + size > allowed:
         raise LimitReached(f"The mail storage of the {plan_name} plan is used up; this message "
                            f"({size} bytes) does not fit. Delete mail or upgrade the plan.", limit="storage")
