@@ -59,8 +59,8 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
     returns that email (the sender retried a delivery whose answer it never got).
 
     `require_active`: raise MailboxUnavailable, storing nothing, when the mailbox no longer exists or is suspended
-    (read under the account lock, in the storage check's statement): for a caller that looked the mailbox up
-    earlier (SMTP, at RCPT).
+    (read under the account lock, in the storage check's statement), and take its forwarding addresses from
+    that same read: for a caller that looked the mailbox up earlier (SMTP, at RCPT).
     """
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise Invalid("A raw message must be bytes.", field="raw")
@@ -233,15 +233,17 @@ def _storage_check(*, mailbox, size, require_active=False):
     """
     # Written out: every message runs it, and the ORM spends longer composing this query than the database running it.
     lock = " FOR UPDATE OF account" if connection.features.has_select_for_update_of else ""
-    active, params = "NULL", []
-    if require_active:
-        active = "(SELECT box.status FROM mailboxes_mailbox box WHERE box.id = %s)"
-        params.append(Mailbox._meta.pk.get_db_prep_value(mailbox.pk, connection))
+    fresh, params = "NULL, NULL", []
+    if require_active:  # and what storing reads of it that may have changed since the caller's lookup
+        key = Mailbox._meta.pk.get_db_prep_value(mailbox.pk, connection)
+        fresh = ("(SELECT box.status FROM mailboxes_mailbox box WHERE box.id = %s),"
+                 " (SELECT box.forwarding_addresses FROM mailboxes_mailbox box WHERE box.id = %s)")
+        params += [key, key]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT plan.storage_bytes, plan.name,"
             " (SELECT COALESCE(SUM(box.storage_used), 0) FROM mailboxes_mailbox box WHERE box.account_id = account.id),"
-            f" {active}"
+            f" {fresh}"
             " FROM accounts_account account JOIN accounts_plan plan ON plan.id = account.plan_id"
             f" WHERE account.id = %s{lock}",
             [*params, Account._meta.pk.get_db_prep_value(mailbox.account_id, connection)],
@@ -249,9 +251,14 @@ def _storage_check(*, mailbox, size, require_active=False):
         row = cursor.fetchone()
     if row is None:
         raise MailboxUnavailable(suspended=False)  # the account itself is gone
-    allowed, plan_name, used, status = row
-    if require_active and status != Mailbox.Status.ACTIVE:
-        raise MailboxUnavailable(suspended=status is not None)
+    allowed, plan_name, used, status, forwarding = row
+    if require_active:
+        if status != Mailbox.Status.ACTIVE:
+            raise MailboxUnavailable(suspended=status is not None)
+        mailbox.status = status
+        # Forwarding is decided in this transaction (email_received): from the row, not from the caller's copy.
+        mailbox.forwarding_addresses = Mailbox._meta.get_field("forwarding_addresses").from_db_value(
+            forwarding, None, connection)
     if used + size > allowed:
         raise LimitReached(f"The mail storage of the {plan_name} plan is used up; this message "
                            f"({size} bytes) does not fit. Delete mail or upgrade the plan.", limit="storage")

@@ -200,6 +200,18 @@ def test_a_session_keeps_rcpt_answers_but_data_still_checks_the_mailbox_and_the_
     assert sorted(Email.objects.filter(mailbox=box).values_list("subject", flat=True)) == ["first", "third"]
 
 
+def test_forwarding_set_during_a_session_applies_to_its_next_message(smtp_server, owner):
+    """The session's cached mailbox does not decide forwarding: the row read as the message is stored does."""
+    box = mailbox_create(account=owner, domain=shared_domain_get(), local_part="forwards")
+    with _client(smtp_server) as client:
+        client.helo()
+        assert _transaction(client, box.address, wire(make_message(to=box.address, subject="before")))[1][0] == 250
+        Mailbox.objects.filter(pk=box.pk).update(forwarding_addresses=["elsewhere@example.net"])
+        assert _transaction(client, box.address, wire(make_message(to=box.address, subject="after")))[1][0] == 250
+    due = dict(Email.objects.filter(mailbox=box).values_list("subject", "followup_due_at"))
+    assert due["before"] is None and due["after"] is not None  # the second is recorded to be forwarded
+
+
 def test_a_mailbox_deleted_after_rcpt_is_refused_at_data(smtp_server, owner):
     box = mailbox_create(account=owner, domain=shared_domain_get(), local_part="going")
     with _client(smtp_server) as client:
