@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Account
-from mailboxes.store.counters import counters_on_store
+from mailboxes.store.counters import counters_on_store, counters_on_store_sql
 from mailboxes.inbound.extraction import extraction_wanted
 from mailboxes.models import Attachment, Email, Extraction, Folder, Mailbox
 from mailboxes.signals import attachments_pending, email_received
@@ -73,15 +73,19 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
     with _files_dropped_unless_committed(written):
         # Locks the account: the duplicate check below is exact.
         _storage_check(mailbox=mailbox, size=len(raw), require_active=require_active)
+        # On PostgreSQL the same statement applies the counters unless it finds a duplicate.
+        counters = (counters_on_store_sql(mailbox_id=mailbox.pk, size=len(raw), is_read=is_read, folder=folder)
+                    if connection.vendor == "postgresql" else None)
         duplicate_id, thread_id = _duplicate_and_thread(
             mailbox=mailbox, parsed=parsed, digest=digest, now=now, at=received_at,
-            check_duplicate=direction == Email.Direction.INBOUND and not imported)
+            check_duplicate=direction == Email.Direction.INBOUND and not imported, counters=counters)
         if duplicate_id is not None:  # a sender's retry of what we stored: acknowledged, not stored twice
             return Email.objects.get(pk=Email._meta.pk.to_python(duplicate_id))
         email = _email_store(mailbox=mailbox, raw=raw, parsed=parsed, direction=direction, folder=folder,
                              is_read=is_read, delivery_status=delivery_status, received_at=received_at,
                              written=written, authentication=authentication or {}, digest=digest, thread_id=thread_id)
-        counters_on_store(email)
+        if counters is None:
+            counters_on_store(email)
         if direction == Email.Direction.INBOUND and not imported:
             event_publish(account=mailbox.account, mailbox=mailbox, type=EventType.EMAIL_RECEIVED,
                           payload=_event_payload(email))
@@ -172,34 +176,40 @@ def delivery_digest(*, raw, envelope_from="", authentication=None):
     return digest.hexdigest()
 
 
-def _duplicate_and_thread(*, mailbox, parsed, digest, now, at, check_duplicate):
+def _duplicate_and_thread(*, mailbox, parsed, digest, now, at, check_duplicate, counters=None):
     """(id of a recent duplicate or None, raw id of the message's thread or None), in one round trip.
 
     The duplicate: an email of this mailbox stored in the last 24 hours with the same Message-ID and the same
     delivery digest (the sender retried a delivery whose answer it never got); without a Message-ID nothing is
     a duplicate. The thread: thread_lookup_query's answer, for thread_join. Both read mailboxes_email by
     mailbox and Message-ID, so one statement with two scalar subqueries asks both; it runs after the account
-    lock (_storage_check), so the duplicate check is exact.
+    lock (_storage_check), so the duplicate check is exact. `counters` (PostgreSQL): the counters UPDATE of the
+    message about to be stored, run in the same statement (a data-modifying CTE) unless a duplicate is found.
     """
-    columns, params = [], []
+    duplicate, duplicate_params = "NULL", []
     if check_duplicate and parsed.message_id:
-        columns.append("(SELECT id FROM mailboxes_email WHERE mailbox_id = %s AND message_id = %s"
-                       " AND delivery_digest = %s AND received_at >= %s ORDER BY received_at LIMIT 1)")
-        params += [Mailbox._meta.pk.get_db_prep_value(mailbox.pk, connection), parsed.message_id, digest,
-                   connection.ops.adapt_datetimefield_value(now - DUPLICATE_WINDOW)]
-    else:
-        columns.append("NULL")
+        duplicate = ("(SELECT id FROM mailboxes_email WHERE mailbox_id = %s AND message_id = %s"
+                     " AND delivery_digest = %s AND received_at >= %s ORDER BY received_at LIMIT 1)")
+        duplicate_params = [Mailbox._meta.pk.get_db_prep_value(mailbox.pk, connection), parsed.message_id, digest,
+                            connection.ops.adapt_datetimefield_value(now - DUPLICATE_WINDOW)]
+    thread, thread_params = "NULL", []
     thread_query = thread_lookup_query(mailbox=mailbox, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
                                        references=parsed.references, subject=parsed.subject, at=at)
     if thread_query is not None:
-        columns.append(f"({thread_query[0]})")
-        params += thread_query[1]
+        thread, thread_params = f"({thread_query[0]})", thread_query[1]
+    if counters is not None:
+        # The CTE's UPDATE sees the same snapshot as the duplicate subquery; the SELECT lists what was found.
+        update, update_params = counters
+        statement = (f"WITH found AS (SELECT {duplicate} AS duplicate_id, {thread} AS thread_id),"
+                     f" counted AS ({update} AND (SELECT duplicate_id FROM found) IS NULL)"
+                     " SELECT duplicate_id, thread_id FROM found")
+        params = [*duplicate_params, *thread_params, *update_params]
+    elif duplicate_params or thread_params:
+        statement, params = f"SELECT {duplicate}, {thread}", [*duplicate_params, *thread_params]
     else:
-        columns.append("NULL")
-    if not params:
         return None, None
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {', '.join(columns)}", params)
+        cursor.execute(statement, params)
         duplicate_id, thread_id = cursor.fetchone()
     return duplicate_id, thread_id
 

@@ -23,6 +23,15 @@ def counters_apply(*, mailbox_id, messages=0, unread=0, storage=0):
     Written out (GREATEST, MAX on SQLite, as the ORM's Greatest reads): every stored message runs it, and the
     ORM spends longer composing the UPDATE than the database running it.
     """
+    statement = counters_update_sql(mailbox_id=mailbox_id, messages=messages, unread=unread, storage=storage)
+    if statement is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(*statement)
+
+
+def counters_update_sql(*, mailbox_id, messages=0, unread=0, storage=0):
+    """(sql, params) of counters_apply's UPDATE, None when nothing changes; a caller may add conditions with
+    " AND …" (ingest runs it inside its duplicate check on PostgreSQL)."""
     greatest = "MAX" if connection.vendor == "sqlite" else "GREATEST"
     assignments, params = [], []
     for field, delta in (("message_count", messages), ("unread_count", unread), ("storage_used", storage)):
@@ -30,11 +39,17 @@ def counters_apply(*, mailbox_id, messages=0, unread=0, storage=0):
             column = connection.ops.quote_name(Mailbox._meta.get_field(field).column)
             assignments.append(f"{column} = {greatest}({column} + %s, 0)")
             params.append(int(delta))
-    if assignments:
-        with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {connection.ops.quote_name(Mailbox._meta.db_table)} SET {', '.join(assignments)}"
-                           f" WHERE {connection.ops.quote_name(Mailbox._meta.pk.column)} = %s",
-                           [*params, Mailbox._meta.pk.get_db_prep_value(mailbox_id, connection)])
+    if not assignments:
+        return None
+    return (f"UPDATE {connection.ops.quote_name(Mailbox._meta.db_table)} SET {', '.join(assignments)}"
+            f" WHERE {connection.ops.quote_name(Mailbox._meta.pk.column)} = %s",
+            [*params, Mailbox._meta.pk.get_db_prep_value(mailbox_id, connection)])
+
+
+def counters_on_store_sql(*, mailbox_id, size, is_read, folder):
+    """counters_update_sql for storing one email (what counters_on_store applies)."""
+    return counters_update_sql(mailbox_id=mailbox_id, messages=1, storage=size,
+                               unread=int(counts_as_unread(is_read=is_read, folder=folder)))
 
 
 def counters_on_store(email):
