@@ -1,16 +1,20 @@
 """Ingest throughput: email_ingest against the bare standard-library parser, on the same corpus.
 
-Usage: [DATABASE_URL=postgres://…] python bench/ingest.py [--messages 2000] [--batch 100]
-Migrates the database named by the environment, stores the mail of a throwaway account in a temporary
-media folder, and deletes both afterwards. --batch N also times imports that commit every N messages
-(ingest_batch, as `import_mail --batch`), into a second throwaway account; the main figure stays one
-transaction per message.
+Usage: [DATABASE_URL=postgres://…] python bench/ingest.py [--messages 2000] [--rounds 5] [--batch 100]
+Migrates the database named by the environment, stores the mail of throwaway accounts in a temporary
+media folder, and deletes both afterwards. The two phases alternate, round after round, over the same
+messages: each round times the bare parser and email_ingest (into a fresh account, one transaction per
+message), in turn first and second, and its ratio is ingest / bare parse of that round; the figure is the
+median of the rounds' ratios, so a load change on a shared machine moves one round, not the result.
+--batch N also times imports that commit every N messages (ingest_batch, as `import_mail --batch`), into
+another throwaway account; the main figure stays one transaction per message.
 """
 
 import argparse
 import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -59,6 +63,7 @@ def corpus(count, *, seed=7):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5, help="parser and ingest phases, alternated (default 5)")
     parser.add_argument("--batch", type=int, default=0, help="also time N messages per transaction")
     options = parser.parse_args()
 
@@ -80,10 +85,11 @@ def main():
     print(f"database: {connection.vendor} ({settings.DATABASES['default']['NAME']}); "
           f"{len(messages)} messages, {average / 1024:.1f} KB on average")
 
-    started = time.perf_counter()
-    for raw in messages:
-        BytesParser(policy=policy.default).parsebytes(raw)
-    bare = len(messages) / (time.perf_counter() - started)
+    def timed_parse():
+        started = time.perf_counter()
+        for raw in messages:
+            BytesParser(policy=policy.default).parsebytes(raw)
+        return len(messages) / (time.perf_counter() - started)
 
     def timed_ingest(batch):
         """msg/s and thread count of storing the corpus in a fresh account, `batch` messages per commit."""
@@ -101,17 +107,29 @@ def main():
             account.delete()
             user.delete()
 
+    rounds = []  # (bare msg/s, ingest msg/s, threads) of each round
     try:
-        ingest, threads = timed_ingest(1)
+        for number in range(max(1, options.rounds)):
+            if number % 2 == 0:  # the order alternates too: neither phase always runs on a warmer machine
+                bare = timed_parse()
+                ingest, threads = timed_ingest(1)
+            else:
+                ingest, threads = timed_ingest(1)
+                bare = timed_parse()
+            rounds.append((bare, ingest, threads))
+            print(f"round {number + 1}: bare {bare:8.1f} msg/s, email_ingest {ingest:8.1f} msg/s ({threads} threads), "
+                  f"ratio {ingest / bare:.3f}", flush=True)
         batched = timed_ingest(options.batch)[0] if options.batch > 1 else None
     finally:
         shutil.rmtree(media, ignore_errors=True)
-    print(f"bare BytesParser (policy.default): {bare:8.1f} msg/s")
-    print(f"email_ingest (parse + store):      {ingest:8.1f} msg/s  ({threads} threads)")
-    print(f"ratio ingest / bare parse:         {ingest / bare:8.3f}")
+    ratios = [ingest / bare for bare, ingest, _ in rounds]
+    print(f"bare BytesParser (policy.default): {statistics.median(r[0] for r in rounds):8.1f} msg/s  (median of rounds)")
+    print(f"email_ingest (parse + store):      {statistics.median(r[1] for r in rounds):8.1f} msg/s  (median of rounds)")
+    print(f"ratio ingest / bare parse:         {statistics.median(ratios):8.3f}  (median of {len(ratios)} rounds; "
+          f"{min(ratios):.3f} to {max(ratios):.3f})")
     if batched is not None:
         print(f"email_ingest, {options.batch} per transaction: {batched:8.1f} msg/s  (imports only)")
-
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 if __name__ == "__main__":
     main()

@@ -38,7 +38,7 @@ def mailbox_by_address(*, address):
         return None
     local = local.split("+", 1)[0]
     # Only the verified holder of a name receives its mail (the shared domain is always verified).
-    return (Mailbox.objects.select_related("domain", "account")
+    return (Mailbox.objects.select_related("domain", "account__plan")
             .filter(local_part=local, domain__name=domain, domain__status=Domain.Status.VERIFIED).first())
 
 

@@ -161,12 +161,16 @@ def free_account(db):
 @pytest.fixture
 def dns_server(settings):
     """A real DNS server on a free loopback port, answering from a zone the test fills in."""
+    from mailboxes.inbound.authentication import dns_cache_clear
+
     server = DnsServer()
     server.start()
     settings.QMAILING_DNS_RESOLVERS = [f"127.0.0.1:{server.port}"]
     settings.QMAILING_DNS_TIMEOUT = 1.0
+    dns_cache_clear()  # a port used again by a later test must not answer from an earlier test's zone
     yield server
     server.stop()
+    dns_cache_clear()
 
 
 @pytest.fixture

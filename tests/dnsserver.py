@@ -1,7 +1,8 @@
 """A real authoritative DNS server for tests (dnslib), on 127.0.0.1 and a free UDP/TCP port.
 
 Tests put records in `zone`; names not in the zone get NXDOMAIN; `broken` names get a malformed
-reply, `timeouts` names get no reply at all, `servfail` names get SERVFAIL.
+reply, `timeouts` names get no reply at all, `servfail` names get SERVFAIL. `queries` lists every
+(name, type) asked, in order.
 """
 
 import socket
@@ -25,6 +26,7 @@ class _ZoneResolver(BaseResolver):
     def resolve(self, request, handler):
         name = str(request.q.qname).rstrip(".").lower()
         qtype = QTYPE[request.q.qtype]
+        self.server.queries.append((name, qtype))
         reply = request.reply()
         if name in self.server.timeouts:
             return None
@@ -57,6 +59,7 @@ class DnsServer:
         self.broken = set()
         self.timeouts = set()
         self.servfail = set()
+        self.queries = []
         self.port = None
         self._servers = []
 

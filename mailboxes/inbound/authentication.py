@@ -26,6 +26,11 @@ The libraries: pyspf evaluates SPF (its DNS driver, `spf.DNSLookup`, is pointed 
 below), dkimpy verifies DKIM and ARC, authheaders finds and parses DMARC records and authres writes
 the header clauses. Every lookup goes to `QMAILING_DNS_RESOLVERS` with `QMAILING_DNS_TIMEOUT`, and all
 of a message's lookups share one time budget; nothing here raises.
+
+Answers are cached in the process for their TTL (dnspython's LRU cache, at most DNS_CACHE_ENTRIES names and
+types): a sender's SPF record, DKIM key and DMARC policy are looked up once per TTL, not once per message, as
+any caching resolver in front of an MTA would. Negative answers are cached as long as their SOA says; failures
+(timeouts, SERVFAIL) never are, so a temperror is not repeated from the cache.
 """
 
 import functools
@@ -33,6 +38,7 @@ import importlib.resources
 import ipaddress
 import logging
 import re
+import threading
 import time
 from contextvars import ContextVar
 from email.parser import BytesParser
@@ -82,6 +88,32 @@ class _Unusable(Exception):
 
 # --- DNS -------------------------------------------------------------------------------------------
 
+DNS_CACHE_ENTRIES = 10_000
+_resolvers, _resolvers_lock = {}, threading.Lock()
+
+
+def _shared_resolver():
+    """One resolver, with its TTL-bound LRU cache, per resolver configuration, shared by every message's checks
+    (dnspython's Resolver and LRUCache are safe to use from several threads)."""
+    key = (tuple(settings.QMAILING_DNS_RESOLVERS), settings.QMAILING_DNS_TIMEOUT)
+    resolver = _resolvers.get(key)
+    if resolver is None:
+        with _resolvers_lock:
+            resolver = _resolvers.get(key)
+            if resolver is None:
+                resolver = build_resolver()
+                resolver.cache = dns.resolver.LRUCache(max_size=DNS_CACHE_ENTRIES)
+                _resolvers.clear()  # the configuration changed: the answers of the old one go
+                _resolvers[key] = resolver
+    return resolver
+
+
+def dns_cache_clear():
+    """Forget every cached answer (tests whose DNS server changes under one configuration)."""
+    with _resolvers_lock:
+        _resolvers.clear()
+
+
 class _Lookups:
     """The DNS lookups of one message: our resolvers, each lookup's timeout, one deadline for all."""
 
@@ -89,7 +121,7 @@ class _Lookups:
         self.deadline = time.monotonic() + time_budget
         self.resolver, self.problem = None, ""
         try:
-            self.resolver = build_resolver()
+            self.resolver = _shared_resolver()
         except Exception as exc:  # no resolver configured on this host, say
             self.problem = _short(exc)
 

@@ -8,7 +8,7 @@ reason the caller can show to the sender without naming anything of the recipien
 from dataclasses import dataclass, field
 
 from accounts.models import Account
-from mailboxes.inbound.ingest import email_ingest, ingest_batch
+from mailboxes.inbound.ingest import MailboxUnavailable, email_ingest, ingest_batch
 from mailboxes.models import Email
 from mailboxes.inbound.parsing import MAX_DEPTH, MAX_PARTS, parse_message
 from mailboxes.selectors import mailbox_by_address
@@ -44,7 +44,7 @@ def accounts_lock(*, account_ids):
 
 
 def deliver_hosted(*, raw: bytes, recipients, envelope_from: str = "", refuse_over_caps=False,
-                   authentication=None, content_digest=None, parsed=None) -> HostedDelivery:
+                   authentication=None, content_digest=None, parsed=None, mailboxes=None) -> HostedDelivery:
     """Store one copy per distinct hosted, active mailbox among the recipients; refuse the rest per address.
 
     A mailbox whose account storage cannot hold the message is refused alone (its savepoint rolls
@@ -55,10 +55,15 @@ def deliver_hosted(*, raw: bytes, recipients, envelope_from: str = "", refuse_ov
     `content_digest`: SHA-256 of the message as its sender sent it, before our trace headers (SMTP), so a
     sender's retry is recognised (email_ingest); by default that of `raw`. `parsed`: the message's parse when
     the caller has it already (a send: parsing a large message again costs several times its size).
+    `mailboxes`: address → Mailbox the caller looked up already (SMTP, at RCPT), used instead of a second lookup;
+    whether each mailbox still exists and is active is read again under the account lock, as it is stored.
+
+    One target mailbox (most mail) is one transaction of email_ingest's own: its storage check takes the only
+    account lock. Several are one transaction with a savepoint each, their accounts locked first.
     """
-    outcome, targets = HostedDelivery(), {}
+    outcome, targets, known = HostedDelivery(), {}, mailboxes or {}
     for address in dict.fromkeys(recipients):
-        mailbox = mailbox_by_address(address=address)
+        mailbox = known[address] if address in known else mailbox_by_address(address=address)
         if mailbox is None:
             outcome.refused[address] = NOT_HOSTED
         elif not mailbox.is_active:
@@ -72,14 +77,27 @@ def deliver_hosted(*, raw: bytes, recipients, envelope_from: str = "", refuse_ov
         for _, addresses in targets.values():
             outcome.refused.update(dict.fromkeys(addresses, TOO_COMPLEX))
         return outcome
+    if len(targets) == 1:
+        _deliver_one(outcome, *next(iter(targets.values())), raw=raw, parsed=parsed, authentication=authentication,
+                     content_digest=content_digest)
+        return outcome
     with ingest_batch():
         accounts_lock(account_ids=[mailbox.account_id for mailbox, _ in targets.values()])
         for mailbox, addresses in targets.values():
-            try:
-                email = email_ingest(mailbox=mailbox, raw=raw, parsed=parsed, authentication=authentication,
-                                     content_digest=content_digest)
-            except LimitReached:
-                outcome.refused.update(dict.fromkeys(addresses, STORAGE_FULL))
-                continue
-            outcome.stored.update(dict.fromkeys(addresses, email))
+            _deliver_one(outcome, mailbox, addresses, raw=raw, parsed=parsed, authentication=authentication,
+                         content_digest=content_digest)
     return outcome
+
+
+def _deliver_one(outcome, mailbox, addresses, *, raw, parsed, authentication, content_digest):
+    """One mailbox's copy into `outcome`: stored, or refused alone (its savepoint or transaction rolled back)."""
+    try:
+        email = email_ingest(mailbox=mailbox, raw=raw, parsed=parsed, authentication=authentication,
+                             content_digest=content_digest, require_active=True)
+    except LimitReached:
+        outcome.refused.update(dict.fromkeys(addresses, STORAGE_FULL))
+        return
+    except MailboxUnavailable as gone:
+        outcome.refused.update(dict.fromkeys(addresses, SUSPENDED if gone.suspended else NOT_HOSTED))
+        return
+    outcome.stored.update(dict.fromkeys(addresses, email))

@@ -11,15 +11,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Account
-from mailboxes.store.counters import counters_on_store
+from mailboxes.store.counters import counters_on_store, counters_on_store_sql
 from mailboxes.inbound.extraction import extraction_wanted
-from mailboxes.models import Attachment, Email, Extraction, Folder
+from mailboxes.models import Attachment, Email, Extraction, Folder, Mailbox
 from mailboxes.signals import attachments_pending, email_received
 from mailboxes.inbound.parsing import normalize_newlines, parse_message
 from mailboxes.store.search import (recipients_search_text, search_document, search_index_document,
                                     search_index_email, search_index_on_insert)
 from mailboxes.store.services import delete_stored_files
-from mailboxes.store.threads import thread_find_or_create
+from mailboxes.store.threads import thread_join, thread_lookup_query
 from core.errors import Invalid, LimitReached
 from events.models import EventType
 from events.services import event_publish
@@ -29,8 +29,17 @@ from events.services import event_publish
 _batch_files = ContextVar("ingest_batch_files", default=None)
 
 
+class MailboxUnavailable(Exception):
+    """email_ingest(require_active=True): the mailbox was deleted or suspended since the caller looked it up."""
+
+    def __init__(self, *, suspended):
+        super().__init__("suspended" if suspended else "deleted")
+        self.suspended = suspended
+
+
 def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, folder=Folder.INBOX, is_read=False,
-                 delivery_status="", imported=False, parsed=None, authentication=None, content_digest=None) -> Email:
+                 delivery_status="", imported=False, parsed=None, authentication=None, content_digest=None,
+                 require_active=False) -> Email:
     """Store one raw message in a mailbox and return the Email.
 
     Malformed mail never raises: the raw bytes are kept and parser defects recorded on the Email.
@@ -48,6 +57,10 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
     (`content_digest`, see delivery_digest: the bytes as the sender sent them, before the caller's trace
     headers, its envelope sender and verdicts) match an email stored in the same mailbox within 24 hours
     returns that email (the sender retried a delivery whose answer it never got).
+
+    `require_active`: raise MailboxUnavailable, storing nothing, when the mailbox no longer exists or is suspended
+    (read under the account lock, in the storage check's statement), and take its forwarding addresses from
+    that same read: for a caller that looked the mailbox up earlier (SMTP, at RCPT).
     """
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise Invalid("A raw message must be bytes.", field="raw")
@@ -58,15 +71,21 @@ def email_ingest(*, mailbox, raw: bytes, direction=Email.Direction.INBOUND, fold
     digest = content_digest or delivery_digest(raw=raw, authentication=authentication)
     written = []
     with _files_dropped_unless_committed(written):
-        _storage_check(mailbox=mailbox, size=len(raw))  # locks the account: the duplicate check below is exact
-        if direction == Email.Direction.INBOUND and not imported:
-            duplicate = _recent_duplicate(mailbox=mailbox, message_id=parsed.message_id, digest=digest, now=now)
-            if duplicate is not None:
-                return duplicate  # a sender's retry of what we stored: acknowledged, not stored twice
+        # Locks the account: the duplicate check below is exact.
+        _storage_check(mailbox=mailbox, size=len(raw), require_active=require_active)
+        # On PostgreSQL the same statement applies the counters unless it finds a duplicate.
+        counters = (counters_on_store_sql(mailbox_id=mailbox.pk, size=len(raw), is_read=is_read, folder=folder)
+                    if connection.vendor == "postgresql" else None)
+        duplicate_id, thread_id = _duplicate_and_thread(
+            mailbox=mailbox, parsed=parsed, digest=digest, now=now, at=received_at,
+            check_duplicate=direction == Email.Direction.INBOUND and not imported, counters=counters)
+        if duplicate_id is not None:  # a sender's retry of what we stored: acknowledged, not stored twice
+            return Email.objects.get(pk=Email._meta.pk.to_python(duplicate_id))
         email = _email_store(mailbox=mailbox, raw=raw, parsed=parsed, direction=direction, folder=folder,
                              is_read=is_read, delivery_status=delivery_status, received_at=received_at,
-                             written=written, authentication=authentication or {}, digest=digest)
-        counters_on_store(email)
+                             written=written, authentication=authentication or {}, digest=digest, thread_id=thread_id)
+        if counters is None:
+            counters_on_store(email)
         if direction == Email.Direction.INBOUND and not imported:
             event_publish(account=mailbox.account, mailbox=mailbox, type=EventType.EMAIL_RECEIVED,
                           payload=_event_payload(email))
@@ -157,13 +176,42 @@ def delivery_digest(*, raw, envelope_from="", authentication=None):
     return digest.hexdigest()
 
 
-def _recent_duplicate(*, mailbox, message_id, digest, now):
-    """An email of this mailbox stored in the last 24 hours with the same Message-ID and the same raw bytes:
-    the sender retried a delivery whose answer it never got. Without a Message-ID nothing is a duplicate."""
-    if not message_id:
-        return None
-    return (Email.objects.filter(mailbox=mailbox, message_id=message_id, delivery_digest=digest,
-                                 received_at__gte=now - DUPLICATE_WINDOW).order_by("received_at").first())
+def _duplicate_and_thread(*, mailbox, parsed, digest, now, at, check_duplicate, counters=None):
+    """(id of a recent duplicate or None, raw id of the message's thread or None), in one round trip.
+
+    The duplicate: an email of this mailbox stored in the last 24 hours with the same Message-ID and the same
+    delivery digest (the sender retried a delivery whose answer it never got); without a Message-ID nothing is
+    a duplicate. The thread: thread_lookup_query's answer, for thread_join. Both read mailboxes_email by
+    mailbox and Message-ID, so one statement with two scalar subqueries asks both; it runs after the account
+    lock (_storage_check), so the duplicate check is exact. `counters` (PostgreSQL): the counters UPDATE of the
+    message about to be stored, run in the same statement (a data-modifying CTE) unless a duplicate is found.
+    """
+    duplicate, duplicate_params = "NULL", []
+    if check_duplicate and parsed.message_id:
+        duplicate = ("(SELECT id FROM mailboxes_email WHERE mailbox_id = %s AND message_id = %s"
+                     " AND delivery_digest = %s AND received_at >= %s ORDER BY received_at LIMIT 1)")
+        duplicate_params = [Mailbox._meta.pk.get_db_prep_value(mailbox.pk, connection), parsed.message_id, digest,
+                            connection.ops.adapt_datetimefield_value(now - DUPLICATE_WINDOW)]
+    thread, thread_params = "NULL", []
+    thread_query = thread_lookup_query(mailbox=mailbox, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
+                                       references=parsed.references, subject=parsed.subject, at=at)
+    if thread_query is not None:
+        thread, thread_params = f"({thread_query[0]})", thread_query[1]
+    if counters is not None:
+        # The CTE's UPDATE sees the same snapshot as the duplicate subquery; the SELECT lists what was found.
+        update, update_params = counters
+        statement = (f"WITH found AS (SELECT {duplicate} AS duplicate_id, {thread} AS thread_id),"
+                     f" counted AS ({update} AND (SELECT duplicate_id FROM found) IS NULL)"
+                     " SELECT duplicate_id, thread_id FROM found")
+        params = [*duplicate_params, *thread_params, *update_params]
+    elif duplicate_params or thread_params:
+        statement, params = f"SELECT {duplicate}, {thread}", [*duplicate_params, *thread_params]
+    else:
+        return None, None
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        duplicate_id, thread_id = cursor.fetchone()
+    return duplicate_id, thread_id
 
 
 def _fsync_stored(storage, name):
@@ -185,8 +233,9 @@ def _fsync_stored(storage, name):
         os.close(folder)
 
 
-def _storage_check(*, mailbox, size):
-    """Lock the account row and refuse a message its plan storage cannot hold (one query).
+def _storage_check(*, mailbox, size, require_active=False):
+    """Lock the account row and refuse a message its plan storage cannot hold (one query); with
+    `require_active`, the same statement reads whether the mailbox still exists and is active.
 
     The lock (event_publish takes the same one) serialises concurrent deliveries to one account, so
     two messages cannot both squeeze into the last free bytes. Only the account row is locked, never
@@ -194,24 +243,40 @@ def _storage_check(*, mailbox, size):
     """
     # Written out: every message runs it, and the ORM spends longer composing this query than the database running it.
     lock = " FOR UPDATE OF account" if connection.features.has_select_for_update_of else ""
+    fresh, params = "NULL, NULL", []
+    if require_active:  # and what storing reads of it that may have changed since the caller's lookup
+        key = Mailbox._meta.pk.get_db_prep_value(mailbox.pk, connection)
+        fresh = ("(SELECT box.status FROM mailboxes_mailbox box WHERE box.id = %s),"
+                 " (SELECT box.forwarding_addresses FROM mailboxes_mailbox box WHERE box.id = %s)")
+        params += [key, key]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT plan.storage_bytes, plan.name,"
-            " (SELECT COALESCE(SUM(box.storage_used), 0) FROM mailboxes_mailbox box WHERE box.account_id = account.id)"
+            " (SELECT COALESCE(SUM(box.storage_used), 0) FROM mailboxes_mailbox box WHERE box.account_id = account.id),"
+            f" {fresh}"
             " FROM accounts_account account JOIN accounts_plan plan ON plan.id = account.plan_id"
             f" WHERE account.id = %s{lock}",
-            [Account._meta.pk.get_db_prep_value(mailbox.account_id, connection)],
+            [*params, Account._meta.pk.get_db_prep_value(mailbox.account_id, connection)],
         )
-        allowed, plan_name, used = cursor.fetchone()
+        row = cursor.fetchone()
+    if row is None:
+        raise MailboxUnavailable(suspended=False)  # the account itself is gone
+    allowed, plan_name, used, status, forwarding = row
+    if require_active:
+        if status != Mailbox.Status.ACTIVE:
+            raise MailboxUnavailable(suspended=status is not None)
+        mailbox.status = status
+        # Forwarding is decided in this transaction (email_received): from the row, not from the caller's copy.
+        mailbox.forwarding_addresses = Mailbox._meta.get_field("forwarding_addresses").from_db_value(
+            forwarding, None, connection)
     if used + size > allowed:
         raise LimitReached(f"The mail storage of the {plan_name} plan is used up; this message "
                            f"({size} bytes) does not fit. Delete mail or upgrade the plan.", limit="storage")
 
 
 def _email_store(*, mailbox, raw, parsed, direction, folder, is_read, delivery_status, received_at, written,
-                 authentication, digest):
-    thread_id = thread_find_or_create(mailbox=mailbox, message_id=parsed.message_id, in_reply_to=parsed.in_reply_to,
-                                   references=parsed.references, subject=parsed.subject, at=received_at)
+                 authentication, digest, thread_id):
+    thread_id = thread_join(mailbox=mailbox, thread_id=thread_id, subject=parsed.subject, at=received_at)
     sender = parsed.from_[0] if parsed.from_ else {"address": "", "name": ""}
     email = Email(
         account_id=mailbox.account_id, mailbox=mailbox, thread_id=thread_id, direction=direction, folder=folder,

@@ -11,6 +11,12 @@ told apart: the copies that fit are kept and the reply is 250 if at least one wa
 none. Refusing everyone for one full account would punish the other tenants, and a 451 would make
 the sender retry, duplicating the copies already stored.
 
+RCPT's answer for an address is kept for the session (at most RECIPIENT_CACHE_SIZE addresses, each for
+RECIPIENT_CACHE_SECONDS): a client sending many messages on one connection has each address looked up once,
+and DATA stores into the mailbox RCPT found instead of looking it up again. Nothing is taken on trust: the
+storage check at DATA reads, under the account lock, whether the mailbox still exists and is active (a 550
+otherwise), and the account's free storage is checked there again, as it always was.
+
 No client can hold up another: database work runs on a pool with a thread for every session (never
 one thread shared by all sessions), at most QMAILING_SMTP_MAX_SESSIONS sessions are open at once (421
 4.3.2 beyond), and all sessions together hold at most QMAILING_SMTP_MAX_INFLIGHT_BYTES of message,
@@ -22,8 +28,10 @@ import asyncio
 import logging
 import re
 import ssl
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from email.utils import formatdate
 
 from aiosmtpd.controller import Controller
@@ -60,15 +68,60 @@ def _with_fresh_connection(function):
     return sync_to_async(run, thread_sensitive=False, executor=_database_threads)
 
 
-def _recipient_status(address, size):
+# What RCPT found for an address, kept for the rest of the session (a client sending many messages to one
+# address on one connection looks it up once): at most this many addresses, each for at most this long.
+RECIPIENT_CACHE_SIZE = 100
+RECIPIENT_CACHE_SECONDS = 60
+
+
+@dataclass
+class _Recipient:
+    """An address as RCPT found it: its mailbox (or None), its refusal if any, and its account's free storage."""
+    mailbox: object
+    refusal: str | None
+    available: int
+    found_at: float = field(default_factory=time.monotonic)
+
+    def status(self, size):
+        if self.refusal:
+            return self.refusal
+        return STORAGE_FULL if self.available < max(size, 1) else None
+
+
+def _recipient_lookup(address):
+    """Two queries: the mailbox with its domain, account and plan, then the account's storage in use."""
     mailbox = mailbox_by_address(address=address)
     if mailbox is None:
-        return NOT_HOSTED
+        return _Recipient(None, NOT_HOSTED, 0)
     if not mailbox.is_active:
-        return SUSPENDED
-    if mailbox.account.storage_available() < max(size, 1):
-        return STORAGE_FULL
-    return None
+        return _Recipient(mailbox, SUSPENDED, 0)
+    return _Recipient(mailbox, None, mailbox.account.storage_available())
+
+
+def _session_recipients(session):
+    """The session's RCPT answers, address → _Recipient (see RECIPIENT_CACHE_SIZE)."""
+    recipients = getattr(session, "qmailing_recipients", None)
+    if recipients is None:
+        recipients = session.qmailing_recipients = {}
+    return recipients
+
+
+def _recipients_after_delivery(recipients, outcome):
+    """Keep the session's answers true after a delivery: the storage the stored copies took is gone, and an
+    address refused at DATA is refused at its next RCPT without a lookup."""
+    used = {}
+    for email in outcome.emails:
+        used[email.account_id] = used.get(email.account_id, 0) + email.size
+    for entry in recipients.values():
+        if entry.mailbox is not None and entry.mailbox.account_id in used:
+            entry.available = max(0, entry.available - used[entry.mailbox.account_id])
+    for address, reason in outcome.refused.items():
+        entry = recipients.get(address)
+        if entry is not None:
+            if reason == STORAGE_FULL:
+                entry.available = 0
+            elif reason in (NOT_HOSTED, SUSPENDED):
+                entry.refusal = reason
 
 
 def announced_size(mail_options):
@@ -80,7 +133,7 @@ def announced_size(mail_options):
     return 0
 
 
-_recipient_status_async = _with_fresh_connection(_recipient_status)
+_recipient_lookup_async = _with_fresh_connection(_recipient_lookup)
 _deliver_async = _with_fresh_connection(deliver_hosted)
 # DNS only (up to its time budget): on the session's own thread, so a slow lookup holds up no other session.
 _authenticate_async = sync_to_async(message_authenticate, thread_sensitive=False, executor=_database_threads)
@@ -161,11 +214,19 @@ class InboundHandler:
         return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        try:
-            refusal = await _recipient_status_async(address, announced_size(envelope.mail_options))
-        except Exception:
-            logger.exception("recipient lookup failed for %r", address)
-            return "451 4.3.0 Temporary failure, please try again later"
+        recipients = _session_recipients(session)
+        entry = recipients.get(address)
+        if entry is None or time.monotonic() - entry.found_at > RECIPIENT_CACHE_SECONDS:
+            try:
+                entry = await _recipient_lookup_async(address)
+            except Exception:
+                logger.exception("recipient lookup failed for %r", address)
+                return "451 4.3.0 Temporary failure, please try again later"
+            recipients.pop(address, None)
+            while len(recipients) >= RECIPIENT_CACHE_SIZE:
+                recipients.pop(next(iter(recipients)))  # the oldest answer goes first
+            recipients[address] = entry
+        refusal = entry.status(announced_size(envelope.mail_options))
         if refusal:
             return refusal
         envelope.rcpt_tos.append(address)
@@ -186,9 +247,14 @@ class InboundHandler:
         # The reservation goes with the delivery: a client that leaves now does not free the bytes its
         # message occupies in the delivery thread, which carries on to the end.
         reservation, envelope.reservation = getattr(envelope, "reservation", None), None
+        # The mailboxes RCPT found are used again (deliver_hosted reads whether each is still active as it stores).
+        recipients = _session_recipients(session)
+        known = {address: recipients[address].mailbox for address in envelope.rcpt_tos
+                 if address in recipients and recipients[address].refusal is None}
         delivery = asyncio.ensure_future(_deliver_async(raw=raw, recipients=list(envelope.rcpt_tos),
                                                         envelope_from=envelope.mail_from or "", refuse_over_caps=True,
-                                                        authentication=authentication, content_digest=content_digest))
+                                                        authentication=authentication, content_digest=content_digest,
+                                                        mailboxes=known))
         if reservation is not None:
             delivery.add_done_callback(lambda _: reservation.release())
         try:
@@ -196,6 +262,7 @@ class InboundHandler:
         except Exception:
             logger.exception("delivery failed; asking the sender to retry")
             return "451 4.3.0 Temporary failure, please try again later"
+        _recipients_after_delivery(recipients, outcome)
         if outcome.refused:
             logger.warning("accepted at RCPT but not stored: %s", outcome.refused)
         emails = outcome.emails
@@ -205,6 +272,8 @@ class InboundHandler:
             return TOO_COMPLEX
         if STORAGE_FULL in outcome.refused.values():
             return STORAGE_FULL
+        if SUSPENDED in outcome.refused.values():
+            return SUSPENDED  # suspended between RCPT and DATA
         return NOT_HOSTED  # every recipient went away between RCPT and DATA
 
 

@@ -254,3 +254,23 @@ def test_the_from_domains_signature_is_verified_even_behind_many_others(inbound_
     assert results.count(("pass", "relay.example")) == MAX_DKIM_SIGNATURES - 1
     assert results.count(("policy", "relay.example")) == 2  # beyond the cap: listed, not checked
     assert authentication["verdict"] == "pass"
+
+
+def test_dns_answers_are_cached_between_messages_and_failures_are_not(world, keys):
+    """The second message from a sender asks DNS nothing (SPF, DKIM key and DMARC policy within their TTL); a
+    SERVFAIL is not remembered, so the next message sees the record once DNS answers again."""
+    raw = signed(wire(make_message(sender="Shop <news@shop.example>", to="someone@example.org")), keys)
+    check = dict(raw=raw, client_ip="127.0.0.1", helo="mta.shop.example", mail_from="bounces@shop.example")
+    assert message_authenticate(**check)["verdict"] == "pass"
+    asked = list(world.queries)
+    assert ("shop.example", "TXT") in asked and ("_dmarc.shop.example", "TXT") in asked
+    assert message_authenticate(**check)["verdict"] == "pass"
+    assert world.queries == asked
+
+    world.servfail.add("flaky.example")
+    flaky = dict(raw=wire(make_message(sender="Flaky <news@flaky.example>", to="someone@example.org")),
+                 client_ip="127.0.0.1", helo="mta.flaky.example", mail_from="bounces@flaky.example")
+    assert message_authenticate(**flaky)["spf"]["result"] == "temperror"
+    world.servfail.discard("flaky.example")
+    world.add("flaky.example", "TXT", "v=spf1 ip4:127.0.0.1 -all")
+    assert message_authenticate(**flaky)["spf"]["result"] == "pass"

@@ -70,14 +70,15 @@ def _stored_files(mailbox):
 
 
 def test_batched_import_skips_a_failing_message_alone_and_keeps_the_rest(mailbox, tmp_path, monkeypatch):
-    real = ingest.counters_on_store
+    real = ingest._email_store
 
-    def failing_for_one(email):
+    def failing_for_one(**kwargs):
+        email = real(**kwargs)
         if email.subject == "Archived 1":
-            raise OSError("disk trouble")  # after its rows and files were written
-        real(email)
+            raise OSError("disk trouble")  # after its rows, files and (on PostgreSQL) counters were written
+        return email
 
-    monkeypatch.setattr(ingest, "counters_on_store", failing_for_one)
+    monkeypatch.setattr(ingest, "_email_store", failing_for_one)
     out, err = run_import(mailbox.address, _archive(tmp_path, [f"Archived {i}" for i in range(5)]), "--batch", "3")
     assert "imported 4, with defects 0, failed 1, skipped 0 (of 5)" in out and "disk trouble" in err
     assert sorted(Email.objects.filter(mailbox=mailbox).values_list("subject", flat=True)) == [

@@ -157,6 +157,73 @@ def test_a_recipient_that_only_fails_at_data_does_not_cost_the_others_their_copy
     assert Email.objects.filter(mailbox=other_mailbox).count() == 1
 
 
+def _transaction(client, recipient, raw):
+    client.mail("alice@example.com")
+    rcpt = client.rcpt(recipient)[0]
+    return rcpt, client.data(raw)
+
+
+def test_a_mailbox_suspended_after_rcpt_is_refused_at_data_and_nothing_is_stored(smtp_server, owner):
+    box = mailbox_create(account=owner, domain=shared_domain_get(), local_part="soon-paused")
+    with _client(smtp_server) as client:
+        client.helo()
+        client.mail("alice@example.com")
+        assert client.rcpt(box.address)[0] == 250
+        mailbox_set_status(mailbox=box, status="suspended")  # between RCPT and DATA
+        code, message = client.data(wire(make_message(to=box.address)))
+    assert code == 550 and message.startswith(b"5.2.1")
+    assert not Email.objects.filter(mailbox=box).exists()
+
+
+def test_a_session_keeps_rcpt_answers_but_data_still_checks_the_mailbox_and_the_storage(smtp_server, owner):
+    """The second and third messages of a session reuse RCPT's answer (250 without a lookup); what changed since
+    is still refused at DATA: a suspended mailbox (550 5.2.1), then an account whose storage filled (552 5.2.2)."""
+    box = mailbox_create(account=owner, domain=shared_domain_get(), local_part="session")
+    with _client(smtp_server) as client:
+        client.helo()
+        assert _transaction(client, box.address, wire(make_message(to=box.address, subject="first")))[1][0] == 250
+        mailbox_set_status(mailbox=box, status="suspended")
+        rcpt, (code, message) = _transaction(client, box.address, wire(make_message(to=box.address, subject="second")))
+        assert rcpt == 250 and code == 550 and message.startswith(b"5.2.1")
+        # The refusal at DATA is remembered: the next RCPT of the session refuses at once.
+        client.mail("alice@example.com")
+        assert client.rcpt(box.address)[0] == 550
+        client.rset()
+        mailbox_set_status(mailbox=box, status="active")
+    with _client(smtp_server) as client:  # a new session looks the address up again
+        client.helo()
+        assert _transaction(client, box.address, wire(make_message(to=box.address, subject="third")))[1][0] == 250
+        _fill(box, leave=500)
+        rcpt, (code, message) = _transaction(client, box.address,
+                                             wire(make_message(to=box.address, text=("y" * 70 + "\n") * 45)))
+        assert rcpt == 250 and code == 552 and message.startswith(b"5.2.2")
+    assert sorted(Email.objects.filter(mailbox=box).values_list("subject", flat=True)) == ["first", "third"]
+
+
+def test_forwarding_set_during_a_session_applies_to_its_next_message(smtp_server, owner):
+    """The session's cached mailbox does not decide forwarding: the row read as the message is stored does."""
+    box = mailbox_create(account=owner, domain=shared_domain_get(), local_part="forwards")
+    with _client(smtp_server) as client:
+        client.helo()
+        assert _transaction(client, box.address, wire(make_message(to=box.address, subject="before")))[1][0] == 250
+        Mailbox.objects.filter(pk=box.pk).update(forwarding_addresses=["elsewhere@example.net"])
+        assert _transaction(client, box.address, wire(make_message(to=box.address, subject="after")))[1][0] == 250
+    due = dict(Email.objects.filter(mailbox=box).values_list("subject", "followup_due_at"))
+    assert due["before"] is None and due["after"] is not None  # the second is recorded to be forwarded
+
+
+def test_a_mailbox_deleted_after_rcpt_is_refused_at_data(smtp_server, owner):
+    box = mailbox_create(account=owner, domain=shared_domain_get(), local_part="going")
+    with _client(smtp_server) as client:
+        client.helo()
+        client.mail("alice@example.com")
+        assert client.rcpt(box.address)[0] == 250
+        Mailbox.objects.filter(pk=box.pk).delete()
+        code, message = client.data(wire(make_message(to=box.address)))
+    assert code == 550 and message.startswith(b"5.1.1")
+    assert not Email.objects.filter(mailbox_id=box.pk).exists()
+
+
 @pytest.mark.parametrize("builder", ["parts", "depth"])
 def test_mime_structure_beyond_the_caps_gets_554_5_6_0_and_nothing_is_stored(smtp_server, mailbox, builder):
     from mailboxes.inbound.parsing import MAX_DEPTH, MAX_PARTS
