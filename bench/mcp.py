@@ -344,10 +344,10 @@ def breakdown(*, token, calls, profile):
     from django.db import connection
     from django.db.backends.signals import connection_created
 
-    from accounts.request_log import request_log_write
+    from accounts.request_log import request_log_enqueue, request_log_write
     from agent.mcp import http as mcp_http
     from agent.mcp import tools
-    from agent import gates
+    from agent import gates, token_cache
     from agent.operations import registry
 
     operation = registry()["qmailing_list_mailboxes"]
@@ -367,7 +367,7 @@ def breakdown(*, token, calls, profile):
     print(f"\nwhere the time goes, in-process (mean of {calls} calls each; sync steps on one warm database "
           "connection in this process):")
     steps = [
-        ("authenticate: token lookup by checksum (+ user, account, plan)",
+        ("authenticate: token from the process's cache (agent.token_cache)",
          lambda: gates.authenticate(header, origin=origin)),
         ("meter: per-token minute counter (+ daily cap when the plan has one)",
          lambda: gates.meter(actor, headers={})),
@@ -376,9 +376,14 @@ def breakdown(*, token, calls, profile):
          lambda: tools.run_tool(operation=operation, actor=actor, arguments={})),
         ("  of which operation.run + model_dump (selector + output model)",
          lambda: operation.run(actor=actor, args=args).model_dump(mode="json")),
-        ("  of which request_log_write: one INSERT (own commit)",
+        ("  of which request_log_enqueue: the row into the buffer (written in batches)",
+         lambda: request_log_enqueue(account=actor.account, token_id=actor.token.pk, operation=operation.name,
+                                     status=200, duration_ms=1)),
+        ("(not on the call's path) request_log_write: one INSERT (own commit)",
          lambda: request_log_write(account=actor.account, token_id=actor.token.pk, operation=operation.name,
                                    status=200, duration_ms=1)),
+        ("(not on the call's path) a token cache miss: token + limit read",
+         lambda: gates._read_token(token_cache.checksum_of(token))),
     ]
     results = {}
     for label, call in steps:
