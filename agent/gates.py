@@ -59,11 +59,14 @@ def now():
     return timezone.now()  # one seam for tests that need a given time of day
 
 
-def authenticate(authorization, *, origin=None):
+def authenticate(authorization, *, origin=None, cached_only=False):
     """The Actor for an Authorization header value, or Unauthenticated.
 
     `origin` (scheme://host of the request; QMAILING_BASE_URL by default) is the RFC 8707 audience check:
     a token bound to a resource that is not ours is refused, like a token with no user.
+
+    With `cached_only` it touches no database, so an event loop may call it: None when the token is not in the
+    process's cache (then call it again without, from a thread).
     """
     if not authorization:
         raise Unauthenticated("Send your token as `Authorization: Bearer qm_live_…`. "
@@ -74,7 +77,10 @@ def authenticate(authorization, *, origin=None):
         raise Unauthenticated("The Authorization header does not hold a QMailing token "
                               "(`Authorization: Bearer qm_live_…`). Check that it was copied whole.",
                               bearer_error="invalid_token")
-    access_token, mailbox_ids, pending = token_cache.lookup(token, read=_read_token)
+    try:
+        access_token, mailbox_ids, pending = token_cache.lookup(token, read=None if cached_only else _read_token)
+    except token_cache.Miss:
+        return None
     user = access_token.user if access_token is not None else None
     if (access_token is None or access_token.is_expired() or user is None or not user.is_active
             or user.account is None):

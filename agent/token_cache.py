@@ -162,14 +162,20 @@ def _write_stamp():
     os.replace(temporary, path)
 
 
+class Miss(Exception):
+    """lookup(read=None) found nothing: the token must be read from the database."""
+
+
 def lookup(plaintext, *, read):
-    """(access_token, mailbox_ids) for `plaintext`: from the cache, or from `read(checksum)`, which returns
-    them (access_token None for an unknown token). The caller says whether the token may call, and stores it
-    with `admit` only then."""
+    """(access_token, mailbox_ids, pending) for `plaintext`: from the cache, or from `read(checksum)`, which
+    returns the first two (access_token None for an unknown token); Miss when `read` is None. The caller says
+    whether the token may call, and stores it with `admit(pending, …)` only then."""
     checksum = checksum_of(plaintext)
     entry = _cache.get(checksum)
     if entry is not None:
         return entry.build(), entry.mailbox_ids, None
+    if read is None:
+        raise Miss()
     generation = _cache.generation
     access_token, mailbox_ids = read(checksum)
     return access_token, mailbox_ids, (checksum, generation)

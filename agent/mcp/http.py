@@ -259,7 +259,10 @@ class McpEndpoint:
 
         origin = request_origin(scope, request)
         try:
-            actor = await _authenticate(request.headers.get("authorization"), origin=origin)
+            # A token in the process's cache is checked here, on the loop (no query); only a miss takes a thread.
+            actor = gates.authenticate(request.headers.get("authorization"), origin=origin, cached_only=True)
+            if actor is None:
+                actor = await _authenticate(request.headers.get("authorization"), origin=origin)
         except Unauthenticated as error:
             throttled = await _unauthenticated_throttle(scope)
             if throttled is not None:
