@@ -114,6 +114,9 @@ def _test_settings(settings, tmp_path):
 
     with request_log._buffer.lock:
         request_log._buffer.rows.clear()
+    yield
+    with request_log._buffer.lock:  # nor for the exit's flush, once the test database is gone
+        request_log._buffer.rows.clear()
 
 
 @pytest.fixture(autouse=True)
