@@ -77,7 +77,7 @@ class _Waiters:
 
 _waiters = _Waiters()
 _wake_hooks = []  # functions(account_id, payload) called on every wake-up, local or relayed (on_wake)
-_subscription = {"epoch": 0, "live": False}  # the Redis subscriber's state (wake_epoch)
+_subscription = {"epoch": 0, "live": False, "url": None}  # the Redis subscriber's state (wake_epoch)
 _publishers = {}  # REDIS_URL -> (client, its RedisOutage): one connection pool per URL for the whole process
 _publishers_lock = threading.Lock()
 
@@ -106,15 +106,15 @@ def _listen_redis():
 
     pattern = f"{settings.QMAILING_EVENTS_CHANNEL_PREFIX}*"
     prefix = len(settings.QMAILING_EVENTS_CHANNEL_PREFIX)
-    while True:
+    url = settings.REDIS_URL
+    while settings.REDIS_URL == url:  # settings changed under it (tests): the next ensure_listener starts anew
         try:
-            client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, health_check_interval=30)
+            client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
             pubsub = client.pubsub()
             pubsub.psubscribe(pattern)
             for message in pubsub.listen():
                 if message.get("type") == "psubscribe":  # from here on every wake-up reaches this process
-                    _subscription["epoch"] += 1
-                    _subscription["live"] = True
+                    _subscription.update(epoch=_subscription["epoch"] + 1, live=True, url=url)
                     continue
                 if message.get("type") != "pmessage":
                     continue
@@ -130,6 +130,7 @@ def _listen_redis():
             _subscription["live"] = False
             logger.warning("The event listener lost Redis; reconnecting", exc_info=True)
             time.sleep(1)
+    _subscription["live"] = False
 
 
 def _run_hooks(account_id, payload):
@@ -156,7 +157,8 @@ def wake_epoch():
         return 0
     with _waiters._lock:
         _waiters.ensure_listener()
-    return _subscription["epoch"] if _subscription["live"] else None
+    live = _subscription["live"] and _subscription["url"] == settings.REDIS_URL
+    return _subscription["epoch"] if live else None
 
 
 def announce(*, event, **kwargs):
