@@ -1,27 +1,127 @@
 """The request log: one row of metadata per API/MCP call, kept 30 days (docs/agents/tokens-and-oauth.md, Request log).
 
-agent.pipeline writes a row once a call's answer is known (`request_log_write`, one INSERT); a
-beat job purges old rows in batches (`request_log_purge`); the Developers page reads usage per day and
+agent.pipeline hands a row over once a call's answer is known (`request_log_enqueue`): the row, stamped
+with the call's time, waits in this process's buffer, and a background thread writes what has gathered every
+QMAILING_REQUEST_LOG_FLUSH_SECONDS (default 1 s) in one multi-row INSERT, off the request path; a full batch
+(FLUSH_ROWS) wakes it sooner. `request_log_flush()` writes the buffer now: at the process's exit (atexit, which
+daphne and uvicorn reach after their SIGTERM/SIGINT shutdown), and in tests before they read rows. A crash
+(SIGKILL, power loss) loses at most the rows of the last flush interval; a database that refuses a batch keeps
+its rows in the buffer (up to MAX_BUFFERED) for the next try. `request_log_write` writes one row at once.
+
+A beat job purges old rows in batches (`request_log_purge`); the Developers page reads usage per day and
 each token's last use from it. Bodies and results are never logged: there is no column for them.
 """
 
+import atexit
 import datetime as dt
+import logging
+import threading
 
+from django.conf import settings
+from django.db import connection
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from accounts.models import RequestLog
+from accounts.models import Account, RequestLog
+
+logger = logging.getLogger(__name__)
 
 RETENTION_DAYS = 30
 PURGE_BATCH = 5000
 MAX_OPERATION = RequestLog._meta.get_field("operation").max_length
+FLUSH_ROWS = 500  # a batch this big is written without waiting for the interval
+MAX_BUFFERED = 100_000  # rows kept while the database refuses them; beyond, the oldest are dropped (and logged)
+
+
+def _row(*, account, token_id, operation, status, duration_ms):
+    return RequestLog(account_id=getattr(account, "pk", account), token_id=token_id,
+                      operation=operation[:MAX_OPERATION], status=status, duration_ms=max(0, int(duration_ms)),
+                      created_at=timezone.now())
 
 
 def request_log_write(*, account, token_id, operation, status, duration_ms):
-    """Record one call (one INSERT)."""
-    RequestLog.objects.create(account=account, token_id=token_id, operation=operation[:MAX_OPERATION],
-                              status=status, duration_ms=max(0, int(duration_ms)))
+    """Record one call now (one INSERT)."""
+    _row(account=account, token_id=token_id, operation=operation, status=status, duration_ms=duration_ms).save()
+
+
+class _Buffer:
+    def __init__(self):
+        self.lock = threading.Lock()  # guards rows
+        self.writing = threading.Lock()  # one flush at a time: a flush returns once every row before it is written
+        self.rows = []
+        self.wakeup = threading.Event()
+        self.thread = None
+        self.exit_hook = False
+
+    def add(self, row):
+        with self.lock:
+            self.rows.append(row)
+            full = len(self.rows) >= FLUSH_ROWS
+            if not self.exit_hook:
+                atexit.register(request_log_flush)
+                self.exit_hook = True
+        interval = settings.QMAILING_REQUEST_LOG_FLUSH_SECONDS
+        if interval <= 0:
+            if full:
+                request_log_flush()
+            return
+        if self.thread is None or not self.thread.is_alive():
+            with self.lock:
+                if self.thread is None or not self.thread.is_alive():
+                    self.thread = threading.Thread(target=self.run, name="qmailing-request-log", daemon=True)
+                    self.thread.start()
+        if full:
+            self.wakeup.set()
+
+    def run(self):
+        while True:
+            self.wakeup.wait(max(settings.QMAILING_REQUEST_LOG_FLUSH_SECONDS, 0.05))
+            self.wakeup.clear()
+            try:
+                request_log_flush()
+            except Exception:
+                logger.exception("Could not write the request log; its rows wait for the next try")
+            finally:
+                connection.close()  # this thread's connection goes back (to the pool) between flushes
+
+    def flush(self):
+        with self.writing:
+            with self.lock:
+                rows, self.rows = self.rows, []
+            if not rows:
+                return 0
+            try:
+                # A row of an account deleted meanwhile is dropped, as the cascade would have deleted it.
+                alive = {str(pk) for pk in Account.objects.filter(pk__in={row.account_id for row in rows})
+                         .values_list("pk", flat=True)}
+                rows = [row for row in rows if str(row.account_id) in alive]
+                RequestLog.objects.bulk_create(rows, batch_size=FLUSH_ROWS)
+            except Exception:
+                with self.lock:
+                    self.rows = rows + self.rows
+                    if len(self.rows) > MAX_BUFFERED:
+                        logger.error("The request log dropped %d rows the database would not take",
+                                     len(self.rows) - MAX_BUFFERED)
+                        del self.rows[:len(self.rows) - MAX_BUFFERED]
+                raise
+            return len(rows)
+
+
+_buffer = _Buffer()
+
+
+def request_log_enqueue(*, account, token_id, operation, status, duration_ms):
+    """Record one call: buffered in this process and written within QMAILING_REQUEST_LOG_FLUSH_SECONDS (module
+    docstring). Costs no query on the caller's thread."""
+    _buffer.add(_row(account=account, token_id=token_id, operation=operation, status=status,
+                     duration_ms=duration_ms))
+
+
+def request_log_flush():
+    """Write every buffered row now, and return how many were written. Waits for a flush under way, so the rows
+    of every call answered before this was called are in the database when it returns."""
+    return _buffer.flush()
 
 
 def request_log_purge(*, now=None, batch=PURGE_BATCH):

@@ -174,7 +174,7 @@ def token_revoke(*, account, token_id):
     if refresh_token is not None:
         refresh_token.revoke()  # an OAuth token: its refresh token goes too, and takes the access token with it
     else:
-        access_token.revoke()  # DOT deletes the row: there is no cache of valid tokens to clear
+        access_token.revoke()  # DOT deletes the row; account_grants_changed drops it from every cache
     account_grants_changed.send(sender=Account, account=account)
 
 
@@ -194,11 +194,17 @@ def token_ids_alive(*, token_ids) -> set:
 
 
 def token_lookup(plaintext):
-    """The AccessToken for a presented token, or None: checksum lookup, every call, no cache."""
+    """The AccessToken for a presented token, or None: one read by its checksum, no cache (agent.token_cache
+    keeps the tokens that authenticated calls)."""
+    return token_by_checksum(hashlib.sha256(plaintext.encode("utf-8")).hexdigest())
+
+
+def token_by_checksum(checksum):
+    """The AccessToken whose SHA-256 checksum is `checksum`, with its person, account, plan and application
+    (one query), or None."""
     AccessToken = get_access_token_model()
-    checksum = hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
     return (AccessToken.objects.select_related("user__account__plan", "application")
-            .filter(token_checksum=checksum).first())
+            .filter(token_checksum=checksum).order_by().first())
 
 
 def token_mailbox_addresses(access_token):

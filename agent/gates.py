@@ -2,8 +2,9 @@
 
     actor = admit(authorization=request.headers.get("Authorization"), operation=op, headers=response_headers)
 
-1. authentication: a Bearer token of our format, found by its checksum (every call, no cache), not
-   expired, with an active user who has an account; otherwise Unauthenticated (401).
+1. authentication: a Bearer token of our format, found by its checksum (agent.token_cache: in this process's
+   cache, dropped everywhere the moment the product revokes the token or changes its grants; one read
+   otherwise), not expired, with an active user who has an account; otherwise Unauthenticated (401).
 2. throttle: QMAILING_TOKEN_REQUESTS_PER_MINUTE calls per token per minute; RateLimited (429).
 3. plan: the operation's tool group must be in the account's plan; PlanRequired (402).
 4. scope: the token must carry the operation's scope; ScopeMissing (403). An account-wide operation
@@ -31,8 +32,8 @@ from oauth2_provider.models import get_access_token_model
 from accounts.oauth_apps import token_from_oauth_app
 from accounts.scopes import EMAIL_SEND
 from accounts.selectors import plan_lowest_with_group
-from accounts.tokens import token_format_ok, token_lookup
-from agent import oauth
+from accounts.tokens import token_by_checksum, token_format_ok
+from agent import oauth, token_cache
 from agent.operations import registry
 from core import ratelimit
 from core.errors import AppError, PlanRequired, RateLimited, ScopeMissing, TokenLimited, Unauthenticated
@@ -58,11 +59,14 @@ def now():
     return timezone.now()  # one seam for tests that need a given time of day
 
 
-def authenticate(authorization, *, origin=None):
+def authenticate(authorization, *, origin=None, cached_only=False):
     """The Actor for an Authorization header value, or Unauthenticated.
 
     `origin` (scheme://host of the request; QMAILING_BASE_URL by default) is the RFC 8707 audience check:
     a token bound to a resource that is not ours is refused, like a token with no user.
+
+    With `cached_only` it touches no database, so an event loop may call it: None when the token is not in the
+    process's cache (then call it again without, from a thread).
     """
     if not authorization:
         raise Unauthenticated("Send your token as `Authorization: Bearer qm_live_…`. "
@@ -73,7 +77,10 @@ def authenticate(authorization, *, origin=None):
         raise Unauthenticated("The Authorization header does not hold a QMailing token "
                               "(`Authorization: Bearer qm_live_…`). Check that it was copied whole.",
                               bearer_error="invalid_token")
-    access_token = token_lookup(token)
+    try:
+        access_token, mailbox_ids, pending = token_cache.lookup(token, read=None if cached_only else _read_token)
+    except token_cache.Miss:
+        return None
     user = access_token.user if access_token is not None else None
     if (access_token is None or access_token.is_expired() or user is None or not user.is_active
             or user.account is None):
@@ -82,14 +89,29 @@ def authenticate(authorization, *, origin=None):
     if not oauth.token_allows_origin(access_token, origin or settings.QMAILING_BASE_URL):
         raise Unauthenticated("This token was issued for another service, not for QMailing. "
                               "Connect again to get a token for this server.", bearer_error="invalid_token")
-    return actor_of(access_token)
+    token_cache.admit(pending, access_token, mailbox_ids)  # only a token that passed every check is kept
+    return actor_of(access_token, mailbox_ids=mailbox_ids)
 
 
-def actor_of(access_token):
-    """The Actor a live token acts as (its person's account, its scopes): what every gate and list reads."""
+def _read_token(checksum):
+    """A cache miss: the token (with its person, account, plan and application) and its mailbox limit."""
+    access_token = token_by_checksum(checksum)
+    if access_token is None:
+        return None, None
+    return access_token, token_mailbox_ids(token=access_token)
+
+
+_UNREAD = object()
+
+
+def actor_of(access_token, *, mailbox_ids=_UNREAD):
+    """The Actor a live token acts as (its person's account, its scopes): what every gate and list reads.
+    `mailbox_ids` when it is known already (authenticate); read otherwise."""
     user = access_token.user
+    if mailbox_ids is _UNREAD:
+        mailbox_ids = token_mailbox_ids(token=access_token)
     return Actor(account=user.account, user=user, token=access_token, scopes=frozenset(access_token.scope.split()),
-                 mailbox_ids=token_mailbox_ids(token=access_token))
+                 mailbox_ids=mailbox_ids)
 
 
 def actors_of_tokens(*, token_ids):

@@ -12,7 +12,7 @@ translate their transport around it. In order, for one call:
 4. the daily cap (agent.gates.charge_daily), charged only now: a call refused above never uses up the day;
 5. the operation, its result shaped by the output model and dumped as JSON;
 6. any failure mapped to the one error family (core.errors), the unexpected ones logged as a 500;
-7. the request-log row, written here and nowhere else.
+7. the request-log row, handed to the request log's buffer here and nowhere else.
 
 It returns an Outcome (status, body or error) and never raises: the transport decides how a failure
 travels (a problem+json answer, an isError tool result, a JSON-RPC error).
@@ -30,7 +30,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from pydantic import ValidationError
 
-from accounts.request_log import request_log_write
+from accounts.request_log import request_log_enqueue
 from agent import gates
 from core.errors import AppError, Forbidden, Invalid, NotFound, ServerError, TooLarge
 
@@ -113,12 +113,13 @@ def app_error(exc, *, source=REST):
 
 
 def record(*, actor, name, status, started):
-    """Write the request-log row of one call (the only place that does): `name` is the operation or MCP method.
+    """Log one call (the only place that does): `name` is the operation or MCP method. The row is buffered and
+    written in a batch within a second (accounts.request_log), off the call's path.
 
     The answer is already decided, so a lost row is logged and never turns it into an error.
     """
     try:
-        request_log_write(account=actor.account, token_id=actor.token.pk, operation=name, status=status,
+        request_log_enqueue(account=actor.account, token_id=actor.token.pk, operation=name, status=status,
                           duration_ms=(time.perf_counter() - started) * 1000)
     except Exception:
         logger.exception("Could not write the request log row")

@@ -49,9 +49,13 @@ class _Waiters:
     def add(self, account_id, entry):
         with self._lock:
             self._by_account.setdefault(str(account_id), set()).add(entry)
-            if settings.REDIS_URL and (self._listener is None or not self._listener.is_alive()):
-                self._listener = threading.Thread(target=_listen_redis, name="qmailing-events-listener", daemon=True)
-                self._listener.start()
+            self.ensure_listener()
+
+    def ensure_listener(self):
+        """Start the process's Redis subscriber if it is not running (call with the lock held)."""
+        if settings.REDIS_URL and (self._listener is None or not self._listener.is_alive()):
+            self._listener = threading.Thread(target=_listen_redis, name="qmailing-events-listener", daemon=True)
+            self._listener.start()
 
     def remove(self, account_id, entry):
         with self._lock:
@@ -72,6 +76,8 @@ class _Waiters:
 
 
 _waiters = _Waiters()
+_wake_hooks = []  # functions(account_id, payload) called on every wake-up, local or relayed (on_wake)
+_subscription = {"epoch": 0, "live": False, "url": None}  # the Redis subscriber's state (wake_epoch)
 _publishers = {}  # REDIS_URL -> (client, its RedisOutage): one connection pool per URL for the whole process
 _publishers_lock = threading.Lock()
 
@@ -100,21 +106,59 @@ def _listen_redis():
 
     pattern = f"{settings.QMAILING_EVENTS_CHANNEL_PREFIX}*"
     prefix = len(settings.QMAILING_EVENTS_CHANNEL_PREFIX)
-    while True:
+    url = settings.REDIS_URL
+    while settings.REDIS_URL == url:  # settings changed under it (tests): the next ensure_listener starts anew
         try:
-            client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, health_check_interval=30)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+            pubsub = client.pubsub()
             pubsub.psubscribe(pattern)
             for message in pubsub.listen():
+                if message.get("type") == "psubscribe":  # from here on every wake-up reaches this process
+                    _subscription.update(epoch=_subscription["epoch"] + 1, live=True, url=url)
+                    continue
+                if message.get("type") != "pmessage":
+                    continue
                 channel = message.get("channel") or b""
                 channel = channel.decode("ascii", "replace") if isinstance(channel, bytes) else channel
                 try:
-                    _waiters.wake(uuid.UUID(hex=channel[prefix:]))
+                    account_id = uuid.UUID(hex=channel[prefix:])
                 except ValueError:
                     continue
+                _waiters.wake(account_id)
+                _run_hooks(account_id, message.get("data"))
         except Exception:  # Redis away: waiters still poll; try again shortly
+            _subscription["live"] = False
             logger.warning("The event listener lost Redis; reconnecting", exc_info=True)
             time.sleep(1)
+    _subscription["live"] = False
+
+
+def _run_hooks(account_id, payload):
+    for hook in list(_wake_hooks):
+        try:
+            hook(account_id, payload)
+        except Exception:
+            logger.exception("A wake-up hook failed")
+
+
+def on_wake(hook):
+    """Call `hook(account_id, payload)` on every wake-up of any account, from this process or (with REDIS_URL)
+    relayed from another one; starts the process's Redis subscriber. Once per hook (agent.token_cache)."""
+    if hook not in _wake_hooks:
+        _wake_hooks.append(hook)
+    with _waiters._lock:
+        _waiters.ensure_listener()
+
+
+def wake_epoch():
+    """With REDIS_URL: a number that changes each time the process's subscriber (re)subscribed, or None while it
+    is not subscribed (wake-ups from other processes may then be lost). Without Redis: 0 (no subscriber)."""
+    if not settings.REDIS_URL:
+        return 0
+    with _waiters._lock:
+        _waiters.ensure_listener()
+    live = _subscription["live"] and _subscription["url"] == settings.REDIS_URL
+    return _subscription["epoch"] if live else None
 
 
 def announce(*, event, **kwargs):
@@ -132,6 +176,7 @@ def wake(account_id, *, payload=0):
     themselves (the MCP sessions' tool lists, agent.mcp.push, when a plan or a token's grant changed). Call
     it once the change committed. The same hint as `announce`, with the same fallback: the waiters' polls."""
     _waiters.wake(account_id)
+    _run_hooks(account_id, payload)
     if not settings.REDIS_URL:
         return
     client, outage = _redis()

@@ -53,6 +53,10 @@ def access_group(*, account, group_id):
         raise NotFound("No group with this id exists in your account.")
 
 
+MAILBOX_LIST_FIELDS = ("id", "domain__name", "local_part", "display_name", "status", "forwarding_addresses",
+                       "forward_keep_copy", "message_count", "unread_count", "storage_used", "created_at")
+
+
 def mailbox_page(*, account, cursor=None, limit=50, mailbox_ids=None):
     """One keyset page of the account's mailboxes by address, domain then local part, as the dashboard lists them
     (the API's list; see core.pagination): an agent that takes the first one lands on the same one every time,
@@ -60,5 +64,7 @@ def mailbox_page(*, account, cursor=None, limit=50, mailbox_ids=None):
     from core.pagination import ordered_page
 
     mailboxes = within_mailboxes(Mailbox.objects.filter(account=account), mailbox_ids, field="pk")
-    return ordered_page(mailboxes.select_related("domain"), cursor=cursor, limit=limit,
-                        fields=("domain__name", "local_part"))
+    # Only the columns the list shows (mailboxes.operations.MailboxOut): of the domain, its name alone, not its
+    # keys and verification state.
+    mailboxes = mailboxes.select_related("domain").only(*MAILBOX_LIST_FIELDS)
+    return ordered_page(mailboxes, cursor=cursor, limit=limit, fields=("domain__name", "local_part"))

@@ -106,6 +106,17 @@ def _test_settings(settings, tmp_path):
     settings.QMAILING_RATELIMIT_KEY_PREFIX = f"qmailing-test:{uuid.uuid4().hex}:"
     # allauth's rate-limit counters live in the default cache (memory or Redis): a key prefix of its own per test.
     settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"qmailing-test:{uuid.uuid4().hex}"}}
+    # No background request-log writer in this process (its own connection could not see a test's uncommitted
+    # rows): a test that reads the log calls accounts.request_log.request_log_flush() first. Rows another test
+    # left in the buffer are not this test's.
+    settings.QMAILING_REQUEST_LOG_FLUSH_SECONDS = 0
+    from accounts import request_log
+
+    with request_log._buffer.lock:
+        request_log._buffer.rows.clear()
+    yield
+    with request_log._buffer.lock:  # nor for the exit's flush, once the test database is gone
+        request_log._buffer.rows.clear()
 
 
 @pytest.fixture(autouse=True)

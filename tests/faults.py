@@ -58,9 +58,9 @@ def stop_process(process, sig=signal.SIGTERM, timeout=20, group=False):
 
 
 @contextmanager
-def daphne(env, log_path):
+def daphne(env, log_path, stop_signal=signal.SIGINT):
     """The production server, `daphne qmailing.asgi:application`, as a subprocess on a free port; yields its base
-    URL and stops it with SIGINT (a clean shutdown) on the way out. As run_all does, the base URL names the
+    URL and stops it with `stop_signal` (SIGINT or SIGTERM: a clean shutdown) on the way out. As run_all does, the base URL names the
     address served (the MCP Host check is exact, port included). Its output goes to `log_path`."""
     port = free_port()
     env = {**env, "QMAILING_BASE_URL": f"http://127.0.0.1:{port}"}
@@ -72,7 +72,7 @@ def daphne(env, log_path):
             wait_for_port(port, process, what="daphne")
             yield f"http://127.0.0.1:{port}"
         finally:
-            stop_process(process, signal.SIGINT, timeout=20)
+            stop_process(process, stop_signal, timeout=20)
 
 
 class TcpProxy:

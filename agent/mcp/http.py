@@ -8,8 +8,9 @@ Per HTTP request, before the SDK sees it:
    Access-Control-Allow-Origin (that origin, never `*`, never credentials), Access-Control-Expose-Headers and
    Vary: Origin. Other origins get the 403; a request without Origin (not a browser) gets no CORS headers.
 2. A GET without Mcp-Session-Id is answered 405: only a session has a server-to-client stream.
-3. The token is authenticated (agent.gates.authenticate, every request, no cache, so a revoked token
-   fails on its very next request) — 401 with `WWW-Authenticate: Bearer …, resource_metadata="…", scope="…"`.
+3. The token is authenticated (agent.gates.authenticate, every request; agent.token_cache drops a revoked
+   token in every process as it is revoked, so it fails on its very next request) — 401 with
+   `WWW-Authenticate: Bearer …, resource_metadata="…", scope="…"`.
    Past QMAILING_MCP_UNAUTHENTICATED_PER_MINUTE such refusals from one client IP, a 429 instead.
 4. A POST body is read (bounded) and parsed once with core.jsonbody: JSON of any bad shape (depth,
    numbers, encoding) is a JSON-RPC parse error with HTTP 400, never a 500.
@@ -258,7 +259,10 @@ class McpEndpoint:
 
         origin = request_origin(scope, request)
         try:
-            actor = await _authenticate(request.headers.get("authorization"), origin=origin)
+            # A token in the process's cache is checked here, on the loop (no query); only a miss takes a thread.
+            actor = gates.authenticate(request.headers.get("authorization"), origin=origin, cached_only=True)
+            if actor is None:
+                actor = await _authenticate(request.headers.get("authorization"), origin=origin)
         except Unauthenticated as error:
             throttled = await _unauthenticated_throttle(scope)
             if throttled is not None:

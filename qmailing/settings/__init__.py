@@ -553,6 +553,11 @@ QMAILING_PERSONAL_TOKEN_DAYS = env.int("QMAILING_PERSONAL_TOKEN_DAYS", 365, help
 # Gates (agent.gates): per-token throttle on every plan; the daily cap per account comes from its Plan row.
 QMAILING_TOKEN_REQUESTS_PER_MINUTE = env.int("QMAILING_TOKEN_REQUESTS_PER_MINUTE", 300, help=(
     "REST and MCP calls allowed per token per minute; the daily cap per account is the plan's."))
+# The request log is written in batches off the request path (accounts.request_log): at most this long after a call.
+QMAILING_REQUEST_LOG_FLUSH_SECONDS = env.float("QMAILING_REQUEST_LOG_FLUSH_SECONDS", 1.0, help=(
+    "How often each process writes the request-log rows it buffered (one INSERT of many rows); a crash loses at "
+    "most this long of rows, a clean shutdown none. 0: no background writer (rows are written when "
+    "`request_log_flush()` is called or a batch is full; the tests' setting)."))
 # Live personal tokens an account may hold (accounts.tokens.token_issue): each token has the throttle above.
 QMAILING_MAX_TOKENS_PER_ACCOUNT = env.int("QMAILING_MAX_TOKENS_PER_ACCOUNT", 50, help=(
     "Live personal tokens an account may hold; one more is refused with `409 token_limit_reached` (OAuth-issued "

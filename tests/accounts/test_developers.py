@@ -8,6 +8,7 @@ from django.urls import reverse
 from oauth2_provider.models import AccessToken
 
 from accounts.connect import USE_CASES
+from accounts.request_log import request_log_flush
 from accounts.scopes import SCOPES
 from accounts.tokens import token_issue
 from tests.conftest import make_user
@@ -62,6 +63,7 @@ def test_wizard_end_to_end_token_shown_once_usable_listed_and_revoked(signed_in,
 
     # Usable at once, by the account that issued it, bound to that client and those scopes.
     api = _mailboxes(signed_in, token)
+    request_log_flush()
     assert api.status_code == 200, api.content
     stored = AccessToken.objects.get()
     assert stored.application.name == "Cursor" and stored.scope == "email:read mailbox:read"
@@ -235,6 +237,7 @@ def test_developers_page_shows_usage_against_the_daily_cap(client, free_account)
     token = token_for(free_account, scopes="mailbox:read")
     for _ in range(3):
         assert _mailboxes(client, token).status_code == 200
+    request_log_flush()
     client.force_login(free_account.users.get())
     page = client.get(INDEX).content.decode()
     assert '<span class="usage-figure">3</span> / 25 calls today' in page

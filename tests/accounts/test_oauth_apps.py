@@ -18,7 +18,7 @@ from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 
 from accounts.models import RequestLog
 from accounts.oauth_apps import oauth_app_list, oauth_app_revoke
-from accounts.request_log import request_log_write
+from accounts.request_log import request_log_flush, request_log_write
 from accounts.tokens import token_issue
 from core.errors import NotFound
 
@@ -73,6 +73,7 @@ def test_an_authorised_app_is_listed_with_scopes_and_last_use(client, owner):
     user = owner.users.get()
     application, tokens = _authorise(client, user, name="Claude")
     assert _api(client, tokens["access_token"]).status_code == 200  # a logged call: its last use
+    request_log_flush()
     token_issue(account=owner, user=user, client="Cursor", scopes="mailbox:read")  # a personal token: not an OAuth app
 
     client.force_login(user)

@@ -4,6 +4,7 @@ is read, strict JSON and lax text validation, and no exception out of it."""
 import pytest
 
 from accounts.models import RequestLog
+from accounts.request_log import request_log_flush
 from agent import gates, pipeline
 from agent.operations import registry
 from core.errors import RateLimited
@@ -18,6 +19,7 @@ def actor(owner):
 
 
 def _rows(actor):
+    request_log_flush()
     return list(RequestLog.objects.filter(account=actor.account).values_list("operation", "status"))
 
 

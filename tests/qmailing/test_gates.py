@@ -240,9 +240,24 @@ def test_gates_raise_app_errors_with_their_headers(owner):
     assert caught.value.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_each_call_looks_the_token_up_again(client, owner, list_mailboxes):
-    """No cache of valid tokens: a scope taken away in the database applies to the next call."""
+def test_a_scope_taken_away_applies_to_the_next_call_despite_the_token_cache(client, owner, list_mailboxes):
+    """The token is cached once it authenticated a call; a change of its row drops it (agent.receivers)."""
+    token = token_for(owner, scopes="mailbox:read")
+    assert call(client, list_mailboxes, token=token).status_code == 200
+    access_token = token_lookup(token)
+    access_token.scope = "domain:read"
+    access_token.save()
+    _problem(call(client, list_mailboxes, token=token), 403, "insufficient_scope")
+
+
+def test_a_row_changed_behind_the_products_back_applies_once_the_cache_entry_is_old(client, owner, list_mailboxes,
+                                                                                     monkeypatch):
+    """A queryset update sends no signal: the entry's TTL is the backstop, then the row is read again."""
+    from agent import token_cache
+
     token = token_for(owner, scopes="mailbox:read")
     assert call(client, list_mailboxes, token=token).status_code == 200
     AccessToken.objects.filter(pk=token_lookup(token).pk).update(scope="domain:read")
+    assert call(client, list_mailboxes, token=token).status_code == 200  # the cached grant, within its TTL
+    monkeypatch.setattr(token_cache, "TTL_SECONDS", 0)
     _problem(call(client, list_mailboxes, token=token), 403, "insufficient_scope")

@@ -6,7 +6,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import RequestLog
-from accounts.request_log import account_usage, request_log_purge, request_log_write, with_last_used
+from accounts.request_log import (account_usage, request_log_flush, request_log_purge, request_log_write,
+                                  with_last_used)
 from accounts.tasks import request_log_purge_task
 from accounts.tokens import token_list
 from tests.api_helpers import token_for
@@ -25,6 +26,8 @@ def test_each_call_writes_one_row_with_status_and_duration_and_no_body(client, o
     assert created.status_code == 201
     assert _get(client, token).status_code == 200
     assert _get(client, token, f"{MAILBOXES}/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert not RequestLog.objects.exists()  # buffered, off the request path
+    assert request_log_flush() == 3
     rows = list(RequestLog.objects.order_by("id"))
     assert [(row.operation, row.status) for row in rows] == [
         ("qmailing_create_mailbox", 201), ("qmailing_list_mailboxes", 200), ("qmailing_get_mailbox", 404)]
@@ -43,6 +46,7 @@ def test_refusals_by_the_gates_are_logged_against_the_caller(client, owner, free
     assert _get(client, read_only).status_code == 403
     free = token_for(free_account)
     assert client.get("/api/v1/pub/domains", HTTP_AUTHORIZATION=f"Bearer {free}").status_code == 402
+    request_log_flush()
     assert [(row.account_id, row.status) for row in RequestLog.objects.order_by("id")] == [
         (owner.pk, 403), (free_account.pk, 402)]
 
@@ -51,6 +55,7 @@ def test_calls_without_a_valid_token_are_not_logged(client, db):
     assert client.get(MAILBOXES).status_code == 401
     assert _get(client, "qm_live_" + "A" * 36).status_code == 401
     assert client.get("/api/v1/pub/nowhere").status_code == 404
+    assert request_log_flush() == 0
     assert not RequestLog.objects.exists()
 
 
@@ -59,8 +64,10 @@ def test_a_revoked_tokens_history_stays(client, owner):
 
     token = token_for(owner)
     _get(client, token)
+    request_log_flush()
     token_revoke(account=owner, token_id=RequestLog.objects.get().token_id)
     assert _get(client, token).status_code == 401
+    request_log_flush()
     assert RequestLog.objects.count() == 1
 
 
@@ -110,6 +117,7 @@ def test_usage_follows_real_calls(client, free_account):
     token = token_for(free_account, scopes="mailbox:read")
     for _ in range(4):
         assert _get(client, token).status_code == 200
+    request_log_flush()
     assert account_usage(account=free_account)["today"] == 4
 
 
@@ -118,6 +126,7 @@ def test_last_used_comes_from_the_log(client, owner):
     unused = token_for(owner, client="Unused")
     assert all(item.last_used is None for item in with_last_used(token_list(account=owner)))
     _get(client, token)
+    request_log_flush()
     by_client = {item.application.name: item.last_used for item in with_last_used(token_list(account=owner))}
     assert by_client["Unused"] is None and timezone.now() - by_client["Test client"] < dt.timedelta(minutes=1)
     assert unused
@@ -135,5 +144,5 @@ def test_a_failed_log_write_does_not_change_the_answer(client, owner, monkeypatc
     def broken(**kwargs):
         raise RuntimeError("log table unavailable")
 
-    monkeypatch.setattr(agent.pipeline, "request_log_write", broken)
+    monkeypatch.setattr(agent.pipeline, "request_log_enqueue", broken)
     assert _get(client, token_for(owner)).status_code == 200

@@ -20,6 +20,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 
 from accounts.models import RequestLog
+from accounts.request_log import request_log_flush
 from mailboxes.inbound.ingest import email_ingest
 from mailboxes.services import mailbox_create
 from tests.api_helpers import token_for
@@ -182,6 +183,7 @@ def test_read_returns_the_mailboxs_latest_events(mcp_url, owner, mailbox, other_
         [e["payload"].get("subject") for e in body["events"][1:]]
     assert after["nextCursor"] == body["nextCursor"]
     # One metered call per read, logged like a REST call.
+    request_log_flush()
     assert list(RequestLog.objects.filter(account=owner).values_list("operation", "status")) == \
         [("resources/read", 200)] * 2
 
@@ -429,6 +431,7 @@ def test_a_read_is_metered_and_throttled_like_a_call(mcp_url, owner, mailbox, se
     assert rpc(mcp_url, templates, token=token, version="2026-07-28")[0].status_code == 200  # not metered
     response, _ = rpc(mcp_url, read, token=token, version="2026-07-28", headers=named)
     assert response.status_code == 429 and int(response.headers["Retry-After"]) >= 1
+    request_log_flush()
     assert sorted(RequestLog.objects.filter(account=owner).values_list("operation", "status")) == \
         [("resources/read", 200), ("resources/read", 200), ("resources/read", 429)]
 
@@ -437,6 +440,7 @@ def test_a_plan_without_the_mail_tools_cannot_read(mcp_url, free_account):
     mailbox = free_account.mailboxes.get()
     error = _read_error(mcp_url, token_for(free_account, scopes="email:read"), _uri(mailbox))
     assert error.code == INVALID_REQUEST and error.data["code"] == "plan_required"
+    request_log_flush()
     assert list(RequestLog.objects.filter(account=free_account).values_list("status", flat=True)) == [402]
 
 
@@ -446,6 +450,7 @@ def test_subscribing_is_not_metered(mcp_url, owner, mailbox):
         await _unsubscribe(client, _uri(mailbox))
 
     run(_session(mcp_url, token_for(owner, scopes="email:read"), scenario))
+    request_log_flush()
     assert not RequestLog.objects.filter(account=owner).exists()
 
 

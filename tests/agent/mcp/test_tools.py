@@ -16,6 +16,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
 from accounts.models import RequestLog
+from accounts.request_log import request_log_flush
 from mailboxes.inbound.ingest import email_ingest
 from agent.operations import registry
 from tests.api_helpers import token_for, tool_problem
@@ -199,6 +200,7 @@ def test_free_accounts_daily_cap_is_an_error_result(mcp_url, free_account):
     problem = _problem(results[cap])
     assert problem["code"] == "daily_cap_reached" and problem["status"] == 429 and problem["retryAfter"] > 0
     assert problem["upgradeUrl"]
+    request_log_flush()
     statuses = list(RequestLog.objects.filter(account=free_account).values_list("status", flat=True))
     assert statuses.count(200) == cap and statuses.count(429) == 1
 
@@ -289,6 +291,7 @@ def test_every_tool_call_writes_one_request_log_row(mcp_url, owner, outsider):
     theirs = outsider.mailboxes.get()
     _calls(mcp_url, token, [("qmailing_list_mailboxes", {}), ("qmailing_get_mailbox", {"mailbox_id": str(theirs.id)}),
                             ("qmailing_list_mailboxes", {"bogus": 1})])
+    request_log_flush()
     rows = list(RequestLog.objects.filter(account=owner).order_by("id").values_list("operation", "status", "token_id"))
     token_id = RequestLog.objects.filter(account=owner).values_list("token_id", flat=True).first()
     assert rows == [("qmailing_list_mailboxes", 200, token_id), ("qmailing_get_mailbox", 404, token_id),
@@ -310,4 +313,5 @@ def test_unexpected_exception_is_a_generic_server_error_result(mcp_url, owner, m
     assert problem["code"] == "server_error" and problem["status"] == 500
     assert "secret internals" not in json.dumps(problem) and "Traceback" not in result.content[0].text
     assert "secret internals" in caplog.text  # logged on our side
+    request_log_flush()
     assert list(RequestLog.objects.filter(account=owner).values_list("status", flat=True)) == [500]

@@ -234,7 +234,9 @@ def test_throttle_is_http_429_with_retry_after(mcp_url, owner, settings):
     assert response.headers["X-RateLimit-Remaining"] == "0"
     assert response.json()["code"] == "rate_limited"
     from accounts.models import RequestLog
+    from accounts.request_log import request_log_flush
 
+    request_log_flush()
     assert sorted(RequestLog.objects.filter(account=owner).values_list("status", flat=True)) == [200, 200, 429]
 
 
