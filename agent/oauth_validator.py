@@ -122,7 +122,9 @@ class SingleUseCodeValidator(OAuth2Validator):
 
     def save_authorization_code(self, client_id, code, request, *args, **kwargs):
         """DOT's Grant, and with it the mailboxes chosen on the consent page (`request.qmailing_mailbox_ids`)."""
-        mailbox_ids = getattr(request, MAILBOX_IDS_CREDENTIAL, None)
+        # Only the credential the consent view set on the request: oauthlib's getattr would also answer with a
+        # query parameter of the authorize URL, which the app writes.
+        mailbox_ids = vars(request).get(MAILBOX_IDS_CREDENTIAL)
         mailboxes = None
         if mailbox_ids is not None:
             account = getattr(request.user, "account", None)

@@ -90,6 +90,10 @@ class ScopesForm(forms.Form):
         data = super().clean()
         if data.get("mailbox_access") == SOME_MAILBOXES and not data.get("mailboxes"):
             self.add_error("mailboxes", "Tick at least one mailbox, or choose all mailboxes.")
+        if data.get("mailbox_access") == ALL_MAILBOXES and data.get("mailboxes"):
+            # Never issue a token for every mailbox to someone who ticked some (as the OAuth consent page).
+            self.add_error("mailboxes", "You ticked mailboxes but chose all mailboxes: choose “Only the mailboxes "
+                                        "ticked below”, or untick them.")
         return data
 
     def mailbox_ids(self):

@@ -363,6 +363,9 @@ def test_the_mailboxes_step_limits_the_token_and_the_list_shows_the_limit(signed
     stranger = make_user("stranger@example.net").account.mailboxes.get()
     assert issue(mailbox_access="some", mailboxes=[str(stranger.pk)]).status_code == 400
     assert not AccessToken.objects.exists()
+    ticked_but_all = issue(mailbox_access="all", mailboxes=[str(second.pk)])  # never an all-mailbox token then
+    assert ticked_but_all.status_code == 400 and "You ticked mailboxes" in ticked_but_all.content.decode()
+    assert not AccessToken.objects.exists()
 
     issued = issue(mailbox_access="some", mailboxes=[str(second.pk)])
     assert issued.status_code == 200

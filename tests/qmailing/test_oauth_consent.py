@@ -51,7 +51,8 @@ class Consent:
         response = self.session.get(f"{base}/oauth/authorize/", params=params, allow_redirects=False, timeout=10)
         back = parse_qs(urlsplit(response.headers["Location"]).query)["next"][0]
         assert _sign_in(self.session, base, back, person.email) == back
-        page = self.session.get(f"{base}{back}", timeout=10)
+        self.url = f"{base}{back}"  # the page's form has no action: a browser posts it back to this URL
+        page = self.session.get(self.url, timeout=10)
         assert page.status_code == 200, page.text[:1000]
         self.page = page.text
 
@@ -59,7 +60,7 @@ class Consent:
         """Submit the page as shown, with `changes` to its fields (None drops a field)."""
         form = {**_form_fields(self.page), **changes}
         form = {name: value for name, value in form.items() if value is not None}
-        return self.session.post(f"{self.base}/oauth/authorize/", data=form, allow_redirects=False, timeout=10)
+        return self.session.post(self.url, data=form, allow_redirects=False, timeout=10)
 
     def exchange(self, answer):
         """The token response for an Allow that redirected back with a code."""
@@ -243,3 +244,15 @@ def test_the_page_s_choices_are_exactly_what_the_token_and_its_refreshes_carry(b
                            client_id=consent.client_id)
         assert refreshed.status_code == 200, refreshed.text
         tokens = refreshed.json()
+
+
+def test_an_app_cannot_pass_a_mailbox_choice_in_its_authorize_url(base, person):
+    """oauthlib answers getattr with the request's query parameters; the validator reads only what the consent
+    view set, so an app's `qmailing_mailbox_ids` parameter neither limits nor breaks the person's choice."""
+    other = other_mailbox(person.account)
+    every = {str(mailbox.pk) for mailbox in person.account.mailboxes.all()}
+    consent = Consent(base, person, scope="mailbox:read", qmailing_mailbox_ids="x")
+    tokens = consent.exchange(consent.post(allow="Allow"))
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    seen = requests.get(f"{base}/api/v1/pub/mailboxes", headers=headers, timeout=10).json()["items"]
+    assert {item["id"] for item in seen} == every and str(other.pk) in every
